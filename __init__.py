@@ -1,0 +1,1 @@
+"""shoal: a durable-execution engine."""

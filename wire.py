@@ -1,0 +1,1081 @@
+"""Every message that crosses a socket, and every error code.
+
+Owns: the CBOR framing of client/worker requests and answers, the history event and
+command types (they travel to workers and back), the gossip and replication peer messages,
+and the generic dataclass <-> CBOR codec that ``store/tables.py`` reuses for persisted
+records. Must not: import anything from shoal, do I/O, or know about trio.
+
+Encoding rules (DESIGN §7): a message is a frozen dataclass; on the wire it is a CBOR map
+of its fields (names as keys). ``decode`` checks every field's type and every size limit
+and raises ``WireError(Code.MALFORMED, ...)``; it never lets a ``KeyError`` or
+``TypeError`` escape, so a hostile peer cannot crash a node. Enum numbers and names are on
+the wire: append, never renumber.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import cbor2
+
+PROTOCOL_VERSION = 1
+DEFAULT_NAMESPACE = "default"
+
+# Limits (DESIGN §7). A frame carries a whole request, so it may hold several payloads.
+FRAME_BYTES_MAX = 8 * 1024 * 1024
+PAYLOAD_BYTES_MAX = 2 * 1024 * 1024
+HISTORY_EVENTS_MAX = 50_000
+PENDING_ACTIVITIES_MAX = 2_000
+ID_CHARS_MAX = 1_000
+LIST_DEPTH_MAX = 64  # nesting depth a decoded value may reach (failure cause chains)
+COLLECTION_ITEMS_MAX = 100_000
+
+
+# --------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------
+
+
+class Code(StrEnum):
+    """Every error code a node may answer with. Append, never rename."""
+
+    MALFORMED = "MALFORMED"
+    UNKNOWN_OP = "UNKNOWN_OP"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    HANDSHAKE_REQUIRED = "HANDSHAKE_REQUIRED"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    FRAME_TOO_LARGE = "FRAME_TOO_LARGE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    HISTORY_TOO_LONG = "HISTORY_TOO_LONG"
+    TOO_MANY_PENDING_ACTIVITIES = "TOO_MANY_PENDING_ACTIVITIES"
+    NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
+    WORKFLOW_ALREADY_STARTED = "WORKFLOW_ALREADY_STARTED"
+    NOT_FOUND = "NOT_FOUND"
+    WORKFLOW_NOT_RUNNING = "WORKFLOW_NOT_RUNNING"
+    TASK_NOT_FOUND = "TASK_NOT_FOUND"  # stale or unknown task token
+    NOT_LEADER = "NOT_LEADER"
+    UNAVAILABLE = "UNAVAILABLE"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    STORAGE_FULL = "STORAGE_FULL"
+    CLUSTER_MISMATCH = "CLUSTER_MISMATCH"
+    INTERNAL = "INTERNAL"
+    QUERY_FAILED = "QUERY_FAILED"
+    NON_DETERMINISTIC = "NON_DETERMINISTIC"
+
+
+class ShoalError(Exception):
+    """An operating error with a named code and a message a person can act on."""
+
+    def __init__(self, code: Code, message: str, **details: object) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.details = code, message, details
+
+
+class WireError(ShoalError):
+    """Bytes or values that do not decode into a valid message."""
+
+
+# --------------------------------------------------------------------------------------
+# Generic codec: dataclass <-> plain CBOR values, with type checks
+# --------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+_HINTS: dict[type, dict[str, Any]] = {}
+_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = get_type_hints(cls)
+        _HINTS[cls] = hints
+        _FIELDS[cls] = tuple(f for f in dataclasses.fields(cls) if f.init)
+    return hints
+
+
+def to_plain(value: Any) -> Any:
+    """Turn a message (dataclass tree) into CBOR-ready plain values.
+
+    Dataclasses become maps keyed by field name; fields equal to ``None`` are left out to
+    keep frames small. A union-typed field holding a dataclass with a ``KIND`` class
+    variable is written as ``{"k": KIND, "v": {...}}`` so it can be decoded again.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value):
+        cls = type(value)
+        _hints(cls)
+        out: dict[str, Any] = {}
+        for f in _FIELDS[cls]:
+            v = getattr(value, f.name)
+            if v is not None:
+                out[f.name] = to_plain(v)
+        kind = getattr(cls, "KIND", None)
+        if kind is not None and getattr(cls, "TAGGED", False):
+            return {"k": int(kind), "v": out}
+        return out
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _malformed(path: str, msg: str) -> WireError:
+    return WireError(Code.MALFORMED, f"{path}: {msg}")
+
+
+def from_plain(tp: Any, value: Any, path: str = "$", depth: int = 0) -> Any:
+    """Check ``value`` against type ``tp`` and build it; raise ``WireError`` if it does not fit."""
+    if depth > LIST_DEPTH_MAX:
+        raise _malformed(path, "nested too deeply")
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Union or origin is types.UnionType:
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise _malformed(path, "must not be null")
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return from_plain(non_none[0], value, path, depth)
+        return _from_tagged(non_none, value, path, depth)
+    if origin in (list, tuple):
+        if not isinstance(value, list):
+            raise _malformed(path, f"expected a list, got {type(value).__name__}")
+        if len(value) > COLLECTION_ITEMS_MAX:
+            raise _malformed(path, "too many items")
+        (item,) = get_args(tp)[:1]
+        items = [from_plain(item, v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _malformed(path, f"expected a map, got {type(value).__name__}")
+        if len(value) > COLLECTION_ITEMS_MAX:
+            raise _malformed(path, "too many items")
+        ktp, vtp = get_args(tp)
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, ktp):
+                raise _malformed(path, f"map key {k!r} must be {ktp.__name__}")
+            out[k] = from_plain(vtp, v, f"{path}.{k}", depth + 1)
+        return out
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except (ValueError, TypeError):
+            raise _malformed(path, f"{value!r} is not a valid {tp.__name__}") from None
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _malformed(path, f"expected a number, got {type(value).__name__}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _malformed(path, f"expected an integer, got {type(value).__name__}")
+        return value
+    if tp in (str, bytes, bool):
+        if type(value) is not tp:
+            raise _malformed(path, f"expected {tp.__name__}, got {type(value).__name__}")
+        if tp is str and len(value) > PAYLOAD_BYTES_MAX:
+            raise _malformed(path, "string too long")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if getattr(tp, "TAGGED", False) and isinstance(value, dict) and "k" in value:
+            return _from_tagged([tp], value, path, depth)
+        return _from_map(tp, value, path, depth)
+    raise TypeError(f"unsupported type {tp!r} at {path}")  # our bug, not the peer's
+
+
+def _from_map(cls: type[T], value: Any, path: str, depth: int) -> T:
+    if not isinstance(value, dict):
+        raise _malformed(path, f"expected a map for {cls.__name__}, got {type(value).__name__}")
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in _FIELDS[cls]:
+        if f.name in value:
+            kwargs[f.name] = from_plain(hints[f.name], value[f.name], f"{path}.{f.name}", depth + 1)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if _optional(hints[f.name]):
+                kwargs[f.name] = None
+            else:
+                raise _malformed(path, f"missing field {f.name!r} of {cls.__name__}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise _malformed(path, str(exc)) from None
+
+
+def _optional(tp: Any) -> bool:
+    origin = get_origin(tp)
+    return (origin is Union or origin is types.UnionType) and type(None) in get_args(tp)
+
+
+_TAGGED: dict[int, type] = {}
+
+
+def _from_tagged(choices: list[Any], value: Any, path: str, depth: int) -> Any:
+    if not isinstance(value, dict) or "k" not in value or "v" not in value:
+        raise _malformed(path, "expected a tagged value {k, v}")
+    cls = _TAGGED.get(value["k"]) if isinstance(value["k"], int) else None
+    if cls is None or not any(cls is c for c in choices):
+        raise _malformed(path, f"unexpected kind {value['k']!r}")
+    return _from_map(cls, value["v"], path, depth + 1)
+
+
+def tagged(cls: type[T]) -> type[T]:
+    """Register a dataclass whose class variable ``KIND`` identifies it inside a union."""
+    kind = int(cls.KIND)  # type: ignore[attr-defined]
+    assert kind not in _TAGGED, f"duplicate KIND {kind} on {cls.__name__}"
+    _TAGGED[kind] = cls
+    cls.TAGGED = True  # type: ignore[attr-defined]
+    return cls
+
+
+def dumps(value: Any) -> bytes:
+    """CBOR-encode a message or plain value."""
+    return cbor2.dumps(to_plain(value))
+
+
+def loads_plain(data: bytes, limit: int = FRAME_BYTES_MAX) -> Any:
+    """Decode CBOR bytes into plain values, refusing oversize or malformed input."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise WireError(Code.MALFORMED, "a frame must be binary")
+    if len(data) > limit:
+        raise WireError(
+            Code.FRAME_TOO_LARGE, f"frame is {len(data)} bytes; the limit is {limit} bytes"
+        )
+    try:
+        return cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises many types on hostile input; all mean one thing
+        raise WireError(Code.MALFORMED, f"not valid CBOR: {type(exc).__name__}") from None
+
+
+def loads(cls: type[T], data: bytes, limit: int = FRAME_BYTES_MAX) -> T:
+    """Decode CBOR bytes into an instance of ``cls``, checking every field."""
+    return from_plain(cls, loads_plain(data, limit))
+
+
+# ======================================================================================
+# Client / worker API (DESIGN §7)
+# ======================================================================================
+
+
+class Op(StrEnum):
+    """Request operations. The dispatcher maps each to its request and response types."""
+
+    HANDSHAKE = "handshake"
+    START_WORKFLOW = "start_workflow"
+    GET_RESULT = "get_result"
+    DESCRIBE_WORKFLOW = "describe_workflow"
+    GET_HISTORY = "get_history"
+    LIST_WORKFLOWS = "list_workflows"
+    POLL_WORKFLOW_TASK = "poll_workflow_task"
+    COMPLETE_WORKFLOW_TASK = "complete_workflow_task"
+    FAIL_WORKFLOW_TASK = "fail_workflow_task"
+    POLL_ACTIVITY_TASK = "poll_activity_task"
+    COMPLETE_ACTIVITY_TASK = "complete_activity_task"
+    FAIL_ACTIVITY_TASK = "fail_activity_task"
+    # Issue 4 (workflow semantics) appends: SIGNAL_WORKFLOW, QUERY_WORKFLOW, ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """Envelope of every client frame: ``{id, op, body}``."""
+
+    id: int
+    op: str
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorBody:
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """Envelope of every answer: ``{id, ok}`` or ``{id, err}``."""
+
+    id: int
+    ok: dict[str, Any] | None = None
+    err: ErrorBody | None = None
+
+
+def encode_request(req_id: int, op: Op, body: Any) -> bytes:
+    return cbor2.dumps({"id": req_id, "op": str(op), "body": to_plain(body)})
+
+
+def encode_ok(req_id: int, body: Any) -> bytes:
+    return cbor2.dumps({"id": req_id, "ok": to_plain(body)})
+
+
+def encode_err(req_id: int, err: ShoalError) -> bytes:
+    details = {k: v for k, v in err.details.items() if isinstance(v, (str, int, float, bool))}
+    return cbor2.dumps(
+        {"id": req_id, "err": {"code": str(err.code), "message": err.message, "details": details}}
+    )
+
+
+def decode_request(data: bytes) -> Request:
+    """Decode a client frame's envelope; the body is checked later against the op's type."""
+    req = from_plain(Request, loads_plain(data))
+    if req.id < 0:
+        raise WireError(Code.MALFORMED, "request id must be >= 0")
+    return req
+
+
+def decode_response(data: bytes) -> Response:
+    return from_plain(Response, loads_plain(data))
+
+
+# --- shared value types ----------------------------------------------------------------
+
+Payloads = list[bytes]  # one opaque payload per argument or result value
+
+
+class WorkflowExecutionStatus(IntEnum):
+    """Numbers as Temporal's ``enums.v1.WorkflowExecutionStatus``."""
+
+    RUNNING = 1
+    COMPLETED = 2
+    FAILED = 3
+    CANCELED = 4
+    TERMINATED = 5
+    CONTINUED_AS_NEW = 6
+    TIMED_OUT = 7
+
+
+class IdReusePolicy(IntEnum):
+    """Numbers as Temporal's ``WorkflowIdReusePolicy``."""
+
+    ALLOW_DUPLICATE = 1
+    ALLOW_DUPLICATE_FAILED_ONLY = 2
+    REJECT_DUPLICATE = 3
+    TERMINATE_IF_RUNNING = 4
+
+
+class TimeoutType(IntEnum):
+    """Numbers as Temporal's ``TimeoutType``."""
+
+    START_TO_CLOSE = 1
+    SCHEDULE_TO_START = 2
+    SCHEDULE_TO_CLOSE = 3
+    HEARTBEAT = 4
+
+
+class RetryState(IntEnum):
+    """Numbers as Temporal's ``RetryState``: why retries stopped."""
+
+    IN_PROGRESS = 1
+    NON_RETRYABLE_FAILURE = 2
+    TIMEOUT = 3
+    MAXIMUM_ATTEMPTS_REACHED = 4
+    RETRY_POLICY_NOT_SET = 5
+    INTERNAL_SERVER_ERROR = 6
+    CANCEL_REQUESTED = 7
+
+
+class FailureKind(IntEnum):
+    """Which of Temporal's ``Failure.failure_info`` variants a failure carries."""
+
+    APPLICATION = 1
+    TIMEOUT = 2
+    CANCELED = 3
+    TERMINATED = 4
+    SERVER = 5
+    ACTIVITY = 6
+    CHILD_WORKFLOW = 7
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Server-applied retry policy; times in seconds. ``maximum_attempts`` 0 = unlimited."""
+
+    initial_interval_s: float = 1.0
+    backoff_coefficient: float = 2.0
+    maximum_interval_s: float | None = None  # None: 100 x initial interval, as Temporal
+    maximum_attempts: int = 0
+    non_retryable_error_types: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """A failure with its cause chain, as Temporal's ``failure.v1.Failure``.
+
+    ``kind`` selects which optional fields are meaningful: APPLICATION uses ``type``,
+    ``non_retryable`` and ``details``; TIMEOUT uses ``timeout_type`` and ``details`` (last
+    heartbeat details); ACTIVITY uses the ``activity_*`` fields, ``scheduled_event_id``,
+    ``started_event_id`` and ``retry_state``.
+    """
+
+    message: str
+    kind: FailureKind = FailureKind.APPLICATION
+    source: str = "shoal"
+    stack_trace: str = ""
+    type: str = ""
+    non_retryable: bool = False
+    details: Payloads = field(default_factory=list)
+    timeout_type: TimeoutType | None = None
+    retry_state: RetryState | None = None
+    activity_type: str | None = None
+    activity_id: str | None = None
+    scheduled_event_id: int | None = None
+    started_event_id: int | None = None
+    identity: str | None = None
+    cause: Failure | None = None
+
+
+# --- history events (Temporal's history.v1) --------------------------------------------
+
+
+class EventType(IntEnum):
+    """Numbers and names as Temporal's ``enums.v1.EventType`` (without the prefix)."""
+
+    WORKFLOW_EXECUTION_STARTED = 1
+    WORKFLOW_EXECUTION_COMPLETED = 2
+    WORKFLOW_EXECUTION_FAILED = 3
+    WORKFLOW_EXECUTION_TIMED_OUT = 4
+    WORKFLOW_TASK_SCHEDULED = 5
+    WORKFLOW_TASK_STARTED = 6
+    WORKFLOW_TASK_COMPLETED = 7
+    WORKFLOW_TASK_TIMED_OUT = 8
+    WORKFLOW_TASK_FAILED = 9
+    ACTIVITY_TASK_SCHEDULED = 10
+    ACTIVITY_TASK_STARTED = 11
+    ACTIVITY_TASK_COMPLETED = 12
+    ACTIVITY_TASK_FAILED = 13
+    ACTIVITY_TASK_TIMED_OUT = 14
+    ACTIVITY_TASK_CANCEL_REQUESTED = 15
+    ACTIVITY_TASK_CANCELED = 16
+    TIMER_STARTED = 17
+    TIMER_FIRED = 18
+    TIMER_CANCELED = 19
+    WORKFLOW_EXECUTION_CANCEL_REQUESTED = 20
+    WORKFLOW_EXECUTION_CANCELED = 21
+    REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED = 22
+    REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED = 23
+    EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED = 24
+    MARKER_RECORDED = 25
+    WORKFLOW_EXECUTION_SIGNALED = 26
+    WORKFLOW_EXECUTION_TERMINATED = 27
+    WORKFLOW_EXECUTION_CONTINUED_AS_NEW = 28
+    START_CHILD_WORKFLOW_EXECUTION_INITIATED = 29
+    START_CHILD_WORKFLOW_EXECUTION_FAILED = 30
+    CHILD_WORKFLOW_EXECUTION_STARTED = 31
+    CHILD_WORKFLOW_EXECUTION_COMPLETED = 32
+    CHILD_WORKFLOW_EXECUTION_FAILED = 33
+    CHILD_WORKFLOW_EXECUTION_CANCELED = 34
+    CHILD_WORKFLOW_EXECUTION_TIMED_OUT = 35
+    CHILD_WORKFLOW_EXECUTION_TERMINATED = 36
+    SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED = 37
+    SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED = 38
+    EXTERNAL_WORKFLOW_EXECUTION_SIGNALED = 39
+    UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 40
+    WORKFLOW_EXECUTION_UPDATE_ACCEPTED = 41
+    WORKFLOW_EXECUTION_UPDATE_REJECTED = 42
+    WORKFLOW_EXECUTION_UPDATE_COMPLETED = 43
+
+
+class WorkflowTaskFailedCause(IntEnum):
+    """Subset of Temporal's ``WorkflowTaskFailedCause`` numbers that shoal produces."""
+
+    UNHANDLED_COMMAND = 1
+    BAD_SCHEDULE_ACTIVITY_ATTRIBUTES = 2
+    BAD_START_TIMER_ATTRIBUTES = 4
+    BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES = 6
+    BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES = 7
+    START_TIMER_DUPLICATE_ID = 9
+    WORKFLOW_WORKER_UNHANDLED_FAILURE = 22
+    NON_DETERMINISTIC_ERROR = 24
+    BAD_BINARY = 25
+    RESET_STICKY_TASK_QUEUE = 26
+    SCHEDULE_ACTIVITY_DUPLICATE_ID = 27
+    PENDING_ACTIVITIES_LIMIT_EXCEEDED = 30
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionStartedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_STARTED
+    workflow_type: str
+    task_queue: str
+    input: Payloads = field(default_factory=list)
+    workflow_execution_timeout_s: float | None = None
+    workflow_run_timeout_s: float | None = None
+    workflow_task_timeout_s: float = 10.0
+    attempt: int = 1
+    first_execution_run_id: str = ""
+    continued_execution_run_id: str | None = None
+    original_execution_run_id: str = ""
+    identity: str = ""
+    request_id: str = ""
+    retry_policy: RetryPolicy | None = None
+    memo: dict[str, bytes] = field(default_factory=dict)
+    search_attributes: dict[str, bytes] = field(default_factory=dict)
+    workflow_execution_expiration_time: float | None = None
+    parent_workflow_id: str | None = None
+    parent_run_id: str | None = None
+    parent_initiated_event_id: int | None = None
+    last_completion_result: Payloads | None = None
+    continued_failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionCompletedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_COMPLETED
+    result: Payloads = field(default_factory=list)
+    workflow_task_completed_event_id: int = 0
+    new_execution_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionFailedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_FAILED
+    failure: Failure
+    retry_state: RetryState = RetryState.RETRY_POLICY_NOT_SET
+    workflow_task_completed_event_id: int = 0
+    new_execution_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionTimedOutAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_TIMED_OUT
+    retry_state: RetryState = RetryState.TIMEOUT
+    new_execution_run_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTaskScheduledAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_TASK_SCHEDULED
+    task_queue: str
+    start_to_close_timeout_s: float
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTaskStartedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_TASK_STARTED
+    scheduled_event_id: int
+    identity: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTaskCompletedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_TASK_COMPLETED
+    scheduled_event_id: int
+    started_event_id: int
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTaskTimedOutAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_TASK_TIMED_OUT
+    scheduled_event_id: int
+    started_event_id: int
+    timeout_type: TimeoutType = TimeoutType.START_TO_CLOSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTaskFailedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_TASK_FAILED
+    scheduled_event_id: int
+    started_event_id: int
+    cause: WorkflowTaskFailedCause = WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE
+    failure: Failure | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskScheduledAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_SCHEDULED
+    activity_id: str
+    activity_type: str
+    task_queue: str
+    input: Payloads = field(default_factory=list)
+    schedule_to_close_timeout_s: float | None = None
+    schedule_to_start_timeout_s: float | None = None
+    start_to_close_timeout_s: float | None = None
+    heartbeat_timeout_s: float | None = None
+    workflow_task_completed_event_id: int = 0
+    retry_policy: RetryPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskStartedAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_STARTED
+    scheduled_event_id: int
+    identity: str = ""
+    request_id: str = ""
+    attempt: int = 1
+    last_failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskCompletedAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_COMPLETED
+    result: Payloads = field(default_factory=list)
+    scheduled_event_id: int
+    started_event_id: int
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskFailedAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_FAILED
+    failure: Failure
+    scheduled_event_id: int
+    started_event_id: int
+    identity: str = ""
+    retry_state: RetryState = RetryState.RETRY_POLICY_NOT_SET
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskTimedOutAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_TIMED_OUT
+    failure: Failure  # kind TIMEOUT, cause = last attempt's failure if any
+    scheduled_event_id: int
+    started_event_id: int
+    retry_state: RetryState = RetryState.TIMEOUT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerStartedAttributes:
+    KIND: ClassVar[int] = EventType.TIMER_STARTED
+    timer_id: str
+    start_to_fire_timeout_s: float
+    workflow_task_completed_event_id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerFiredAttributes:
+    KIND: ClassVar[int] = EventType.TIMER_FIRED
+    timer_id: str
+    started_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerCanceledAttributes:
+    KIND: ClassVar[int] = EventType.TIMER_CANCELED
+    timer_id: str
+    started_event_id: int
+    workflow_task_completed_event_id: int = 0
+    identity: str = ""
+
+
+EventAttributes = Union[
+    WorkflowExecutionStartedAttributes,
+    WorkflowExecutionCompletedAttributes,
+    WorkflowExecutionFailedAttributes,
+    WorkflowExecutionTimedOutAttributes,
+    WorkflowTaskScheduledAttributes,
+    WorkflowTaskStartedAttributes,
+    WorkflowTaskCompletedAttributes,
+    WorkflowTaskTimedOutAttributes,
+    WorkflowTaskFailedAttributes,
+    ActivityTaskScheduledAttributes,
+    ActivityTaskStartedAttributes,
+    ActivityTaskCompletedAttributes,
+    ActivityTaskFailedAttributes,
+    ActivityTaskTimedOutAttributes,
+    TimerStartedAttributes,
+    TimerFiredAttributes,
+    TimerCanceledAttributes,
+]
+
+for _cls in get_args(EventAttributes):
+    tagged(_cls)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEvent:
+    """One history event. ``event_time`` is seconds since the epoch (UTC)."""
+
+    event_id: int
+    event_time: float
+    event_type: EventType
+    attributes: EventAttributes
+
+    def __post_init__(self) -> None:
+        if int(self.attributes.KIND) != int(self.event_type):
+            raise ValueError(
+                f"event_type {self.event_type!r} does not match {type(self.attributes).__name__}"
+            )
+
+
+# --- commands (Temporal's command.v1), worker -> server --------------------------------
+
+
+class CommandType(IntEnum):
+    """Numbers as Temporal's ``enums.v1.CommandType``. Tag numbers are 100 + this."""
+
+    SCHEDULE_ACTIVITY_TASK = 1
+    REQUEST_CANCEL_ACTIVITY_TASK = 2
+    START_TIMER = 3
+    COMPLETE_WORKFLOW_EXECUTION = 4
+    FAIL_WORKFLOW_EXECUTION = 5
+    CANCEL_TIMER = 6
+    CANCEL_WORKFLOW_EXECUTION = 7
+    REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION = 8
+    RECORD_MARKER = 9
+    CONTINUE_AS_NEW_WORKFLOW_EXECUTION = 10
+    START_CHILD_WORKFLOW_EXECUTION = 11
+    SIGNAL_EXTERNAL_WORKFLOW_EXECUTION = 12
+    UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 13
+
+
+_COMMAND_TAG = 100  # keeps command tags apart from event-attribute tags in one registry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleActivityTaskCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.SCHEDULE_ACTIVITY_TASK
+    activity_id: str
+    activity_type: str
+    task_queue: str
+    input: Payloads = field(default_factory=list)
+    schedule_to_close_timeout_s: float | None = None
+    schedule_to_start_timeout_s: float | None = None
+    start_to_close_timeout_s: float | None = None
+    heartbeat_timeout_s: float | None = None
+    retry_policy: RetryPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTimerCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.START_TIMER
+    timer_id: str
+    start_to_fire_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelTimerCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.CANCEL_TIMER
+    timer_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteWorkflowExecutionCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.COMPLETE_WORKFLOW_EXECUTION
+    result: Payloads = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailWorkflowExecutionCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.FAIL_WORKFLOW_EXECUTION
+    failure: Failure
+
+
+Command = Union[
+    ScheduleActivityTaskCommand,
+    StartTimerCommand,
+    CancelTimerCommand,
+    CompleteWorkflowExecutionCommand,
+    FailWorkflowExecutionCommand,
+]
+
+for _cls in get_args(Command):
+    tagged(_cls)
+
+
+# --- request and response bodies -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeRequest:
+    protocol_version: int
+    namespace: str = DEFAULT_NAMESPACE
+    identity: str = ""
+    credentials: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandshakeResponse:
+    protocol_version: int
+    node_id: str
+    cluster_name: str
+    num_shards: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecution:
+    workflow_id: str
+    run_id: str = ""  # empty: the current run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartWorkflowRequest:
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    request_id: str  # a retried start with the same request id returns the same run
+    input: Payloads = field(default_factory=list)
+    id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE
+    workflow_execution_timeout_s: float | None = None
+    workflow_run_timeout_s: float | None = None
+    workflow_task_timeout_s: float | None = None
+    retry_policy: RetryPolicy | None = None
+    memo: dict[str, bytes] = field(default_factory=dict)
+    search_attributes: dict[str, bytes] = field(default_factory=dict)
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartWorkflowResponse:
+    run_id: str
+    started: bool = True  # False when a retried request id found the run it had started
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetResultRequest:
+    execution: WorkflowExecution
+    wait_s: float = 30.0  # long-poll bound; the answer says RUNNING if it passes
+    follow_runs: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetResultResponse:
+    run_id: str
+    status: WorkflowExecutionStatus
+    result: Payloads | None = None
+    failure: Failure | None = None
+    new_execution_run_id: str | None = None  # set when the run continued as new or retried
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionInfo:
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: WorkflowExecutionStatus
+    start_time: float
+    close_time: float | None = None
+    execution_time: float | None = None
+    history_length: int = 0
+    memo: dict[str, bytes] = field(default_factory=dict)
+    search_attributes: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingActivityInfo:
+    activity_id: str
+    activity_type: str
+    state: str  # SCHEDULED | STARTED | BACKING_OFF
+    attempt: int
+    scheduled_time: float
+    last_started_time: float | None = None
+    last_failure: Failure | None = None
+    maximum_attempts: int = 0
+    heartbeat_details: Payloads | None = None
+    last_heartbeat_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PendingWorkflowTaskInfo:
+    state: str  # SCHEDULED | STARTED
+    scheduled_time: float
+    attempt: int
+    started_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DescribeWorkflowRequest:
+    execution: WorkflowExecution
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DescribeWorkflowResponse:
+    info: WorkflowExecutionInfo
+    pending_activities: list[PendingActivityInfo] = field(default_factory=list)
+    pending_workflow_task: PendingWorkflowTaskInfo | None = None
+    last_workflow_task_failure: Failure | None = None  # e.g. a non-determinism error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetHistoryRequest:
+    execution: WorkflowExecution
+    next_page_token: bytes | None = None
+    page_size: int = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetHistoryResponse:
+    events: list[HistoryEvent]
+    next_page_token: bytes | None = None  # None: no more events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListWorkflowsRequest:
+    status: WorkflowExecutionStatus | None = None
+    workflow_type: str | None = None
+    task_queue: str | None = None
+    query: str = ""  # issue 4: Temporal-style list filter
+    page_size: int = 100
+    next_page_token: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListWorkflowsResponse:
+    executions: list[WorkflowExecutionInfo]
+    next_page_token: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollWorkflowTaskRequest:
+    task_queue: str
+    identity: str = ""
+    wait_s: float = 30.0  # long-poll bound; an empty answer (no task_token) after it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowTask:
+    """A workflow task handed to a worker: the history it must replay up to ``started_event_id``."""
+
+    task_token: bytes
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    attempt: int
+    started_event_id: int
+    previous_started_event_id: int
+    history: list[HistoryEvent]
+    scheduled_time: float
+    started_time: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollWorkflowTaskResponse:
+    task: WorkflowTask | None = None  # None: the long poll ended with no task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteWorkflowTaskRequest:
+    task_token: bytes
+    commands: list[Command] = field(default_factory=list)
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailWorkflowTaskRequest:
+    task_token: bytes
+    cause: WorkflowTaskFailedCause
+    failure: Failure
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollActivityTaskRequest:
+    task_queue: str
+    identity: str = ""
+    wait_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTask:
+    task_token: bytes
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    activity_id: str
+    activity_type: str
+    task_queue: str
+    input: Payloads
+    attempt: int
+    scheduled_time: float
+    current_attempt_scheduled_time: float
+    started_time: float
+    schedule_to_close_timeout_s: float | None = None
+    start_to_close_timeout_s: float | None = None
+    heartbeat_timeout_s: float | None = None
+    heartbeat_details: Payloads | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollActivityTaskResponse:
+    task: ActivityTask | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteActivityTaskRequest:
+    task_token: bytes
+    result: Payloads = field(default_factory=list)
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailActivityTaskRequest:
+    task_token: bytes
+    failure: Failure
+    last_heartbeat_details: Payloads | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Empty:
+    """Body of an answer that carries nothing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskToken:
+    """What a task token names; encoded with ``dumps`` and opaque to workers.
+
+    ``scheduled_event_id`` and ``attempt`` fence stale tokens: a completion for an attempt
+    the history no longer expects answers ``TASK_NOT_FOUND``.
+    """
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    scheduled_event_id: int
+    attempt: int
+    started_event_id: int = 0
+    activity_id: str | None = None
+
+
+# Request and response body type of each op: the dispatcher's contract.
+OP_TYPES: dict[Op, tuple[type, type]] = {
+    Op.HANDSHAKE: (HandshakeRequest, HandshakeResponse),
+    Op.START_WORKFLOW: (StartWorkflowRequest, StartWorkflowResponse),
+    Op.GET_RESULT: (GetResultRequest, GetResultResponse),
+    Op.DESCRIBE_WORKFLOW: (DescribeWorkflowRequest, DescribeWorkflowResponse),
+    Op.GET_HISTORY: (GetHistoryRequest, GetHistoryResponse),
+    Op.LIST_WORKFLOWS: (ListWorkflowsRequest, ListWorkflowsResponse),
+    Op.POLL_WORKFLOW_TASK: (PollWorkflowTaskRequest, PollWorkflowTaskResponse),
+    Op.COMPLETE_WORKFLOW_TASK: (CompleteWorkflowTaskRequest, Empty),
+    Op.FAIL_WORKFLOW_TASK: (FailWorkflowTaskRequest, Empty),
+    Op.POLL_ACTIVITY_TASK: (PollActivityTaskRequest, PollActivityTaskResponse),
+    Op.COMPLETE_ACTIVITY_TASK: (CompleteActivityTaskRequest, Empty),
+    Op.FAIL_ACTIVITY_TASK: (FailActivityTaskRequest, Empty),
+}
+
+
+def decode_body(op: Op, body: Any) -> Any:
+    """Check a request body against its op's request type."""
+    return from_plain(OP_TYPES[op][0], body, f"{op}.body")
+
+
+def payloads_size(payloads: typing.Iterable[bytes] | None) -> int:
+    return sum(len(p) for p in payloads or ())
+
+
+# ======================================================================================
+# Gossip peer messages (issue 5) — appended below this line
+# ======================================================================================
+
+
+# ======================================================================================
+# Replication peer messages (issue 6) — appended below this line
+# ======================================================================================
