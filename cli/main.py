@@ -1,5 +1,27 @@
+"""The ``shoal`` command: typer app wiring the sub-commands together.
+
+Owns: the top-level command tree. Each group lives in its own module (``cli/node.py``, ...).
+Must not: import ``shoal.node`` at module level for client-side commands (start-up time).
+"""
+
+from __future__ import annotations
+
 import typer
-app = typer.Typer()
-@app.command()
-def version() -> None:
-    print("0.1.0")
+
+from shoal.cli import node as node_cmds
+
+app = typer.Typer(
+    name="shoal",
+    help="shoal: durable execution on identical peers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(node_cmds.app, name="node")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

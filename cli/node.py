@@ -1,0 +1,82 @@
+"""``shoal node ...``: run a node process.
+
+Owns: parsing the node's command-line options, logging set-up, and turning SIGINT/SIGTERM into
+a clean shutdown. Must not: hold node logic (``shoal.node.node`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Run and manage a shoal node.", no_args_is_help=True)
+
+
+def parse_hostport(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); raises ``typer.BadParameter`` with the fix."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise typer.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:7350)")
+    return host, int(port)
+
+
+@app.command("start")
+def start(
+    data_dir: Path = typer.Option(Path("./shoal-data"), help="Where this node keeps its data."),
+    listen: str = typer.Option("127.0.0.1:7350", help="HOST:PORT for clients, workers and peers."),
+    num_shards: int = typer.Option(
+        None, help="Shards of a new data dir (default 512); fixed once created."
+    ),
+    log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    """Start a node and serve until SIGINT or SIGTERM."""
+    import trio
+
+    from shoal import wire
+    from shoal.node.node import Node, NodeConfig
+
+    host, port = parse_hostport(listen)
+    if num_shards is not None and not 1 <= num_shards <= 65535:
+        raise typer.BadParameter("--num-shards must be between 1 and 65535")
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    cfg = NodeConfig(data_dir=data_dir, host=host, port=port, num_shards=num_shards)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                await nursery.start(Node(cfg).run)
+                async for signum in signals:
+                    logging.getLogger("shoal").info(
+                        "stopping on signal=%s", signal.Signals(signum).name
+                    )
+                    nursery.cancel_scope.cancel()
+                    break
+
+    try:
+        trio.run(main)
+    except BaseException as exc:  # noqa: BLE001 - report start-up errors as one line
+        leaf = _leaf(exc)
+        if isinstance(leaf, wire.ShoalError):
+            typer.secho(f"error: {leaf.message}", fg="red", err=True)
+        elif isinstance(leaf, OSError):
+            typer.secho(f"error: cannot start the node: {leaf}", fg="red", err=True)
+        elif isinstance(leaf, KeyboardInterrupt):
+            return
+        else:
+            raise
+        raise typer.Exit(2) from None
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside trio's exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,84 @@
+"""The timer processor: fires every shard's durable timer tasks on time.
+
+Owns: one in-memory heap of (fire time, shard, task) for this node, filled from LMDB when a
+shard loads and from each committed outbox; a loop that sleeps until the earliest deadline
+and hands due tasks to a ``fire`` callback (the shard applies them through its mailbox and
+deletes the row in the same entry). Must not: decide what a timer means (the history engine
+does) or touch the store.
+
+Times are epoch seconds (``TimerTask.fire_time``) so they survive restarts; the loop maps
+them onto trio's clock at each wait, so the wall clock is read in one place.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from shoal.store.records import TimerTask
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAY_S = 1.0  # a fire that failed (storage trouble) is retried this much later
+CONCURRENT_FIRES_MAX = 256  # due timers fired in parallel; group commit batches them
+
+
+class TimerProcessor:
+    """Fires timer tasks at their ``fire_time``; a failed fire is retried."""
+
+    def __init__(
+        self,
+        fire: Callable[[int, TimerTask], Awaitable[None]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fire = fire
+        self._clock = clock
+        self._heap: list[tuple[float, int, int, TimerTask]] = []
+        self._seq = itertools.count()
+        self._wakeup = trio.Event()
+        self._limit = trio.CapacityLimiter(CONCURRENT_FIRES_MAX)
+        self.fired = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def add(self, shard: int, task: TimerTask) -> None:
+        """Arm a timer task (called after its entry committed, or at shard load)."""
+        earliest = self._heap[0][0] if self._heap else None
+        heapq.heappush(self._heap, (task.fire_time, next(self._seq), shard, task))
+        if earliest is None or task.fire_time < earliest:
+            self._wakeup.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Fire due timers until cancelled."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                now = self._clock()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, shard, task = heapq.heappop(self._heap)
+                    await self._limit.acquire_on_behalf_of(task)
+                    nursery.start_soon(self._fire_one, shard, task)
+                self._wakeup = trio.Event()
+                delay = self._heap[0][0] - now if self._heap else 3600.0
+                with trio.move_on_after(max(delay, 0.0)):
+                    await self._wakeup.wait()
+
+    async def _fire_one(self, shard: int, task: TimerTask) -> None:
+        try:
+            await self._fire(shard, task)
+            self.fired += 1
+        except Exception:
+            log.warning("timer fire failed, will retry shard=%d kind=%s", shard, task.kind.name,
+                        exc_info=True)
+            # Keep the task itself: its row key includes the original fire time.
+            heapq.heappush(self._heap, (self._clock() + RETRY_DELAY_S, next(self._seq), shard, task))
+            self._wakeup.set()
+        finally:
+            self._limit.release_on_behalf_of(task)
+

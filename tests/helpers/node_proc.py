@@ -1,0 +1,94 @@
+"""Real ``shoal node start`` processes for integration tests.
+
+Starts a node on 127.0.0.1 with an ephemeral port and a temp data dir, reads the bound port
+from its log, and kills it (``kill -9`` or SIGTERM) on request or at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import trio
+
+_SERVING = re.compile(r"node serving listen=([\d.]+):(\d+)")
+
+
+class NodeProcess:
+    """A node process; ``address`` is its ws:// URL once started."""
+
+    def __init__(self, data_dir: Path, *, num_shards: int = 16, extra: list[str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.num_shards = num_shards
+        self.extra = extra or []
+        self.proc: subprocess.Popen[str] | None = None
+        self.port: int | None = None
+        self.log_lines: list[str] = []
+        self._serving = threading.Event()
+
+    @property
+    def address(self) -> str:
+        assert self.port is not None
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the process and block until it logs that it serves (or fail)."""
+        self._serving.clear()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "shoal.cli.main", "node", "start",
+             "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0",
+             "--num-shards", str(self.num_shards), *self.extra],
+            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        if not self._serving.wait(timeout_s):
+            self.kill()
+            raise RuntimeError("node did not start:\n" + "".join(self.log_lines[-50:]))
+
+    def _pump(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self.log_lines.append(line)
+            m = _SERVING.search(line)
+            if m:
+                self.port = int(m.group(2))
+                self._serving.set()
+
+    async def start_async(self, timeout_s: float = 30.0) -> None:
+        await trio.to_thread.run_sync(self.start, timeout_s)
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout_s)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+async def wait_until(pred, *, timeout_s: float = 10.0, interval_s: float = 0.02) -> None:
+    """Poll ``pred`` (sync or async) until true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        val = pred()
+        if hasattr(val, "__await__"):
+            val = await val
+        if val:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await trio.sleep(interval_s)
