@@ -1,0 +1,192 @@
+"""The WebSocket API endpoint: connections, the handshake, and the request dispatcher.
+
+Owns: accepting connections (trio-websocket), decoding ``{id, op, body}`` frames, checking the
+handshake, running every request as its own task (many in flight per connection), and turning
+any error into an ``{id, err}`` answer. Must not: hold workflow logic (``Service`` does).
+
+A hostile or broken client can only get error answers or a closed connection: every decode
+error is a ``WireError``, every handler error a ``ShoalError``, and anything else is logged as
+our bug and answered ``INTERNAL`` -- the node keeps serving (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
+
+from shoal import wire
+from shoal.node.service import Service
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT_MAX = 1024  # requests one connection may have running at once
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    node_id: str
+    cluster_name: str
+    num_shards: int
+
+
+Handler = Callable[[str, Any], Awaitable[Any]]
+
+
+class Dispatcher:
+    """Maps each op to its ``Service`` method; decodes bodies and encodes answers."""
+
+    def __init__(self, service: Service, identity: NodeIdentity) -> None:
+        self.identity = identity
+        self._handlers: dict[wire.Op, Handler] = {
+            wire.Op.START_WORKFLOW: service.start_workflow,
+            wire.Op.GET_RESULT: service.get_result,
+            wire.Op.DESCRIBE_WORKFLOW: service.describe_workflow,
+            wire.Op.GET_HISTORY: service.get_history,
+            wire.Op.LIST_WORKFLOWS: service.list_workflows,
+            wire.Op.POLL_WORKFLOW_TASK: service.poll_workflow_task,
+            wire.Op.COMPLETE_WORKFLOW_TASK: service.complete_workflow_task,
+            wire.Op.FAIL_WORKFLOW_TASK: service.fail_workflow_task,
+            wire.Op.POLL_ACTIVITY_TASK: service.poll_activity_task,
+            wire.Op.COMPLETE_ACTIVITY_TASK: service.complete_activity_task,
+            wire.Op.FAIL_ACTIVITY_TASK: service.fail_activity_task,
+        }
+        self.errors: dict[str, int] = {}  # answers by error code, for status output
+
+    def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse]:
+        """Check a handshake body; return the session namespace and the answer body."""
+        hs = wire.decode_body(wire.Op.HANDSHAKE, body)
+        if hs.protocol_version != wire.PROTOCOL_VERSION:
+            raise wire.ShoalError(
+                wire.Code.UNSUPPORTED_VERSION,
+                f"client speaks protocol {hs.protocol_version}; this node speaks "
+                f"{wire.PROTOCOL_VERSION}: upgrade the older side",
+            )
+        if hs.namespace != wire.DEFAULT_NAMESPACE:
+            raise wire.ShoalError(
+                wire.Code.NAMESPACE_NOT_FOUND,
+                f"namespace {hs.namespace!r} does not exist; use {wire.DEFAULT_NAMESPACE!r}",
+            )
+        return hs.namespace, wire.HandshakeResponse(
+            protocol_version=wire.PROTOCOL_VERSION, node_id=self.identity.node_id,
+            cluster_name=self.identity.cluster_name, num_shards=self.identity.num_shards,
+        )
+
+    async def dispatch(self, namespace: str, op_name: str, body: Any) -> Any:
+        """Run one request; returns the answer body or raises ``ShoalError``."""
+        try:
+            op = wire.Op(op_name)
+        except ValueError:
+            raise wire.ShoalError(wire.Code.UNKNOWN_OP, f"unknown op {op_name!r}") from None
+        handler = self._handlers.get(op)
+        if handler is None:
+            raise wire.ShoalError(wire.Code.UNKNOWN_OP, f"op {op_name!r} is not served here")
+        return await handler(namespace, wire.decode_body(op, body))
+
+    def count(self, code: str) -> None:
+        self.errors[code] = self.errors.get(code, 0) + 1
+
+
+class Connection:
+    """One client connection: reads frames, runs each request as a task, writes answers."""
+
+    def __init__(self, ws: WebSocketConnection, dispatcher: Dispatcher) -> None:
+        self.ws, self.dispatcher = ws, dispatcher
+        self.namespace: str | None = None
+        self._limit = trio.Semaphore(IN_FLIGHT_MAX)
+
+    async def serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            try:
+                while True:
+                    frame = await self.ws.get_message()
+                    await self._on_frame(frame, nursery)
+            except ConnectionClosed:
+                pass
+            finally:
+                nursery.cancel_scope.cancel()  # the answers have nowhere to go
+
+    async def _on_frame(self, frame: str | bytes, nursery: trio.Nursery) -> None:
+        if isinstance(frame, str):
+            await self.ws.aclose(code=1003, reason="shoal frames are binary CBOR")
+            return
+        try:
+            req = wire.decode_request(frame)
+        except wire.WireError as exc:
+            # No id to answer to: answer id 0 so the client can log it, then go on.
+            self.dispatcher.count(exc.code)
+            await self._send(wire.encode_err(0, exc))
+            return
+        if self.namespace is None:
+            await self._handshake(req)
+            return
+        await self._limit.acquire()
+        nursery.start_soon(self._run, req)
+
+    async def _handshake(self, req: wire.Request) -> None:
+        if req.op != wire.Op.HANDSHAKE:
+            err = wire.ShoalError(
+                wire.Code.HANDSHAKE_REQUIRED, "send a handshake before any other request"
+            )
+            await self._send(wire.encode_err(req.id, err))
+            return
+        try:
+            self.namespace, answer = self.dispatcher.handshake(req.body)
+        except wire.ShoalError as exc:
+            await self._send(wire.encode_err(req.id, exc))
+            return
+        await self._send(wire.encode_ok(req.id, answer))
+
+    async def _run(self, req: wire.Request) -> None:
+        try:
+            assert self.namespace is not None
+            try:
+                body = await self.dispatcher.dispatch(self.namespace, req.op, req.body)
+                frame = wire.encode_ok(req.id, body)
+            except wire.ShoalError as exc:
+                self.dispatcher.count(exc.code)
+                frame = wire.encode_err(req.id, exc)
+            except Exception:
+                log.exception("request failed op=%s", req.op)
+                self.dispatcher.count(wire.Code.INTERNAL)
+                frame = wire.encode_err(
+                    req.id, wire.ShoalError(wire.Code.INTERNAL, "internal error; see the node log")
+                )
+            await self._send(frame)
+        finally:
+            self._limit.release()
+
+    async def _send(self, frame: bytes) -> None:
+        try:
+            await self.ws.send_message(frame)
+        except ConnectionClosed:
+            pass
+
+
+async def serve(
+    dispatcher: Dispatcher,
+    host: str,
+    port: int,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the WebSocket API on ``host:port`` until cancelled; reports the bound port."""
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        await Connection(ws, dispatcher).serve()
+
+    from trio_websocket import serve_websocket
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(
+            lambda task_status: serve_websocket(
+                handler, host, port, None, max_message_size=wire.FRAME_BYTES_MAX,
+                receive_buffer_size=65536, message_queue_size=64, task_status=task_status,
+            )
+        )
+        task_status.started(server.port)

@@ -1,0 +1,410 @@
+"""The node's request handlers: one method per client/worker op (DESIGN §3).
+
+Owns: validating request bodies beyond their wire shape (ids, sizes), routing a request to
+its shard, building the engine call that runs inside the shard's mailbox, long polls (task
+polls, result waits), and the read-only ops served from LMDB. Must not: make bytes (wire and
+tables do), or change state other than through ``Shard.run_op``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+import trio
+
+from shoal import wire
+from shoal.node.history.engine import HistoryEngine
+from shoal.node.matching import DispatchTask, Matching
+from shoal.node.routing import shard_for
+from shoal.node.shard import Batch, Shard
+from shoal.store import records, tables
+from shoal.store.env import Store
+from shoal.store.records import TransferKind
+
+log = logging.getLogger(__name__)
+
+POLL_WAIT_MAX_S = 60.0
+PAGE_SIZE_MAX = 10_000
+_CLOSED = frozenset(s for s in wire.WorkflowExecutionStatus if s != wire.WorkflowExecutionStatus.RUNNING)
+_STALE = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
+
+
+def _check_id(name: str, value: str, *, required: bool = True) -> None:
+    if required and not value:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"{name} must not be empty")
+    if len(value) > wire.ID_CHARS_MAX:
+        raise wire.ShoalError(
+            wire.Code.INVALID_ARGUMENT,
+            f"{name} is {len(value)} characters; the limit is {wire.ID_CHARS_MAX}",
+        )
+
+
+def _check_payloads(name: str, payloads: list[bytes] | None) -> None:
+    size = wire.payloads_size(payloads)
+    if size > wire.PAYLOAD_BYTES_MAX:
+        raise wire.ShoalError(
+            wire.Code.PAYLOAD_TOO_LARGE,
+            f"{name} is {size} bytes; the limit is {wire.PAYLOAD_BYTES_MAX} bytes",
+        )
+
+
+def _decode_token(raw: bytes) -> wire.TaskToken:
+    try:
+        return wire.loads(wire.TaskToken, raw)
+    except wire.WireError:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, "task_token is not a valid token") from None
+
+
+class Service:
+    """Handles every op for this node. One instance per node."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        shards: list[Shard],
+        matching: Matching,
+        engine: HistoryEngine,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.shards, self.matching = store, shards, matching
+        self.engine, self.clock = engine, clock
+
+    def shard(self, namespace: str, workflow_id: str) -> Shard:
+        return self.shards[shard_for(namespace, workflow_id, len(self.shards))]
+
+    # --- workflow lifecycle ------------------------------------------------------------
+
+    async def start_workflow(
+        self, ns: str, req: wire.StartWorkflowRequest
+    ) -> wire.StartWorkflowResponse:
+        _check_id("workflow_id", req.workflow_id)
+        _check_id("workflow_type", req.workflow_type)
+        _check_id("task_queue", req.task_queue)
+        _check_id("request_id", req.request_id)
+        _check_payloads("input", req.input)
+        run_id = str(uuid.uuid4())
+        engine = self.engine
+
+        def op(b: Batch) -> wire.StartWorkflowResponse:
+            return engine.start_in_batch(b, req, namespace=ns, run_id=run_id)
+
+        return await self.shard(ns, req.workflow_id).run_op(ns, req.workflow_id, op)
+
+    async def get_result(self, ns: str, req: wire.GetResultRequest) -> wire.GetResultResponse:
+        wf_id, run_id = req.execution.workflow_id, req.execution.run_id
+        _check_id("workflow_id", wf_id)
+        shard = self.shard(ns, wf_id)
+        deadline = trio.current_time() + min(max(req.wait_s, 0.0), POLL_WAIT_MAX_S)
+        while True:
+            changed = shard.changed_event(ns, wf_id)
+            st = self._read_state(shard, ns, wf_id, run_id)
+            if st.status in _CLOSED:
+                if req.follow_runs and st.new_execution_run_id:
+                    run_id = st.new_execution_run_id
+                    continue
+                return wire.GetResultResponse(
+                    run_id=st.run_id, status=st.status, result=st.result, failure=st.failure,
+                    new_execution_run_id=st.new_execution_run_id,
+                )
+            with trio.move_on_at(deadline):
+                await changed.wait()
+            if trio.current_time() >= deadline:
+                return wire.GetResultResponse(run_id=st.run_id, status=st.status)
+
+    async def describe_workflow(
+        self, ns: str, req: wire.DescribeWorkflowRequest
+    ) -> wire.DescribeWorkflowResponse:
+        from shoal.node.shard import execution_info
+
+        _check_id("workflow_id", req.execution.workflow_id)
+        shard = self.shard(ns, req.execution.workflow_id)
+        st = self._read_state(shard, ns, req.execution.workflow_id, req.execution.run_id)
+        return wire.DescribeWorkflowResponse(
+            info=execution_info(st),
+            pending_activities=[_pending_activity(a) for a in st.activities.values()],
+            pending_workflow_task=_pending_wt(st.workflow_task),
+            last_workflow_task_failure=st.last_workflow_task_failure,
+        )
+
+    async def get_history(self, ns: str, req: wire.GetHistoryRequest) -> wire.GetHistoryResponse:
+        wf_id = req.execution.workflow_id
+        _check_id("workflow_id", wf_id)
+        if not 1 <= req.page_size <= PAGE_SIZE_MAX:
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT, f"page_size must be 1..{PAGE_SIZE_MAX}"
+            )
+        shard = self.shard(ns, wf_id)
+        st = self._read_state(shard, ns, wf_id, req.execution.run_id)
+        start = 1
+        if req.next_page_token:
+            try:
+                start = wire.loads(int, req.next_page_token)  # type: ignore[arg-type]
+            except wire.WireError:
+                raise wire.ShoalError(
+                    wire.Code.INVALID_ARGUMENT, "next_page_token is not valid"
+                ) from None
+        with self.store.read() as txn:
+            events = tables.read_history(
+                txn, shard.shard_id, ns, wf_id, st.run_id, from_event_id=start,
+                limit=req.page_size,
+            )
+        last = events[-1].event_id if events else start - 1
+        token = wire.dumps(last + 1) if last < st.next_event_id - 1 else None
+        return wire.GetHistoryResponse(events=events, next_page_token=token)
+
+    async def list_workflows(
+        self, ns: str, req: wire.ListWorkflowsRequest
+    ) -> wire.ListWorkflowsResponse:
+        if not 1 <= req.page_size <= PAGE_SIZE_MAX:
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT, f"page_size must be 1..{PAGE_SIZE_MAX}"
+            )
+        if req.query:
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT,
+                "list queries are not supported yet; filter by status, workflow_type or task_queue",
+            )
+        offset = 0
+        if req.next_page_token:
+            try:
+                offset = wire.loads(int, req.next_page_token)  # type: ignore[arg-type]
+            except wire.WireError:
+                raise wire.ShoalError(
+                    wire.Code.INVALID_ARGUMENT, "next_page_token is not valid"
+                ) from None
+        found: list[wire.WorkflowExecutionInfo] = []
+        with self.store.read() as txn:
+            for shard in self.shards:
+                for info in tables.scan_visibility(txn, shard.shard_id, ns):
+                    if req.status is not None and info.status != req.status:
+                        continue
+                    if req.workflow_type is not None and info.workflow_type != req.workflow_type:
+                        continue
+                    if req.task_queue is not None and info.task_queue != req.task_queue:
+                        continue
+                    found.append(info)
+        found.sort(key=lambda i: (-i.start_time, i.workflow_id, i.run_id))
+        page = found[offset : offset + req.page_size]
+        more = offset + req.page_size < len(found)
+        return wire.ListWorkflowsResponse(
+            executions=page, next_page_token=wire.dumps(offset + req.page_size) if more else None
+        )
+
+    def _read_state(
+        self, shard: Shard, ns: str, wf_id: str, run_id: str
+    ) -> records.ExecutionState:
+        with self.store.read() as txn:
+            if not run_id:
+                cur = tables.get_current_run(txn, shard.shard_id, ns, wf_id)
+                if cur is None:
+                    raise wire.ShoalError(
+                        wire.Code.NOT_FOUND, f"workflow {wf_id!r} does not exist"
+                    )
+                run_id = cur.run_id
+            st = tables.get_execution(txn, shard.shard_id, ns, wf_id, run_id)
+        if st is None:
+            raise wire.ShoalError(
+                wire.Code.NOT_FOUND, f"workflow {wf_id!r} run {run_id!r} does not exist"
+            )
+        return st
+
+    # --- workflow tasks ----------------------------------------------------------------
+
+    async def poll_workflow_task(
+        self, ns: str, req: wire.PollWorkflowTaskRequest
+    ) -> wire.PollWorkflowTaskResponse:
+        _check_id("task_queue", req.task_queue)
+        queue = self.matching.queue(ns, TransferKind.WORKFLOW_TASK, req.task_queue)
+        deadline = trio.current_time() + min(max(req.wait_s, 0.0), POLL_WAIT_MAX_S)
+        request_id = str(uuid.uuid4())
+        while True:
+            task = await queue.poll(max(deadline - trio.current_time(), 0.0))
+            if task is None:
+                return wire.PollWorkflowTaskResponse()
+            started = await self._record_started(task, req.identity, request_id)
+            if started is None:
+                continue
+            shard = self.shards[task.shard]
+            with self.store.read() as txn:
+                history = tables.read_history(
+                    txn, shard.shard_id, ns, task.workflow_id, task.run_id, from_event_id=1,
+                    limit=None,
+                )
+            wt: wire.WorkflowTask = started
+            return wire.PollWorkflowTaskResponse(
+                task=wire.WorkflowTask(
+                    task_token=wt.task_token, workflow_id=wt.workflow_id, run_id=wt.run_id,
+                    workflow_type=wt.workflow_type, attempt=wt.attempt,
+                    started_event_id=wt.started_event_id,
+                    previous_started_event_id=wt.previous_started_event_id,
+                    history=[e for e in history if e.event_id <= wt.started_event_id],
+                    scheduled_time=wt.scheduled_time, started_time=wt.started_time,
+                )
+            )
+
+    async def _record_started(self, task: DispatchTask, identity: str, request_id: str):
+        """Ask the task's shard to record it started; None if the task went stale."""
+        engine = self.engine
+        shard = self.shards[task.shard]
+
+        def op(b: Batch):
+            st = b.load(task.run_id)
+            if task.kind == TransferKind.WORKFLOW_TASK:
+                tr = engine.record_workflow_task_started(
+                    st, scheduled_event_id=task.scheduled_event_id, attempt=task.attempt,
+                    identity=identity, request_id=request_id, now=b.now,
+                )
+            else:
+                tr = engine.record_activity_task_started(
+                    st, scheduled_event_id=task.scheduled_event_id, attempt=task.attempt,
+                    identity=identity, request_id=request_id, now=b.now,
+                )
+            b.record(st, tr)
+            b.delete_transfer_task(task.task_id)
+            return tr.response
+
+        try:
+            return await shard.run_op(task.namespace, task.workflow_id, op)
+        except wire.ShoalError as exc:
+            if exc.code not in _STALE:
+                # Not the task's fault (e.g. storage trouble): let matching offer it again.
+                self.matching.add(task)
+                raise
+        except BaseException:
+            self.matching.add(task)
+            raise
+
+        def drop(b: Batch) -> None:
+            b.delete_transfer_task(task.task_id)
+
+        await shard.run_op(task.namespace, task.workflow_id, drop)
+        return None
+
+    async def complete_workflow_task(
+        self, ns: str, req: wire.CompleteWorkflowTaskRequest
+    ) -> wire.Empty:
+        token = _decode_token(req.task_token)
+        engine = self.engine
+
+        def op(b: Batch) -> None:
+            st = b.load(token.run_id)
+            tr = engine.complete_workflow_task(
+                st, token=token, commands=req.commands, identity=req.identity, now=b.now
+            )
+            b.record(st, tr)
+
+        await self._token_op(ns, token, op)
+        return wire.Empty()
+
+    async def fail_workflow_task(self, ns: str, req: wire.FailWorkflowTaskRequest) -> wire.Empty:
+        token = _decode_token(req.task_token)
+        engine = self.engine
+
+        def op(b: Batch) -> None:
+            st = b.load(token.run_id)
+            tr = engine.fail_workflow_task(
+                st, token=token, cause=req.cause, failure=req.failure, identity=req.identity,
+                now=b.now,
+            )
+            b.record(st, tr)
+
+        await self._token_op(ns, token, op)
+        return wire.Empty()
+
+    # --- activity tasks ----------------------------------------------------------------
+
+    async def poll_activity_task(
+        self, ns: str, req: wire.PollActivityTaskRequest
+    ) -> wire.PollActivityTaskResponse:
+        _check_id("task_queue", req.task_queue)
+        queue = self.matching.queue(ns, TransferKind.ACTIVITY_TASK, req.task_queue)
+        deadline = trio.current_time() + min(max(req.wait_s, 0.0), POLL_WAIT_MAX_S)
+        request_id = str(uuid.uuid4())
+        while True:
+            task = await queue.poll(max(deadline - trio.current_time(), 0.0))
+            if task is None:
+                return wire.PollActivityTaskResponse()
+            started = await self._record_started(task, req.identity, request_id)
+            if started is not None:
+                return wire.PollActivityTaskResponse(task=started)
+
+    async def complete_activity_task(
+        self, ns: str, req: wire.CompleteActivityTaskRequest
+    ) -> wire.Empty:
+        token = _decode_token(req.task_token)
+        _check_payloads("result", req.result)
+        engine = self.engine
+
+        def op(b: Batch) -> None:
+            st = b.load(token.run_id)
+            tr = engine.complete_activity_task(
+                st, token=token, result=req.result, identity=req.identity, now=b.now
+            )
+            b.record(st, tr)
+
+        await self._token_op(ns, token, op)
+        return wire.Empty()
+
+    async def fail_activity_task(self, ns: str, req: wire.FailActivityTaskRequest) -> wire.Empty:
+        token = _decode_token(req.task_token)
+        _check_payloads("last_heartbeat_details", req.last_heartbeat_details)
+        engine = self.engine
+
+        def op(b: Batch) -> None:
+            st = b.load(token.run_id)
+            tr = engine.fail_activity_task(
+                st, token=token, failure=req.failure,
+                last_heartbeat_details=req.last_heartbeat_details, identity=req.identity,
+                now=b.now,
+            )
+            b.record(st, tr)
+
+        await self._token_op(ns, token, op)
+        return wire.Empty()
+
+    async def _token_op(self, ns: str, token: wire.TaskToken, op) -> None:
+        if token.namespace != ns:
+            raise wire.ShoalError(
+                wire.Code.TASK_NOT_FOUND, "task_token belongs to another namespace"
+            )
+        await self.shard(ns, token.workflow_id).run_op(ns, token.workflow_id, op)
+
+    # --- timers ------------------------------------------------------------------------
+
+    async def fire_timer(self, shard_id: int, task: records.TimerTask) -> None:
+        """Apply a due timer task through its shard's mailbox and delete its row."""
+        engine = self.engine
+        shard = self.shards[shard_id]
+
+        def op(b: Batch) -> None:
+            st = shard._state(task.namespace, task.workflow_id, task.run_id)
+            if st is not None:
+                tr = engine.on_timer(st, task, b.now)
+                b.record(st, tr)
+            b.delete_timer_task(task)
+
+        await shard.run_op(task.namespace, task.workflow_id, op)
+
+
+def _pending_activity(a: records.ActivityInfo) -> wire.PendingActivityInfo:
+    state = "BACKING_OFF" if a.backing_off else ("STARTED" if a.started_time else "SCHEDULED")
+    return wire.PendingActivityInfo(
+        activity_id=a.activity_id, activity_type=a.activity_type, state=state,
+        attempt=a.attempt, scheduled_time=a.scheduled_time, last_started_time=a.started_time,
+        last_failure=a.last_failure,
+        maximum_attempts=a.retry_policy.maximum_attempts if a.retry_policy else 0,
+        heartbeat_details=a.heartbeat_details, last_heartbeat_time=a.last_heartbeat_time,
+    )
+
+
+def _pending_wt(wt: records.WorkflowTaskInfo | None) -> wire.PendingWorkflowTaskInfo | None:
+    if wt is None:
+        return None
+    return wire.PendingWorkflowTaskInfo(
+        state="STARTED" if wt.started_event_id else "SCHEDULED",
+        scheduled_time=wt.scheduled_time, attempt=wt.attempt, started_time=wt.started_time,
+    )
