@@ -1,0 +1,334 @@
+"""The client: start workflows, wait for results, describe, read history, list.
+
+Owns: temporalio's ``Client`` / ``WorkflowHandle`` surface over ``ServiceConnection``, turning
+Python values into payloads with the data converter and failures back into exceptions. Must
+not: run workflow or activity code (the worker does) or import ``shoal.node``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from shoal import wire
+from shoal.sdk import converter as _converter
+from shoal.sdk import exceptions as _exc
+from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
+from shoal.sdk.connection import RPCError, ServiceConnection
+from shoal.sdk.history import HistoryEvent, WorkflowHistory
+from shoal.sdk.workflow import _resolve_workflow_ref
+
+WorkflowExecutionStatus = wire.WorkflowExecutionStatus
+
+_NO_ARG = object()
+
+
+class WorkflowFailureError(_exc.FailureError):
+    """The workflow closed unsuccessfully; ``cause`` says how (as temporalio's)."""
+
+    def __init__(self, *, cause: BaseException) -> None:
+        super().__init__("Workflow execution failed")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        assert self.__cause__ is not None
+        return self.__cause__
+
+
+class WorkflowContinuedAsNewError(_exc.TemporalError):
+    """The run continued as new and ``follow_runs`` was off."""
+
+    def __init__(self, new_execution_run_id: str) -> None:
+        super().__init__("Workflow continued as new")
+        self.new_execution_run_id = new_execution_run_id
+
+
+def _seconds(td: timedelta | None) -> float | None:
+    return None if td is None else td.total_seconds()
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class WorkflowExecution:
+    """A run as ``list_workflows`` and ``describe`` report it (temporalio's names)."""
+
+    id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: WorkflowExecutionStatus
+    start_time: datetime
+    close_time: datetime | None
+    execution_time: datetime | None
+    history_length: int
+    raw_info: wire.WorkflowExecutionInfo
+
+    @classmethod
+    def _from_info(cls, info: wire.WorkflowExecutionInfo) -> WorkflowExecution:
+        return cls(
+            id=info.workflow_id, run_id=info.run_id, workflow_type=info.workflow_type,
+            task_queue=info.task_queue, status=info.status, start_time=_dt(info.start_time),  # type: ignore[arg-type]
+            close_time=_dt(info.close_time), execution_time=_dt(info.execution_time),
+            history_length=info.history_length, raw_info=info,
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowExecutionDescription(WorkflowExecution):
+    """``describe()``: the summary plus pending work and the last workflow-task failure."""
+
+    raw_description: wire.DescribeWorkflowResponse | None = None
+
+    @property
+    def pending_activities(self) -> list[wire.PendingActivityInfo]:
+        return list(self.raw_description.pending_activities) if self.raw_description else []
+
+    @property
+    def last_workflow_task_failure(self) -> wire.Failure | None:
+        return self.raw_description.last_workflow_task_failure if self.raw_description else None
+
+
+class Client:
+    """A connection to a shoal cluster, for starting and inspecting workflows."""
+
+    def __init__(
+        self,
+        connection: ServiceConnection,
+        *,
+        data_converter: _converter.DataConverter | None = None,
+    ) -> None:
+        self.service = connection
+        self.data_converter = data_converter or _converter.default()
+
+    @classmethod
+    async def connect(
+        cls,
+        target_host: str,
+        *,
+        namespace: str = wire.DEFAULT_NAMESPACE,
+        identity: str | None = None,
+        data_converter: _converter.DataConverter | None = None,
+    ) -> Client:
+        """Connect to a node at ``target_host`` (``ws://host:port`` or ``host:port``).
+
+        Raises:
+            RPCError: the node refused the handshake (e.g. unknown namespace).
+            ConnectionLost: nothing answered at that address.
+        """
+        conn = ServiceConnection(target_host, namespace, identity)
+        await conn.connect()
+        return cls(conn, data_converter=data_converter)
+
+    @property
+    def namespace(self) -> str:
+        return self.service.namespace
+
+    @property
+    def identity(self) -> str:
+        return self.service.identity
+
+    async def start_workflow(
+        self,
+        workflow: str | Callable[..., Any],
+        arg: Any = _NO_ARG,
+        *,
+        id: str,
+        task_queue: str,
+        args: Sequence[Any] = (),
+        result_type: type | None = None,
+        execution_timeout: timedelta | None = None,
+        run_timeout: timedelta | None = None,
+        task_timeout: timedelta | None = None,
+        id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        retry_policy: RetryPolicy | None = None,
+        memo: Mapping[str, Any] | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> WorkflowHandle:
+        """Start a workflow run and return a handle to it.
+
+        Raises:
+            WorkflowAlreadyStartedError: a run with this id is running (or the reuse policy
+                forbids a new one).
+            RPCError: the node refused the request (the message says why).
+        """
+        name, ret_type = _resolve_workflow_ref(workflow)
+        values = list(args) if arg is _NO_ARG else [arg]
+        conv = self.data_converter
+        req = wire.StartWorkflowRequest(
+            workflow_id=id, workflow_type=name, task_queue=task_queue,
+            request_id=request_id or str(uuid.uuid4()), input=conv.to_payloads(values),
+            id_reuse_policy=wire.IdReusePolicy(int(id_reuse_policy)),
+            workflow_execution_timeout_s=_seconds(execution_timeout),
+            workflow_run_timeout_s=_seconds(run_timeout),
+            workflow_task_timeout_s=_seconds(task_timeout),
+            retry_policy=retry_policy.to_wire() if retry_policy else None,
+            memo={k: conv.to_payloads([v])[0] for k, v in (memo or {}).items()},
+            search_attributes={
+                k: conv.to_payloads([v])[0] for k, v in (search_attributes or {}).items()
+            },
+            identity=self.identity,
+        )
+        try:
+            resp = await self.service.call(wire.Op.START_WORKFLOW, req)
+        except RPCError as exc:
+            if exc.code == wire.Code.WORKFLOW_ALREADY_STARTED:
+                raise _exc.WorkflowAlreadyStartedError(
+                    id, name, run_id=str(exc.details.get("run_id", ""))
+                ) from None
+            raise
+        return WorkflowHandle(
+            self, id, run_id=None, result_run_id=resp.run_id,
+            first_execution_run_id=resp.run_id, result_type=result_type or ret_type,
+        )
+
+    async def execute_workflow(
+        self, workflow: str | Callable[..., Any], arg: Any = _NO_ARG, **kwargs: Any
+    ) -> Any:
+        """Start a workflow and wait for its result (``start_workflow`` + ``result``)."""
+        handle = await self.start_workflow(workflow, arg, **kwargs)
+        return await handle.result()
+
+    def get_workflow_handle(
+        self,
+        workflow_id: str,
+        *,
+        run_id: str | None = None,
+        first_execution_run_id: str | None = None,
+        result_type: type | None = None,
+    ) -> WorkflowHandle:
+        """A handle to an existing workflow (the current run when ``run_id`` is None)."""
+        return WorkflowHandle(
+            self, workflow_id, run_id=run_id, result_run_id=run_id,
+            first_execution_run_id=first_execution_run_id, result_type=result_type,
+        )
+
+    def get_workflow_handle_for(
+        self, workflow: Callable[..., Any], workflow_id: str, *, run_id: str | None = None
+    ) -> WorkflowHandle:
+        """A handle whose ``result()`` is typed by the workflow's run method."""
+        _, ret_type = _resolve_workflow_ref(workflow)
+        return self.get_workflow_handle(workflow_id, run_id=run_id, result_type=ret_type)
+
+    async def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        status: WorkflowExecutionStatus | None = None,
+        workflow_type: str | None = None,
+        task_queue: str | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[WorkflowExecution]:
+        """Iterate over runs, newest first, optionally filtered."""
+        token: bytes | None = None
+        while True:
+            resp = await self.service.call(wire.Op.LIST_WORKFLOWS, wire.ListWorkflowsRequest(
+                status=status, workflow_type=workflow_type, task_queue=task_queue,
+                query=query or "", page_size=page_size, next_page_token=token,
+            ))
+            for info in resp.executions:
+                yield WorkflowExecution._from_info(info)
+            token = resp.next_page_token
+            if not token:
+                return
+
+
+class WorkflowHandle:
+    """A workflow run (or the current run of a workflow id) seen from a client."""
+
+    def __init__(
+        self,
+        client: Client,
+        id: str,
+        *,
+        run_id: str | None,
+        result_run_id: str | None,
+        first_execution_run_id: str | None,
+        result_type: type | None,
+    ) -> None:
+        self._client = client
+        self.id = id
+        self.run_id = run_id
+        self.result_run_id = result_run_id
+        self.first_execution_run_id = first_execution_run_id
+        self._result_type = result_type
+
+    def _execution(self, run_id: str | None) -> wire.WorkflowExecution:
+        return wire.WorkflowExecution(workflow_id=self.id, run_id=run_id or "")
+
+    async def result(self, *, follow_runs: bool = True) -> Any:
+        """Wait for the run to close and return its result.
+
+        Raises:
+            WorkflowFailureError: the run failed, timed out, was cancelled or terminated;
+                ``cause`` holds the reason (ApplicationError, TimeoutError, ...).
+        """
+        conv = self._client.data_converter
+        run_id = self.result_run_id
+        while True:
+            resp = await self._client.service.call(wire.Op.GET_RESULT, wire.GetResultRequest(
+                execution=self._execution(run_id), wait_s=30.0, follow_runs=follow_runs,
+            ))
+            S = WorkflowExecutionStatus
+            if resp.status == S.RUNNING:
+                continue
+            if resp.status == S.COMPLETED:
+                hints = [self._result_type] if self._result_type is not None else None
+                values = conv.from_payloads(resp.result or [], hints)
+                return values[0] if values else None
+            if resp.status == S.CONTINUED_AS_NEW:
+                raise WorkflowContinuedAsNewError(resp.new_execution_run_id or "")
+            raise WorkflowFailureError(cause=self._close_cause(resp))
+
+    def _close_cause(self, resp: wire.GetResultResponse) -> BaseException:
+        S = WorkflowExecutionStatus
+        conv = self._client.data_converter
+        if resp.failure is not None:
+            return _exc.failure_to_error(resp.failure, conv)
+        if resp.status == S.TIMED_OUT:
+            return _exc.TimeoutError(
+                "Workflow execution timed out", type=_exc.TimeoutType.START_TO_CLOSE,
+                last_heartbeat_details=[],
+            )
+        if resp.status == S.TERMINATED:
+            return _exc.TerminatedError("Workflow execution terminated")
+        if resp.status == S.CANCELED:
+            return _exc.CancelledError("Workflow execution cancelled")
+        return _exc.ApplicationError(f"Workflow closed with status {resp.status.name}")
+
+    async def describe(self) -> WorkflowExecutionDescription:
+        """The run's summary, pending activities and workflow task, as the node has it now."""
+        resp = await self._client.service.call(
+            wire.Op.DESCRIBE_WORKFLOW,
+            wire.DescribeWorkflowRequest(execution=self._execution(self.run_id)),
+        )
+        base = WorkflowExecution._from_info(resp.info)
+        return WorkflowExecutionDescription(
+            **{f: getattr(base, f) for f in base.__dataclass_fields__}, raw_description=resp
+        )
+
+    async def fetch_history_events(self, *, page_size: int | None = None) -> AsyncIterator[HistoryEvent]:
+        """Iterate over the run's history events in order, a page at a time."""
+        token: bytes | None = None
+        while True:
+            resp = await self._client.service.call(wire.Op.GET_HISTORY, wire.GetHistoryRequest(
+                execution=self._execution(self.run_id), next_page_token=token,
+                page_size=page_size or 1000,
+            ))
+            for ev in resp.events:
+                yield HistoryEvent(ev)
+            token = resp.next_page_token
+            if not token:
+                return
+
+    async def fetch_history(self) -> WorkflowHistory:
+        """The whole history of the run."""
+        events = [ev async for ev in self.fetch_history_events()]
+        return WorkflowHistory(workflow_id=self.id, events=events)

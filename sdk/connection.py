@@ -1,0 +1,199 @@
+"""The SDK's connection to a node: one WebSocket, many requests in flight, reconnects.
+
+Owns: the handshake, request ids, matching answers to waiting callers, reconnecting after the
+node goes away, and retrying calls that are safe to retry (all of ours are: reads, polls, and
+writes that carry a request id or a task token the server fences). Must not: know what an op
+means beyond its request/response types (``wire.OP_TYPES``).
+
+``Client.connect`` returns a plain object (no ``async with``), as temporalio's does, so the
+reader loop runs as a trio system task; it catches everything, because an exception escaping
+a system task would crash the whole ``trio.run``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+
+from shoal import wire
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+RETRY_FOR_S = 60.0  # how long a call keeps retrying while the node is unreachable
+_RETRYABLE = frozenset({wire.Code.UNAVAILABLE, wire.Code.SHUTTING_DOWN, wire.Code.NOT_LEADER})
+
+
+class RPCError(Exception):
+    """A node answered a call with an error (as ``temporalio.service.RPCError``).
+
+    Attributes:
+        code: the ``wire.Code`` the node named.
+        message: what a person can act on.
+        details: extra fields the node attached.
+    """
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.details = code, message, details or {}
+
+
+class ConnectionLost(Exception):
+    """The WebSocket closed (or never opened) while a call was in flight."""
+
+
+@dataclass(eq=False, slots=True)
+class _Call:
+    done: trio.Event = field(default_factory=trio.Event)
+    answer: wire.Response | None = None
+
+
+class _Link:
+    """One open WebSocket and its reader, living in a system task."""
+
+    def __init__(self) -> None:
+        self.ws: Any = None
+        self.calls: dict[int, _Call] = {}
+        self.closed = trio.Event()
+        self.error: BaseException | None = None
+        self.cancel_scope = trio.CancelScope()
+
+    def fail_all(self) -> None:
+        for call in self.calls.values():
+            call.done.set()
+        self.calls.clear()
+
+
+class ServiceConnection:
+    """A reconnecting connection to one node, shared by a client and its workers."""
+
+    def __init__(self, address: str, namespace: str, identity: str | None = None) -> None:
+        self.address = address if "://" in address else f"ws://{address}"
+        self.namespace = namespace
+        self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
+        self._ids = itertools.count(1)
+        self._link: _Link | None = None
+        self._connect_lock = trio.Lock()
+        self.server_info: wire.HandshakeResponse | None = None
+
+    async def connect(self) -> None:
+        """Open the WebSocket and handshake; raises ``RPCError``/``ConnectionLost``."""
+        async with self._connect_lock:
+            if self._link is not None and not self._link.closed.is_set():
+                return
+            link = _Link()
+            opened = trio.Event()
+            trio.lowlevel.spawn_system_task(self._run_link, link, opened)
+            await opened.wait()
+            if link.ws is None:
+                raise ConnectionLost(f"cannot connect to {self.address}: {link.error}")
+            self._link = link
+            answer = await self._call_on(link, wire.Op.HANDSHAKE, wire.HandshakeRequest(
+                protocol_version=wire.PROTOCOL_VERSION, namespace=self.namespace,
+                identity=self.identity,
+            ))
+            self.server_info = wire.from_plain(wire.HandshakeResponse, answer)
+
+    async def close(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.cancel_scope.cancel()
+            await link.closed.wait()
+
+    async def _run_link(self, link: _Link, opened: trio.Event) -> None:
+        try:
+            with link.cancel_scope:
+                with trio.fail_after(CONNECT_TIMEOUT_S):
+                    cm = open_websocket_url(
+                        self.address, max_message_size=wire.FRAME_BYTES_MAX,
+                        message_queue_size=64, receive_buffer_size=65536,
+                        connect_timeout=CONNECT_TIMEOUT_S, disconnect_timeout=2,
+                    )
+                    ws = await cm.__aenter__()
+                try:
+                    link.ws = ws
+                    opened.set()
+                    await self._read(link)
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(2):
+                        await cm.__aexit__(None, None, None)
+        except BaseException as exc:  # noqa: BLE001 - a system task must never raise
+            link.error = exc
+            if not isinstance(exc, (OSError, ConnectionClosed, HandshakeError, trio.TooSlowError,
+                                    trio.Cancelled)):
+                log.warning("connection to %s failed: %r", self.address, exc)
+        finally:
+            link.ws = None if not opened.is_set() else link.ws
+            opened.set()
+            link.closed.set()
+            link.fail_all()
+
+    async def _read(self, link: _Link) -> None:
+        while True:
+            try:
+                frame = await link.ws.get_message()
+            except ConnectionClosed:
+                return
+            try:
+                answer = wire.decode_response(frame)
+            except wire.WireError:
+                log.warning("dropped an undecodable answer from %s", self.address)
+                continue
+            call = link.calls.pop(answer.id, None)
+            if call is not None:
+                call.answer = answer
+                call.done.set()
+
+    async def _call_on(self, link: _Link, op: wire.Op, body: Any) -> Any:
+        req_id = next(self._ids)
+        call = _Call()
+        link.calls[req_id] = call
+        try:
+            await link.ws.send_message(wire.encode_request(req_id, op, body))
+        except (ConnectionClosed, AttributeError, trio.BrokenResourceError):
+            link.calls.pop(req_id, None)
+            raise ConnectionLost(f"connection to {self.address} closed") from None
+        try:
+            await call.done.wait()
+        finally:
+            link.calls.pop(req_id, None)
+        if call.answer is None:
+            raise ConnectionLost(f"connection to {self.address} closed")
+        if call.answer.err is not None:
+            e = call.answer.err
+            raise RPCError(e.code, e.message, e.details)
+        return call.answer.ok or {}
+
+    async def call(self, op: wire.Op, body: Any, *, retry_for_s: float = RETRY_FOR_S) -> Any:
+        """Send one request and return its decoded answer body.
+
+        Retries (reconnecting) while the node is unreachable or answers a retryable code,
+        for up to ``retry_for_s``. Raises ``RPCError`` for the node's error answers.
+        """
+        resp_type = wire.OP_TYPES[op][1]
+        delay = 0.05
+        deadline = trio.current_time() + retry_for_s
+        while True:
+            try:
+                if self._link is None or self._link.closed.is_set():
+                    await self.connect()
+                assert self._link is not None
+                ok = await self._call_on(self._link, op, body)
+                return wire.from_plain(resp_type, ok)
+            except (ConnectionLost, OSError) as exc:
+                err: Exception = exc
+            except RPCError as exc:
+                if exc.code not in _RETRYABLE:
+                    raise
+                err = exc
+            if trio.current_time() + delay > deadline:
+                raise err
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1.0)

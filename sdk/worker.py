@@ -1,0 +1,274 @@
+"""The worker: polls a task queue, runs workflow tasks and activities, reports back.
+
+Owns: poll loops with bounded concurrency, the cache of live workflow instances
+(``max_cached_workflows``), running activities (trio coroutines, or plain functions in worker
+threads) with ``activity.info()`` set, and reporting results and failures. Must not: decide
+workflow semantics (the instance replays history; the node decides retries and timeouts).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import trio
+
+from shoal import wire
+from shoal.sdk import activity as _activity
+from shoal.sdk import exceptions as _exc
+from shoal.sdk.client import Client
+from shoal.sdk.connection import RPCError
+from shoal.sdk.workflow import WorkflowDefinition
+from shoal.sdk.workflow_instance import WorkflowInstance
+
+log = logging.getLogger(__name__)
+
+POLL_WAIT_S = 30.0
+LOCAL_TIMEOUT_GRACE_S = 1.0  # past start-to-close the node has timed the attempt out anyway
+_BENIGN = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def _td(secs: float | None) -> timedelta | None:
+    return None if secs is None else timedelta(seconds=secs)
+
+
+class _CachedRun:
+    __slots__ = ("instance", "last_started_event_id")
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self.instance = instance
+        self.last_started_event_id = 0
+
+
+class Worker:
+    """Runs workflows and activities from one task queue (temporalio's ``Worker``).
+
+    Use as ``async with Worker(...):`` (runs in the background of the block) or
+    ``await worker.run()`` (runs until cancelled).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        task_queue: str,
+        workflows: Sequence[type] = (),
+        activities: Sequence[Callable[..., Any]] = (),
+        max_concurrent_activities: int = 100,
+        max_concurrent_workflow_tasks: int = 100,
+        max_cached_workflows: int = 1000,
+        max_concurrent_workflow_task_polls: int = 4,
+        max_concurrent_activity_task_polls: int = 4,
+        identity: str | None = None,
+    ) -> None:
+        if not workflows and not activities:
+            raise ValueError("a worker needs at least one workflow or activity")
+        self.client = client
+        self.task_queue = task_queue
+        self.identity = identity or client.identity
+        self._workflows: dict[str, WorkflowDefinition] = {}
+        for cls in workflows:
+            d = WorkflowDefinition.from_class(cls)
+            if d.name in self._workflows:
+                raise ValueError(f"workflow {d.name!r} registered twice")
+            self._workflows[d.name] = d
+        self._activities: dict[str, _activity.ActivityDefinition] = {}
+        for fn in activities:
+            a = _activity.ActivityDefinition.from_callable(fn)
+            if a.name in self._activities:
+                raise ValueError(f"activity {a.name!r} registered twice")
+            self._activities[a.name] = a
+        self._max_activities = max_concurrent_activities
+        self._max_wf_tasks = max_concurrent_workflow_tasks
+        self._wf_polls = max_concurrent_workflow_task_polls
+        self._act_polls = max_concurrent_activity_task_polls
+        self._max_cached = max_cached_workflows
+        self._cache: collections.OrderedDict[str, _CachedRun] = collections.OrderedDict()
+        self._nursery_cm: Any = None
+        self._nursery: trio.Nursery | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Worker:
+        self._nursery_cm = trio.open_nursery()
+        nursery = await self._nursery_cm.__aenter__()
+        self._nursery = nursery
+        nursery.start_soon(self._run_all)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+        return await self._nursery_cm.__aexit__(*exc_info)
+
+    async def run(self) -> None:
+        """Poll and run tasks until cancelled."""
+        await self._run_all()
+
+    async def _run_all(self) -> None:
+        async with trio.open_nursery() as nursery:
+            if self._workflows:
+                slots = trio.Semaphore(self._max_wf_tasks)
+                for _ in range(self._wf_polls):
+                    nursery.start_soon(self._poll_loop, wire.Op.POLL_WORKFLOW_TASK, slots,
+                                       self._run_workflow_task, nursery)
+            if self._activities:
+                slots = trio.Semaphore(self._max_activities)
+                for _ in range(self._act_polls):
+                    nursery.start_soon(self._poll_loop, wire.Op.POLL_ACTIVITY_TASK, slots,
+                                       self._run_activity, nursery)
+
+    async def _poll_loop(self, op: wire.Op, slots: trio.Semaphore, run: Callable[..., Any],
+                         nursery: trio.Nursery) -> None:
+        req_type = wire.OP_TYPES[op][0]
+        req = req_type(task_queue=self.task_queue, identity=self.identity, wait_s=POLL_WAIT_S)
+        while True:
+            await slots.acquire()
+            try:
+                resp = await self.client.service.call(op, req, retry_for_s=math.inf)
+            except RPCError as exc:
+                slots.release()
+                log.warning("poll failed op=%s code=%s: %s", op, exc.code, exc.message)
+                await trio.sleep(1.0)
+                continue
+            except BaseException:
+                slots.release()
+                raise
+            if resp.task is None:
+                slots.release()
+                continue
+            nursery.start_soon(self._run_and_release, run, resp.task, slots)
+
+    async def _run_and_release(self, run: Callable[..., Any], task: Any, slots: trio.Semaphore) -> None:
+        try:
+            await run(task)
+        finally:
+            slots.release()
+
+    async def _report(self, op: wire.Op, body: Any) -> None:
+        try:
+            await self.client.service.call(op, body)
+        except RPCError as exc:
+            if exc.code in _BENIGN:
+                # The node moved on (timed out, already completed): nothing to report to.
+                log.info("task result not taken op=%s code=%s: %s", op, exc.code, exc.message)
+            else:
+                log.warning("task result refused op=%s code=%s: %s", op, exc.code, exc.message)
+
+    # --- workflow tasks ----------------------------------------------------------------
+
+    async def _run_workflow_task(self, task: wire.WorkflowTask) -> None:
+        defn = self._workflows.get(task.workflow_type)
+        if defn is None:
+            await self._fail_wt(task, wire.WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE,
+                                f"workflow type {task.workflow_type!r} is not registered on this "
+                                f"worker (registered: {sorted(self._workflows)})")
+            return
+        cached = self._cache.pop(task.run_id, None)
+        if cached is not None and cached.last_started_event_id == task.previous_started_event_id:
+            events = [e for e in task.history if e.event_id > cached.last_started_event_id]
+        else:
+            cached = _CachedRun(WorkflowInstance(
+                defn, namespace=self.client.namespace, task_queue=self.task_queue,
+                workflow_id=task.workflow_id, run_id=task.run_id,
+                converter=self.client.data_converter,
+            ))
+            events = task.history
+        try:
+            activation = cached.instance.activate(events)
+        except Exception as exc:  # the instance's own bug: fail the task, keep serving
+            log.exception("workflow activation crashed run_id=%s", task.run_id)
+            await self._fail_wt(task, wire.WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE,
+                                f"activation crashed: {exc!r}")
+            return
+        if activation.failure is not None:
+            await self._report(wire.Op.FAIL_WORKFLOW_TASK, wire.FailWorkflowTaskRequest(
+                task_token=task.task_token,
+                cause=activation.cause or wire.WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE,
+                failure=activation.failure, identity=self.identity,
+            ))
+            return
+        await self._report(wire.Op.COMPLETE_WORKFLOW_TASK, wire.CompleteWorkflowTaskRequest(
+            task_token=task.task_token, commands=activation.commands, identity=self.identity,
+        ))
+        closes = any(isinstance(c, (wire.CompleteWorkflowExecutionCommand,
+                                    wire.FailWorkflowExecutionCommand)) for c in activation.commands)
+        if self._max_cached > 0 and not closes:
+            cached.last_started_event_id = task.started_event_id
+            self._cache[task.run_id] = cached
+            while len(self._cache) > self._max_cached:
+                self._cache.popitem(last=False)
+
+    async def _fail_wt(self, task: wire.WorkflowTask, cause: wire.WorkflowTaskFailedCause, msg: str) -> None:
+        await self._report(wire.Op.FAIL_WORKFLOW_TASK, wire.FailWorkflowTaskRequest(
+            task_token=task.task_token, cause=cause,
+            failure=wire.Failure(message=msg, type="WorkerError"), identity=self.identity,
+        ))
+
+    # --- activities --------------------------------------------------------------------
+
+    async def _run_activity(self, task: wire.ActivityTask) -> None:
+        conv = self.client.data_converter
+        defn = self._activities.get(task.activity_type)
+        if defn is None:
+            err: BaseException = _exc.ApplicationError(
+                f"activity type {task.activity_type!r} is not registered on this worker "
+                f"(registered: {sorted(self._activities)})", type="NotFoundError",
+            )
+            await self._fail_activity(task, err)
+            return
+        try:
+            args = conv.from_payloads(task.input, defn.arg_types[: len(task.input)] or None)
+        except Exception as exc:
+            await self._fail_activity(task, _exc.ApplicationError(
+                f"cannot decode the arguments of {task.activity_type}: {exc}",
+                type="DecodeError", non_retryable=True))
+            return
+        info = _activity.Info(
+            activity_id=task.activity_id, activity_type=task.activity_type, attempt=task.attempt,
+            task_token=task.task_token, task_queue=task.task_queue, workflow_id=task.workflow_id,
+            workflow_run_id=task.run_id, workflow_type=task.workflow_type,
+            workflow_namespace=self.client.namespace, scheduled_time=_dt(task.scheduled_time),
+            current_attempt_scheduled_time=_dt(task.current_attempt_scheduled_time),
+            started_time=_dt(task.started_time),
+            schedule_to_close_timeout=_td(task.schedule_to_close_timeout_s),
+            start_to_close_timeout=_td(task.start_to_close_timeout_s),
+            heartbeat_timeout=_td(task.heartbeat_timeout_s),
+            heartbeat_details=conv.from_payloads(task.heartbeat_details or [], None),
+        )
+        token = _activity._set_context(_activity._Context(info=info))
+        try:
+            limit = (task.start_to_close_timeout_s or math.inf) + LOCAL_TIMEOUT_GRACE_S
+            with trio.move_on_after(limit) as scope:
+                try:
+                    if defn.is_async:
+                        result = await defn.fn(*args)
+                    else:
+                        result = await trio.to_thread.run_sync(
+                            lambda: defn.fn(*args), abandon_on_cancel=True
+                        )
+                except Exception as exc:
+                    await self._fail_activity(task, exc)
+                    return
+            if scope.cancelled_caught:
+                log.info("activity abandoned after its start-to-close timeout id=%s", task.activity_id)
+                return
+        finally:
+            _activity._reset_context(token)
+        await self._report(wire.Op.COMPLETE_ACTIVITY_TASK, wire.CompleteActivityTaskRequest(
+            task_token=task.task_token, result=conv.to_payloads([result]), identity=self.identity,
+        ))
+
+    async def _fail_activity(self, task: wire.ActivityTask, exc: BaseException) -> None:
+        failure = _exc.error_to_failure(exc, self.client.data_converter)
+        await self._report(wire.Op.FAIL_ACTIVITY_TASK, wire.FailActivityTaskRequest(
+            task_token=task.task_token, failure=failure, identity=self.identity,
+        ))
