@@ -1,0 +1,5 @@
+"""``shoal.worker``: run workflows and activities (mirrors ``temporalio.worker``)."""
+
+from shoal.sdk.worker import Worker
+
+__all__ = ["Worker"]
