@@ -1,0 +1,50 @@
+"""Run the bench workloads against a shoal node (trio). Prints one JSON object.
+
+Usage: python -m shoal.bench.run_shoal --address ws://127.0.0.1:7350 [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from shoal.bench import wf_shoal, workloads
+from shoal.client import Client
+from shoal.common import EventType
+from shoal.worker import Worker
+
+
+async def run_limited(factories: list[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:
+    sem = trio.Semaphore(limit)
+
+    async def one(f: Callable[[], Awaitable[Any]]) -> None:
+        async with sem:
+            await f()
+
+    async with trio.open_nursery() as n:
+        for f in factories:
+            n.start_soon(one, f)
+    return []
+
+
+async def main(address: str, sizes: dict[str, int]) -> dict[str, Any]:
+    client = await Client.connect(address)
+    sdk = workloads.Sdk(client=client, Worker=Worker, wf=wf_shoal, EventType=EventType,
+                        run_limited=run_limited)
+    out: dict[str, Any] = {}
+    out["W1"] = await workloads.w1_latency(sdk, sizes["w1_runs"])
+    out["W2"] = await workloads.w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"])
+    out["W3"] = await workloads.w3_timer_lateness(sdk, sizes["w3_timers"])
+    return out
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--address", required=True)
+    p.add_argument("--sizes", default="{}")
+    a = p.parse_args()
+    print(json.dumps(trio.run(main, a.address, json.loads(a.sizes))))

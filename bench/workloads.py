@@ -1,0 +1,103 @@
+"""The bench workloads (DESIGN §8), written once for both SDKs.
+
+Each takes an ``Sdk`` shim (client, Worker class, workflow module, EventType, and a
+``run_limited`` that runs coroutine factories with bounded concurrency on that SDK's event
+loop) so shoal (trio) and the Temporal dev server (temporalio on asyncio) run the very same
+workload code. Worker, client and server share the machine, as the issue prescribes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shoal.bench.stats import latency_summary
+
+
+@dataclass
+class Sdk:
+    client: Any
+    Worker: type
+    wf: Any  # bench.wf_shoal or bench.wf_temporal
+    EventType: Any
+    run_limited: Callable[[list[Callable[[], Awaitable[Any]]], int], Awaitable[list[Any]]]
+
+
+def _tq(name: str) -> str:
+    return f"bench-{name}-{uuid.uuid4().hex[:8]}"
+
+
+async def w1_latency(sdk: Sdk, runs: int) -> dict[str, Any]:
+    """W1: one-activity workflows, one at a time; client-observed latency."""
+    tq = _tq("w1")
+    ms: list[float] = []
+    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.OneActivity],
+                          activities=[sdk.wf.bench_echo]):
+        for i in range(runs + 5):
+            t0 = time.perf_counter()
+            r = await sdk.client.execute_workflow(sdk.wf.OneActivity.run, i, id=f"w1-{uuid.uuid4()}",
+                                                  task_queue=tq)
+            assert r == i
+            if i >= 5:  # warm-up runs are not counted
+                ms.append((time.perf_counter() - t0) * 1000)
+    return latency_summary(ms)
+
+
+async def w2_throughput(sdk: Sdk, workflows: int, in_flight: int) -> dict[str, Any]:
+    """W2: ``workflows`` runs of 3 sequential activities, ``in_flight`` at a time."""
+    tq = _tq("w2")
+    ms: list[float] = []
+
+    def one(i: int) -> Callable[[], Awaitable[None]]:
+        async def go() -> None:
+            t0 = time.perf_counter()
+            r = await sdk.client.execute_workflow(sdk.wf.ThreeActivities.run, i,
+                                                  id=f"w2-{uuid.uuid4()}", task_queue=tq)
+            assert r == i + 3
+            ms.append((time.perf_counter() - t0) * 1000)
+        return go
+
+    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.ThreeActivities],
+                          activities=[sdk.wf.bench_echo]):
+        t0 = time.perf_counter()
+        await sdk.run_limited([one(i) for i in range(workflows)], in_flight)
+        elapsed = time.perf_counter() - t0
+    return {"workflows": workflows, "in_flight": in_flight,
+            "workflows_per_s": round(workflows / elapsed, 1), **latency_summary(ms)}
+
+
+async def w3_timer_lateness(sdk: Sdk, timers: int) -> dict[str, Any]:
+    """W3: ``timers`` two-second timers started together; lateness from the history
+    (TimerFired time - TimerStarted time - 2 s), so it measures the server's timer path."""
+    tq = _tq("w3")
+    handles: list[Any] = []
+
+    def start(i: int) -> Callable[[], Awaitable[None]]:
+        async def go() -> None:
+            handles.append(await sdk.client.start_workflow(
+                sdk.wf.TwoSecondTimer.run, id=f"w3-{uuid.uuid4()}", task_queue=tq))
+        return go
+
+    lateness: list[float] = []
+
+    def measure(h: Any) -> Callable[[], Awaitable[None]]:
+        async def go() -> None:
+            await h.result()
+            started = fired = None
+            async for ev in h.fetch_history_events():
+                if ev.event_type == sdk.EventType.EVENT_TYPE_TIMER_STARTED:
+                    started = ev.event_time
+                elif ev.event_type == sdk.EventType.EVENT_TYPE_TIMER_FIRED:
+                    fired = ev.event_time
+            assert started is not None and fired is not None
+            lateness.append(((fired - started).total_seconds() - 2.0) * 1000)
+        return go
+
+    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.TwoSecondTimer]):
+        await sdk.run_limited([start(i) for i in range(timers)], 100)
+        await sdk.run_limited([measure(h) for h in handles], 100)
+    return {"timers": timers, **{k.replace("_ms", "_lateness_ms") if k != "count" else k: v
+                                  for k, v in latency_summary(lateness).items()}}
