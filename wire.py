@@ -675,6 +675,17 @@ class TimerCanceledAttributes:
     identity: str = ""
 
 
+# --- history engine additions (node/history) ---
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionTerminatedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_TERMINATED
+    reason: str = ""
+    details: Payloads = field(default_factory=list)
+    identity: str = ""
+
+
 EventAttributes = Union[
     WorkflowExecutionStartedAttributes,
     WorkflowExecutionCompletedAttributes,
@@ -693,6 +704,7 @@ EventAttributes = Union[
     TimerStartedAttributes,
     TimerFiredAttributes,
     TimerCanceledAttributes,
+    WorkflowExecutionTerminatedAttributes,
 ]
 
 for _cls in get_args(EventAttributes):
