@@ -1,0 +1,333 @@
+"""One workflow run's in-memory state: the object, its tasks, timers, activities, commands.
+
+Owns: turning workflow API calls (start an activity, sleep, wait for a condition) into
+commands with sequence numbers, resolving the futures behind them when history events
+are applied, running one workflow task's worth of callbacks on the ``WorkflowLoop``, and
+deciding whether an exception fails the workflow or only the workflow task. Must not:
+walk history or compare commands with it (``workflow_instance.py`` does), do I/O, or read a clock.
+
+Ids (as Temporal's SDKs): one sequence counter per run numbers activities and timers in
+the order workflow code asks for them; ``activity_id`` defaults to ``str(seq)`` and
+``timer_id`` is ``str(seq)``. Replay re-runs the same code, so it re-derives the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional
+
+from shoal import wire
+from shoal.sdk import exceptions
+from shoal.sdk._commands import TERMINAL_COMMANDS, ProducedCommand
+from shoal.sdk._definition import WorkflowDefinition
+from shoal.sdk._loop import DurableTimerHandle, WorkflowLoop
+from shoal.sdk.common import RetryPolicy
+from shoal.sdk.converter import DataConverter
+from shoal.sdk.workflow import ActivityHandle, Info
+
+log = logging.getLogger(__name__)
+
+
+class HistoryMismatch(Exception):
+    """History refers to something this run never created (corrupt or foreign history)."""
+
+
+@dataclass(slots=True)
+class _PendingActivity:
+    seq: int
+    future: asyncio.Future[Any]
+    activity_id: str
+    activity_type: str
+    result_type: Any
+
+
+def _seconds(value: Optional[timedelta]) -> Optional[float]:
+    return None if value is None else value.total_seconds()
+
+
+def seed_from_run_id(run_id: str) -> int:
+    """A stable 64-bit seed (``hash()`` of a str differs per process; sha256 does not)."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
+
+
+class WorkflowRuntime:
+    """The state of one run of one workflow, advanced one workflow task at a time.
+
+    Args:
+        defn: The workflow definition.
+        namespace, task_queue, workflow_id, run_id: Identity of the run.
+        converter: Encodes arguments/results and decodes them with type hints.
+    """
+
+    def __init__(self, defn: WorkflowDefinition, *, namespace: str, task_queue: str,
+                 workflow_id: str, run_id: str, converter: DataConverter) -> None:
+        self.defn = defn
+        self.converter = converter
+        self.namespace = namespace
+        self.task_queue = task_queue
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.loop = WorkflowLoop(self)
+        self.loop.shoal_runtime = self
+        self.random = random.Random(seed_from_run_id(run_id))
+        self.info: Optional[Info] = None
+        self.replaying = False
+        self.history_length = 0
+        self.commands: list[ProducedCommand] = []  # this workflow task's, in order
+        self.task_failure: Optional[BaseException] = None
+        self.closed = False  # a Complete/Fail command exists: later commands are dropped
+        self.disposed = False
+        self._seq = 0
+        self._activities: dict[int, _PendingActivity] = {}
+        self._scheduled: dict[int, int] = {}  # ActivityTaskScheduled event id -> seq
+        self._timers: dict[str, DurableTimerHandle] = {}
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
+        self._main: Optional[asyncio.Task[None]] = None
+        self._input: list[bytes] = []
+
+    # --- driven by the instance ------------------------------------------------------
+
+    def run_task(self, started: wire.HistoryEvent, events: list[wire.HistoryEvent],
+                 *, replaying: bool) -> list[ProducedCommand]:
+        """Apply ``events`` (history since the last task), then run until blocked.
+
+        Args:
+            started: The WorkflowTaskStarted event of the task: its time is ``loop.time()``.
+            events: Non-command events to apply, in history order.
+            replaying: True when history already records this task's outcome.
+
+        Returns:
+            The commands this task produced, in order. Check ``task_failure`` first.
+
+        Raises:
+            HistoryMismatch: An event refers to an activity or run this history never began.
+        """
+        assert started.event_type == wire.EventType.WORKFLOW_TASK_STARTED
+        self.loop.set_time(started.event_time)
+        self.history_length = started.event_id
+        self.replaying = replaying
+        self.commands = []
+        self.task_failure = None
+        for event in events:
+            self._apply(event)
+        error = self.loop.run_until_idle(self._check_conditions, lambda: self.task_failure is not None)
+        if error is not None and self.task_failure is None:
+            self.task_failure = error
+        return self.commands
+
+    def on_recorded(self, produced: ProducedCommand, event: wire.HistoryEvent) -> None:
+        """History recorded ``produced`` as ``event``: remember ids completions refer to."""
+        if event.event_type == wire.EventType.ACTIVITY_TASK_SCHEDULED:
+            self._scheduled[event.event_id] = produced.seq
+
+    def dispose(self) -> None:
+        """Cancel every task so workflow ``finally`` blocks run now, on this loop.
+
+        Commands produced meanwhile are dropped and the logger stays silent; without this,
+        coroutines would be closed later by the garbage collector with no loop installed.
+        """
+        self.disposed = self.closed = self.replaying = True
+        for task in list(asyncio.all_tasks(self.loop)):
+            task.cancel()
+        self.loop.run_until_idle(lambda: False, lambda: False)
+        self._conditions.clear()
+
+    # --- applying history ------------------------------------------------------------
+
+    def _apply(self, event: wire.HistoryEvent) -> None:
+        a = event.attributes
+        if isinstance(a, wire.WorkflowExecutionStartedAttributes):
+            self._on_started(event, a)
+        elif isinstance(a, wire.ActivityTaskStartedAttributes):
+            pass  # attempts are the server's business; the workflow waits for the outcome
+        elif isinstance(a, wire.ActivityTaskCompletedAttributes):
+            act = self._activity_for(a.scheduled_event_id, event)
+            if act is not None:
+                try:
+                    (value,) = self.converter.from_payloads(a.result[:1], [act.result_type]) or [None]
+                except Exception as exc:  # bad payload: the awaiting code sees the error
+                    act.future.set_exception(exc)
+                else:
+                    act.future.set_result(value)
+        elif isinstance(a, (wire.ActivityTaskFailedAttributes, wire.ActivityTaskTimedOutAttributes)):
+            act = self._activity_for(a.scheduled_event_id, event)
+            if act is not None:
+                act.future.set_exception(self._activity_error(act, a))
+        elif isinstance(a, wire.TimerFiredAttributes):
+            handle = self._timers.pop(a.timer_id, None)
+            # None: the timer was cancelled in the task that raced with its firing.
+            if handle is not None:
+                self.loop.fire(handle)
+        else:
+            raise HistoryMismatch(
+                f"event {event.event_id} ({event.event_type.name}) is not supported yet")
+
+    def _on_started(self, event: wire.HistoryEvent,
+                    a: wire.WorkflowExecutionStartedAttributes) -> None:
+        if self._main is not None:
+            raise HistoryMismatch(f"second WorkflowExecutionStarted at event {event.event_id}")
+        self.task_queue = a.task_queue or self.task_queue
+        self.info = Info(
+            attempt=a.attempt, namespace=self.namespace, run_id=self.run_id,
+            workflow_id=self.workflow_id, workflow_type=a.workflow_type,
+            task_queue=self.task_queue,
+            start_time=datetime.fromtimestamp(event.event_time, timezone.utc),
+            execution_timeout=_delta(a.workflow_execution_timeout_s),
+            run_timeout=_delta(a.workflow_run_timeout_s),
+            task_timeout=timedelta(seconds=a.workflow_task_timeout_s),
+            first_execution_run_id=a.first_execution_run_id or self.run_id,
+            continued_run_id=a.continued_execution_run_id,
+            retry_policy=None if a.retry_policy is None else RetryPolicy.from_wire(a.retry_policy),
+        )
+        self._input = list(a.input)
+        self._main = self.loop.create_task(self._run_main(), name=f"workflow:{self.workflow_id}")
+
+    def _activity_for(self, scheduled_event_id: int,
+                      event: wire.HistoryEvent) -> Optional[_PendingActivity]:
+        seq = self._scheduled.get(scheduled_event_id)
+        if seq is None:
+            raise HistoryMismatch(
+                f"event {event.event_id} ({event.event_type.name}) refers to scheduled event "
+                f"{scheduled_event_id}, which is not an activity this workflow scheduled")
+        act = self._activities.pop(seq, None)
+        # Done already: the workflow cancelled its handle and no longer wants the outcome.
+        return act if act is not None and not act.future.done() else None
+
+    def _activity_error(self, act: _PendingActivity, a: Any) -> exceptions.ActivityError:
+        timed_out = isinstance(a, wire.ActivityTaskTimedOutAttributes)
+        err = exceptions.ActivityError(
+            "Activity task timed out" if timed_out else "Activity task failed",
+            scheduled_event_id=a.scheduled_event_id, started_event_id=a.started_event_id,
+            identity="" if timed_out else a.identity, activity_type=act.activity_type,
+            activity_id=act.activity_id, retry_state=exceptions.RetryState(int(a.retry_state)))
+        err.__cause__ = exceptions.failure_to_error(a.failure, self.converter)
+        return err
+
+    # --- the main coroutine ------------------------------------------------------------
+
+    async def _run_main(self) -> None:
+        """Build the workflow object, run its run method, turn the outcome into a command."""
+        try:
+            args = self.converter.from_payloads(self._input, self.defn.arg_types)
+            obj = self.defn.cls(*args) if self.defn.init_takes_args else self.defn.cls()
+            result = await self.defn.run_fn(obj, *args)
+            payloads = self.converter.to_payloads([result])
+        except Exception as exc:
+            if isinstance(exc, (exceptions.FailureError, *self.defn.failure_exception_types)):
+                failure = exceptions.error_to_failure(exc, self.converter)
+                self._add(wire.FailWorkflowExecutionCommand(failure=failure))
+            else:
+                # A bug (or a non-failure exception): fail the workflow task so the server
+                # retries it, perhaps on a fixed deployment, as temporalio does.
+                self.task_failure = exc
+            return
+        except asyncio.CancelledError as exc:
+            # Workflow cancellation is a later issue; until then this is unexpected.
+            self.task_failure = RuntimeError("the workflow's run method was cancelled")
+            self.task_failure.__cause__ = exc
+            return
+        self._add(wire.CompleteWorkflowExecutionCommand(result=payloads))
+
+    # --- commands ----------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _add(self, command: wire.Command, seq: int = 0) -> None:
+        if self.closed:
+            return  # Temporal ignores commands after the run's close command too
+        self.commands.append(ProducedCommand(command, seq))
+        if isinstance(command, TERMINAL_COMMANDS):
+            self.closed = True
+
+    # --- timers (the loop's TimerSink) ---------------------------------------------------
+
+    def start_timer(self, handle: DurableTimerHandle, delay_s: float) -> None:
+        """``call_later`` in workflow code: a StartTimer command."""
+        seq = self._next_seq()
+        handle.timer_id = str(seq)
+        self._timers[handle.timer_id] = handle
+        self._add(wire.StartTimerCommand(timer_id=handle.timer_id,
+                                         start_to_fire_timeout_s=delay_s), seq)
+
+    def cancel_timer(self, handle: DurableTimerHandle) -> None:
+        """A pending timer handle was cancelled: CancelTimer, or drop a not-yet-sent start."""
+        if self._timers.pop(handle.timer_id, None) is None:
+            return
+        for i, produced in enumerate(self.commands):
+            cmd = produced.command
+            if isinstance(cmd, wire.StartTimerCommand) and cmd.timer_id == handle.timer_id:
+                # Started and cancelled within one task: the server never hears of it.
+                del self.commands[i]
+                return
+        self._add(wire.CancelTimerCommand(timer_id=handle.timer_id), int(handle.timer_id))
+
+    # --- the workflow API (called from shoal.sdk.workflow) ------------------------------
+
+    def start_activity(
+        self, *, activity_type: str, args: list[Any], task_queue: Optional[str],
+        schedule_to_close_timeout: Optional[timedelta],
+        schedule_to_start_timeout: Optional[timedelta],
+        start_to_close_timeout: Optional[timedelta], heartbeat_timeout: Optional[timedelta],
+        retry_policy: Optional[RetryPolicy], activity_id: Optional[str], result_type: Any,
+    ) -> ActivityHandle[Any]:
+        """Schedule an activity now (the command goes out with this task)."""
+        seq = self._next_seq()
+        act = _PendingActivity(seq=seq, future=self.loop.create_future(),
+                               activity_id=activity_id or str(seq),
+                               activity_type=activity_type, result_type=result_type)
+        command = wire.ScheduleActivityTaskCommand(
+            activity_id=act.activity_id, activity_type=activity_type,
+            task_queue=task_queue or self.task_queue,
+            input=self.converter.to_payloads(args),
+            schedule_to_close_timeout_s=_seconds(schedule_to_close_timeout),
+            schedule_to_start_timeout_s=_seconds(schedule_to_start_timeout),
+            start_to_close_timeout_s=_seconds(start_to_close_timeout),
+            heartbeat_timeout_s=_seconds(heartbeat_timeout),
+            retry_policy=None if retry_policy is None else retry_policy.to_wire(),
+        )
+        self._activities[seq] = act
+        self._add(command, seq)
+        return ActivityHandle(_await_future(act.future), loop=self.loop,
+                              name=f"activity:{act.activity_id}")
+
+    def add_condition(self, fn: Callable[[], bool], future: asyncio.Future[Any]) -> None:
+        """Resolve ``future`` once ``fn()`` is true (checked whenever the loop is idle)."""
+        self._conditions.append((fn, future))
+
+    def _check_conditions(self) -> bool:
+        # One condition at a time, in registration order, then run the loop again: the
+        # woken code may change state that makes the next condition false (as temporalio).
+        for i, (fn, fut) in enumerate(self._conditions):
+            if fut.done():
+                continue
+            try:
+                ready = fn()
+            except Exception as exc:
+                del self._conditions[i]
+                fut.set_exception(exc)
+                return True
+            if ready:
+                del self._conditions[i]
+                fut.set_result(True)
+                return True
+        self._conditions = [(fn, fut) for fn, fut in self._conditions if not fut.done()]
+        return False
+
+    def now(self) -> datetime:
+        """The current workflow task's start time (UTC)."""
+        return datetime.fromtimestamp(self.loop.time(), timezone.utc)
+
+
+async def _await_future(future: asyncio.Future[Any]) -> Any:
+    return await future
+
+
+def _delta(seconds: Optional[float]) -> Optional[timedelta]:
+    return None if seconds is None else timedelta(seconds=seconds)

@@ -1,0 +1,330 @@
+"""The API workflow code calls (``shoal.workflow``), name for name as ``temporalio.workflow``.
+
+Owns: the decorators (re-exported from ``_definition``), ``execute_activity`` /
+``start_activity``, ``info``, ``now``/``time``, deterministic ``uuid4``/``random``,
+``wait_condition``, ``sleep``, the replay-silent ``logger`` and ``unsafe``. Each call finds
+the run it belongs to through asyncio's running loop, which is a ``WorkflowLoop`` only
+while a workflow task executes. Must not: keep module-level mutable state (several runs
+share this module), read the wall clock, or do I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random as _random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping,
+                    MutableMapping, Optional, Sequence, TypeVar, Union)
+
+from shoal.sdk._commands import NondeterminismError
+from shoal.sdk._definition import (HandlerDefinition, WorkflowDefinition, defn, init, query,
+                                   run, signal, update)
+from shoal.sdk._loop import WorkflowLoop
+from shoal.sdk.common import RetryPolicy
+
+if TYPE_CHECKING:
+    from shoal.sdk._runtime import WorkflowRuntime
+
+__all__ = [
+    "defn", "run", "init", "signal", "query", "update",
+    "WorkflowDefinition", "HandlerDefinition", "Info", "ActivityHandle",
+    "ActivityCancellationType", "NondeterminismError",
+    "execute_activity", "start_activity", "info", "now", "time", "time_ns", "uuid4",
+    "random", "wait_condition", "sleep", "in_workflow", "logger", "unsafe",
+]
+
+ReturnType = TypeVar("ReturnType")
+
+
+class _NoArg:
+    def __repr__(self) -> str:
+        return "<no arg>"
+
+
+_NO_ARG: Any = _NoArg()
+
+
+@dataclass(frozen=True)
+class Info:
+    """Information about the running workflow (``workflow.info()``), as temporalio's ``Info``."""
+
+    attempt: int
+    namespace: str
+    run_id: str
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    start_time: datetime
+    execution_timeout: Optional[timedelta] = None
+    run_timeout: Optional[timedelta] = None
+    task_timeout: Optional[timedelta] = None
+    first_execution_run_id: str = ""
+    continued_run_id: Optional[str] = None
+    retry_policy: Optional[RetryPolicy] = None
+    cron_schedule: Optional[str] = None
+    parent: None = None
+    headers: Mapping[str, bytes] = ()  # type: ignore[assignment]
+
+    @property
+    def workflow_start_time(self) -> datetime:
+        """When the run started (same as ``start_time`` until continue-as-new exists)."""
+        return self.start_time
+
+    def get_current_history_length(self) -> int:
+        """Events in history up to the current workflow task's start."""
+        return _runtime().history_length
+
+    def is_continued_as_new_suggested(self) -> bool:
+        """Always False for now: shoal does not suggest continue-as-new yet."""
+        return False
+
+
+class ActivityCancellationType(IntEnum):
+    """How cancelling an activity handle waits (accepted for compatibility).
+
+    Until activity cancellation requests travel to the server, every type behaves as
+    ``ABANDON``: the workflow sees ``asyncio.CancelledError`` at once and the activity's
+    eventual outcome is ignored.
+    """
+
+    TRY_CANCEL = 0
+    WAIT_CANCELLATION_COMPLETED = 1
+    ABANDON = 2
+
+
+class ActivityHandle(asyncio.Task, Generic[ReturnType]):  # type: ignore[type-arg]
+    """A started activity: an ``asyncio.Task`` that resolves to the activity's result.
+
+    Raises (when awaited):
+        shoal.exceptions.ActivityError: The activity failed or timed out; ``.cause`` says why.
+    """
+
+
+def _runtime() -> WorkflowRuntime:
+    loop = asyncio.events._get_running_loop()
+    if not isinstance(loop, WorkflowLoop) or loop.shoal_runtime is None:
+        raise RuntimeError("Not in workflow event loop")
+    return loop.shoal_runtime
+
+
+def in_workflow() -> bool:
+    """Whether the caller runs inside a workflow."""
+    loop = asyncio.events._get_running_loop()
+    return isinstance(loop, WorkflowLoop) and loop.shoal_runtime is not None
+
+
+def info() -> Info:
+    """The current workflow's ``Info``.
+
+    Raises:
+        RuntimeError: Called outside a workflow.
+    """
+    rt = _runtime()
+    assert rt.info is not None, "info() before WorkflowExecutionStarted was applied"
+    return rt.info
+
+
+def now() -> datetime:
+    """The current workflow time (UTC): the start time of the workflow task being run."""
+    return _runtime().now()
+
+
+def time() -> float:
+    """``now()`` as seconds since the epoch (same as ``asyncio.get_running_loop().time()``)."""
+    return _runtime().loop.time()
+
+
+def time_ns() -> int:
+    """``time()`` in integer nanoseconds."""
+    return int(_runtime().loop.time() * 1_000_000_000)
+
+
+def random() -> _random.Random:
+    """A ``random.Random`` seeded from the run id: the same sequence on every replay."""
+    return _runtime().random
+
+
+def uuid4() -> uuid.UUID:
+    """A version-4 UUID drawn from ``random()``: stable across replays."""
+    return uuid.UUID(int=_runtime().random.getrandbits(128), version=4)
+
+
+def _activity_name_and_result(activity: Any, result_type: Any) -> tuple[str, Any]:
+    if isinstance(activity, str):
+        return activity, result_type
+    definition = getattr(activity, "__shoal_activity_definition__", None)
+    if definition is None:
+        raise TypeError(
+            f"activity {getattr(activity, '__qualname__', activity)!r} has no activity "
+            "definition: decorate it with @activity.defn or pass its name as a string")
+    if result_type is None:
+        from shoal.sdk.common import type_hints_from_func
+
+        _, result_type = type_hints_from_func(getattr(definition, "fn", None) or activity)
+    return definition.name, result_type
+
+
+def start_activity(
+    activity: Union[Callable[..., Any], str], arg: Any = _NO_ARG, *, args: Sequence[Any] = (),
+    task_queue: Optional[str] = None,
+    schedule_to_close_timeout: Optional[timedelta] = None,
+    schedule_to_start_timeout: Optional[timedelta] = None,
+    start_to_close_timeout: Optional[timedelta] = None,
+    heartbeat_timeout: Optional[timedelta] = None,
+    retry_policy: Optional[RetryPolicy] = None,
+    cancellation_type: ActivityCancellationType = ActivityCancellationType.TRY_CANCEL,
+    activity_id: Optional[str] = None, result_type: Optional[type] = None,
+    summary: Optional[str] = None, **_ignored: Any,
+) -> ActivityHandle[Any]:
+    """Schedule an activity and return a handle (an ``asyncio.Task``) for its result.
+
+    Args:
+        activity: An ``@activity.defn`` function (its name and return type are used) or
+            an activity type name.
+        arg: The single argument; use ``args`` for several.
+        task_queue: Where the activity runs; default the workflow's task queue.
+        schedule_to_close_timeout, schedule_to_start_timeout, start_to_close_timeout,
+        heartbeat_timeout: Timeouts; one of schedule-to-close / start-to-close is required.
+        retry_policy: Server-side retries; None: the server's default policy.
+        cancellation_type: Accepted for compatibility; see ``ActivityCancellationType``.
+        activity_id: Defaults to the run's command sequence number.
+        result_type: Decode the result as this type (needed for string activity names).
+        summary: Accepted for compatibility and ignored.
+
+    Raises:
+        ValueError: Neither schedule-to-close nor start-to-close timeout given, or both
+            ``arg`` and ``args``.
+        TypeError: ``activity`` is a function not decorated with ``@activity.defn``.
+    """
+    del cancellation_type, summary
+    if arg is not _NO_ARG:
+        if args:
+            raise ValueError("pass either arg or args, not both")
+        args = [arg]
+    if not schedule_to_close_timeout and not start_to_close_timeout:
+        raise ValueError(
+            "Activity must have start_to_close_timeout or schedule_to_close_timeout")
+    name, rtype = _activity_name_and_result(activity, result_type)
+    return _runtime().start_activity(
+        activity_type=name, args=list(args), task_queue=task_queue,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        schedule_to_start_timeout=schedule_to_start_timeout,
+        start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
+        retry_policy=retry_policy, activity_id=activity_id, result_type=rtype)
+
+
+async def execute_activity(activity: Union[Callable[..., Any], str], arg: Any = _NO_ARG,
+                           **kwargs: Any) -> Any:
+    """``start_activity`` and wait for the result; takes the same arguments.
+
+    Raises:
+        shoal.exceptions.ActivityError: The activity failed or timed out for good.
+    """
+    return await start_activity(activity, arg, **kwargs)
+
+
+async def wait_condition(fn: Callable[[], bool], *,
+                         timeout: Optional[Union[timedelta, float]] = None,
+                         timeout_summary: Optional[str] = None) -> None:
+    """Wait until ``fn()`` returns True; it is re-checked whenever the workflow is idle.
+
+    Args:
+        fn: A side-effect-free predicate over workflow state.
+        timeout: Give up after this long (a durable timer).
+
+    Raises:
+        asyncio.TimeoutError: The timeout elapsed first.
+    """
+    del timeout_summary
+    rt = _runtime()
+    fut = rt.loop.create_future()
+    rt.add_condition(fn, fut)
+    if timeout is None:
+        await fut
+        return
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    await asyncio.wait_for(fut, seconds)
+
+
+async def sleep(duration: Union[float, timedelta], *, summary: Optional[str] = None) -> None:
+    """A durable sleep (same as ``asyncio.sleep`` inside a workflow)."""
+    del summary
+    seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    await asyncio.sleep(seconds)
+
+
+class _Unsafe:
+    """``workflow.unsafe``: escape hatches, as temporalio's module of that name."""
+
+    @staticmethod
+    def is_replaying() -> bool:
+        """True while the current workflow task is a replay of recorded history."""
+        return _runtime().replaying
+
+    @staticmethod
+    @contextlib.contextmanager
+    def imports_passed_through() -> Iterator[None]:
+        """No-op: shoal has no import sandbox (kept so temporalio code imports unchanged)."""
+        yield
+
+    @staticmethod
+    @contextlib.contextmanager
+    def sandbox_unrestricted() -> Iterator[None]:
+        """No-op: shoal has no sandbox."""
+        yield
+
+    @staticmethod
+    def in_sandbox() -> bool:
+        """Always False: shoal has no sandbox."""
+        return False
+
+
+unsafe = _Unsafe()
+
+
+class LoggerAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """``workflow.logger``: adds the run's identity to records; silent while replaying."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
+        loop = asyncio.events._get_running_loop()
+        runtime = getattr(loop, "shoal_runtime", None) if isinstance(loop, WorkflowLoop) else None
+        if runtime is not None and runtime.replaying:
+            return False
+        return super().isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        if in_workflow():
+            rt = _runtime()
+            fields = {"workflow_id": rt.workflow_id, "run_id": rt.run_id,
+                      "namespace": rt.namespace, "task_queue": rt.task_queue}
+            if rt.info is not None:
+                fields.update(workflow_type=rt.info.workflow_type, attempt=rt.info.attempt)
+            kwargs["extra"] = {**(kwargs.get("extra") or {}), "workflow_info": fields}
+            msg = f"{msg} ({fields})"
+        return msg, kwargs
+
+
+logger = LoggerAdapter(logging.getLogger("shoal.workflow"), None)
+
+
+def _resolve_workflow_ref(workflow: Any) -> tuple[str, Any]:
+    """Workflow type name and result type hint of what a client passes as ``workflow``.
+
+    Accepts a ``@workflow.run`` method (``MyWorkflow.run``), a ``@workflow.defn`` class, or
+    a type name (result then decodes untyped unless the caller gives ``result_type``).
+
+    Raises:
+        TypeError: A function or class that is not part of a workflow definition.
+    """
+    if isinstance(workflow, str):
+        return workflow, None
+    if isinstance(workflow, type):
+        definition = WorkflowDefinition.from_class(workflow)
+    else:
+        definition = WorkflowDefinition.from_run_fn(workflow)
+    return definition.name, definition.ret_type
