@@ -33,6 +33,11 @@ from shoal.sdk.workflow import ActivityHandle, Info
 log = logging.getLogger(__name__)
 
 
+# Closes the server decides on its own; they never need workflow code to react.
+_CLOSING_EVENTS = frozenset({wire.EventType.WORKFLOW_EXECUTION_TERMINATED,
+                             wire.EventType.WORKFLOW_EXECUTION_TIMED_OUT})
+
+
 class HistoryMismatch(Exception):
     """History refers to something this run never created (corrupt or foreign history)."""
 
@@ -163,6 +168,8 @@ class WorkflowRuntime:
             # None: the timer was cancelled in the task that raced with its firing.
             if handle is not None:
                 self.loop.fire(handle)
+        elif event.event_type in _CLOSING_EVENTS:
+            pass  # closed by the server; no later task will run this code
         else:
             raise HistoryMismatch(
                 f"event {event.event_id} ({event.event_type.name}) is not supported yet")
