@@ -27,6 +27,7 @@ _INIT_ATTR = "__shoal_workflow_init__"
 _SIGNAL_ATTR = "__shoal_signal_definition__"
 _QUERY_ATTR = "__shoal_query_definition__"
 _UPDATE_ATTR = "__shoal_update_definition__"
+_VALIDATOR_ATTR = "__shoal_update_validator__"
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,13 @@ def _handler_decorator(attr: str, kind: str, fn: Any, name: Optional[str],
         setattr(f, attr, HandlerDefinition(
             name=None if dynamic else (name or f.__name__), fn=f, arg_types=arg_types,
             ret_type=ret_type))
+        if kind == "update":
+            # temporalio's ``@my_update.validator`` must exist for classes to import.
+            def validator(vfn: CallableType) -> CallableType:
+                setattr(f, _VALIDATOR_ATTR, vfn)
+                return vfn
+
+            setattr(f, "validator", validator)
         return f
 
     return decorate(fn) if fn is not None else decorate

@@ -1,4 +1,4 @@
-"""The payload converter (``shoal.converter``): user values <-> opaque payload bytes.
+"""The payload converter (as ``temporalio.converter``): user values <-> opaque payload bytes.
 
 Owns: turning arguments, results, heartbeat and failure details into CBOR bytes, and back
 into the types the receiving function declares (dataclasses nested in Optional, list,

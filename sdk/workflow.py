@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random as _random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping,
@@ -34,7 +34,9 @@ __all__ = [
     "defn", "run", "init", "signal", "query", "update",
     "WorkflowDefinition", "HandlerDefinition", "Info", "ActivityHandle",
     "ActivityCancellationType", "NondeterminismError",
-    "execute_activity", "start_activity", "info", "now", "time", "time_ns", "uuid4",
+    "execute_activity", "start_activity", "execute_activity_method", "start_activity_method",
+    "execute_local_activity", "start_local_activity", "execute_local_activity_method",
+    "start_local_activity_method", "info", "now", "time", "time_ns", "uuid4",
     "random", "wait_condition", "sleep", "in_workflow", "logger", "unsafe",
 ]
 
@@ -68,7 +70,7 @@ class Info:
     retry_policy: Optional[RetryPolicy] = None
     cron_schedule: Optional[str] = None
     parent: None = None
-    headers: Mapping[str, bytes] = ()  # type: ignore[assignment]
+    headers: Mapping[str, bytes] = field(default_factory=dict)
 
     @property
     def workflow_start_time(self) -> datetime:
@@ -169,6 +171,11 @@ def _activity_name_and_result(activity: Any, result_type: Any) -> tuple[str, Any
     return definition.name, result_type
 
 
+# temporalio activity options that change nothing here (no worker versioning, no
+# priorities, local activities run as normal ones); accepted so ported code runs.
+_IGNORED_ACTIVITY_OPTIONS = frozenset({"versioning_intent", "priority", "local_retry_threshold"})
+
+
 def start_activity(
     activity: Union[Callable[..., Any], str], arg: Any = _NO_ARG, *, args: Sequence[Any] = (),
     task_queue: Optional[str] = None,
@@ -202,6 +209,9 @@ def start_activity(
         TypeError: ``activity`` is a function not decorated with ``@activity.defn``.
     """
     del cancellation_type, summary
+    unknown = set(_ignored) - _IGNORED_ACTIVITY_OPTIONS
+    if unknown:
+        raise TypeError(f"unexpected activity option(s): {sorted(unknown)}")
     if arg is not _NO_ARG:
         if args:
             raise ValueError("pass either arg or args, not both")
@@ -226,6 +236,17 @@ async def execute_activity(activity: Union[Callable[..., Any], str], arg: Any = 
         shoal.exceptions.ActivityError: The activity failed or timed out for good.
     """
     return await start_activity(activity, arg, **kwargs)
+
+
+# temporalio's variants for activities defined as methods, and local activities. Local
+# activities run as ordinary (server-scheduled) activities here: same results, one more
+# round trip; ``local_retry_threshold`` and similar options are accepted and ignored.
+start_activity_method = start_activity
+execute_activity_method = execute_activity
+start_local_activity = start_activity
+execute_local_activity = execute_activity
+start_local_activity_method = start_activity
+execute_local_activity_method = execute_activity
 
 
 async def wait_condition(fn: Callable[[], bool], *,

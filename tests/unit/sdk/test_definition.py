@@ -135,3 +135,22 @@ def test_type_hints_skip_self_and_report_untyped():
         return a
 
     assert type_hints_from_func(untyped) == (None, None)
+
+
+def test_update_validator_decorator_exists_for_temporalio_code():
+    @workflow.defn
+    class WithValidator:
+        @workflow.run
+        async def run(self) -> None:
+            pass
+
+        @workflow.update
+        async def set_value(self, v: int) -> None:
+            pass
+
+        @set_value.validator
+        def check_value(self, v: int) -> None:
+            pass
+
+    d = WorkflowDefinition.from_class(WithValidator)
+    assert d.updates["set_value"].fn.__shoal_update_validator__ is WithValidator.check_value

@@ -271,3 +271,67 @@ def test_logger_is_silent_while_replaying(caplog):
     d.history.advance(1).timer_fired("1")
     d.activate()  # a fresh instance replays the first task silently
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["after sleep"]
+
+
+@workflow.defn
+class TimeoutBlock:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            async with asyncio.timeout(10):
+                await workflow.execute_activity(echo, "slow", start_to_close_timeout=TEN_S)
+        except TimeoutError:
+            return "timed out"
+        return "in time"
+
+
+def test_asyncio_timeout_block_uses_a_durable_timer():
+    d = Driver(TimeoutBlock)
+    act = d.activate()
+    assert command_types(act) == ["StartTimerCommand", "ScheduleActivityTaskCommand"]
+    d.history.advance(10).timer_fired("1")
+    d.activate()
+    assert d.result() == "timed out"
+
+
+@workflow.defn
+class Cleanup:
+    cleaned: list = []
+
+    @workflow.run
+    async def run(self) -> None:
+        try:
+            await asyncio.sleep(100)
+        finally:
+            Cleanup.cleaned.append((workflow.in_workflow(), asyncio.get_running_loop().time()))
+            await asyncio.sleep(1)  # a command during teardown is dropped, not an error
+
+
+def test_close_runs_finally_blocks_on_the_workflow_loop():
+    Cleanup.cleaned = []
+    d = Driver(Cleanup)
+    d.activate()
+    d.instance.close()
+    assert Cleanup.cleaned == [(True, d.history.now)]
+    assert asyncio.events._get_running_loop() is None
+
+
+@workflow.defn
+class LocalAndTypo:
+    typo = False
+
+    @workflow.run
+    async def run(self) -> str:
+        if LocalAndTypo.typo:
+            return await workflow.execute_activity(echo, "x", start_to_close_timout=TEN_S)
+        return await workflow.execute_local_activity(
+            echo, "x", start_to_close_timeout=TEN_S, local_retry_threshold=TEN_S)
+
+
+def test_local_activity_runs_as_an_activity_and_unknown_options_are_refused():
+    LocalAndTypo.typo = False
+    (cmd,) = Driver(LocalAndTypo).activate().commands
+    assert cmd.activity_type == "echo"
+    LocalAndTypo.typo = True
+    act = Driver(LocalAndTypo).activate()
+    assert "start_to_close_timout" in act.failure.message
