@@ -119,6 +119,11 @@ class WorkflowTaskInfo:
     started_time: float | None = None
     started_identity: str = ""
     request_id: str = ""
+    # A retry of a failing task (Temporal's transient workflow task): its Scheduled and
+    # Started events are not in history yet; ``scheduled_event_id`` is the id they will
+    # take, and they are written only if the attempt completes, so a task that keeps
+    # failing does not grow history.
+    transient: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

@@ -1,0 +1,146 @@
+"""Starting a run: request validation, the workflow id reuse policy, the first events.
+
+Owns: deciding whether a StartWorkflow request may create a run given the workflow id's
+current run (Temporal's ``WorkflowIdReusePolicy`` and request-id dedupe), and building the
+new run's state, WorkflowExecutionStarted + WorkflowTaskScheduled events and timeout
+timers. Must not: terminate the previous run itself (``engine.py`` composes that) or do I/O.
+"""
+
+from __future__ import annotations
+
+import math
+
+from shoal import wire
+from shoal.node.history import workflow_task
+from shoal.node.history.config import HistoryConfig
+from shoal.node.history.transition import Transition, Txn
+from shoal.store import records
+from shoal.store.records import TimerKind
+
+Status = wire.WorkflowExecutionStatus
+Policy = wire.IdReusePolicy
+
+# Closed statuses that ALLOW_DUPLICATE_FAILED_ONLY lets a new run follow.
+_FAILED_LIKE = frozenset({Status.FAILED, Status.CANCELED, Status.TERMINATED, Status.TIMED_OUT})
+
+
+def _invalid(message: str) -> wire.ShoalError:
+    return wire.ShoalError(wire.Code.INVALID_ARGUMENT, message)
+
+
+def _timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if math.isnan(value) or value < 0:
+        raise _invalid(f"{name} is {value}; it must be >= 0 seconds")
+    return None if value == 0 or math.isinf(value) else value
+
+
+def check_request(req: wire.StartWorkflowRequest, cfg: HistoryConfig) -> None:
+    """Raise INVALID_ARGUMENT / PAYLOAD_TOO_LARGE for a request no run can be made from."""
+    for name in ("workflow_id", "workflow_type", "task_queue", "request_id"):
+        value = getattr(req, name)
+        if not value:
+            raise _invalid(f"{name} must not be empty")
+        if len(value) > wire.ID_CHARS_MAX:
+            raise _invalid(f"{name} is {len(value)} characters; the limit is {wire.ID_CHARS_MAX}")
+    size = wire.payloads_size(req.input)
+    if size > cfg.payload_bytes_max:
+        raise wire.ShoalError(
+            wire.Code.PAYLOAD_TOO_LARGE,
+            f"input is {size} bytes; the limit is {cfg.payload_bytes_max} bytes",
+        )
+    memo_size = sum(len(k) + len(v) for k, v in req.memo.items())
+    memo_size += sum(len(k) + len(v) for k, v in req.search_attributes.items())
+    if memo_size > cfg.payload_bytes_max:
+        raise wire.ShoalError(
+            wire.Code.PAYLOAD_TOO_LARGE,
+            f"memo and search attributes are {memo_size} bytes; the limit is "
+            f"{cfg.payload_bytes_max} bytes",
+        )
+    _timeout("workflow_execution_timeout_s", req.workflow_execution_timeout_s)
+    _timeout("workflow_run_timeout_s", req.workflow_run_timeout_s)
+    _timeout("workflow_task_timeout_s", req.workflow_task_timeout_s)
+
+
+def is_duplicate(req: wire.StartWorkflowRequest, current: records.CurrentRun | None) -> bool:
+    """A retried start: the current run was started by this very request id."""
+    return current is not None and bool(req.request_id) and current.start_request_id == req.request_id
+
+
+def check_reuse(
+    req: wire.StartWorkflowRequest, current: records.CurrentRun | None, status: Status | None
+) -> bool:
+    """Apply the id reuse policy. Returns True if the current run must be terminated first.
+
+    Args:
+        status: the current run's actual status (its state's, which is authoritative over
+            the possibly stale ``current.status``); None if there is no current run.
+    Raises:
+        ShoalError(WORKFLOW_ALREADY_STARTED, run_id=...) when the policy forbids the start.
+    """
+    if current is None or status is None:
+        return False
+
+    def refuse(why: str) -> wire.ShoalError:
+        return wire.ShoalError(
+            wire.Code.WORKFLOW_ALREADY_STARTED,
+            f"workflow {req.workflow_id!r} {why} (run {current.run_id}); id_reuse_policy is "
+            f"{req.id_reuse_policy.name}",
+            run_id=current.run_id,
+        )
+
+    policy = req.id_reuse_policy
+    if status == Status.RUNNING:
+        if policy == Policy.TERMINATE_IF_RUNNING:
+            return True
+        raise refuse("is already running")
+    if policy == Policy.REJECT_DUPLICATE:
+        raise refuse(f"already ran and {status.name}")
+    if policy == Policy.ALLOW_DUPLICATE_FAILED_ONLY and status not in _FAILED_LIKE:
+        raise refuse(f"already ran and {status.name}")
+    return False
+
+
+def new_run(
+    req: wire.StartWorkflowRequest, *, namespace: str, run_id: str, now: float, cfg: HistoryConfig
+) -> tuple[records.ExecutionState, Transition]:
+    """Build a run from a checked request: WorkflowExecutionStarted, a workflow task, timers."""
+    run_timeout = _timeout("workflow_run_timeout_s", req.workflow_run_timeout_s)
+    exec_timeout = _timeout("workflow_execution_timeout_s", req.workflow_execution_timeout_s)
+    # As Temporal: a run may not outlive its execution; an unset run timeout is the execution's.
+    if exec_timeout is not None and (run_timeout is None or run_timeout > exec_timeout):
+        run_timeout = exec_timeout
+    wt_timeout = _timeout("workflow_task_timeout_s", req.workflow_task_timeout_s)
+    wt_timeout = min(wt_timeout or cfg.workflow_task_timeout_s, cfg.workflow_task_timeout_max_s)
+    if run_timeout is not None:
+        wt_timeout = min(wt_timeout, run_timeout)
+    exec_expiration = now + exec_timeout if exec_timeout is not None else None
+    state = records.ExecutionState(
+        namespace=namespace, workflow_id=req.workflow_id, run_id=run_id,
+        workflow_type=req.workflow_type, task_queue=req.task_queue, start_time=now,
+        start_request_id=req.request_id, first_execution_run_id=run_id,
+        workflow_task_timeout_s=wt_timeout,
+        run_expiration_time=now + run_timeout if run_timeout is not None else None,
+        execution_expiration_time=exec_expiration,
+        memo=dict(req.memo), search_attributes=dict(req.search_attributes),
+    )
+    txn = Txn(state, now, cfg)
+    txn.append(
+        wire.WorkflowExecutionStartedAttributes(
+            workflow_type=req.workflow_type, task_queue=req.task_queue, input=list(req.input),
+            workflow_execution_timeout_s=exec_timeout, workflow_run_timeout_s=run_timeout,
+            workflow_task_timeout_s=wt_timeout, attempt=1, first_execution_run_id=run_id,
+            original_execution_run_id=run_id, identity=req.identity, request_id=req.request_id,
+            retry_policy=req.retry_policy, memo=dict(req.memo),
+            search_attributes=dict(req.search_attributes),
+            workflow_execution_expiration_time=exec_expiration,
+        )
+    )
+    workflow_task.schedule(txn, attempt=1)
+    if state.run_expiration_time is not None:
+        txn.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, state.run_expiration_time)
+    if exec_expiration is not None:
+        txn.timer(TimerKind.WORKFLOW_EXECUTION_TIMEOUT, exec_expiration)
+    txn.tr.response = wire.StartWorkflowResponse(run_id=run_id, started=True)
+    return state, txn.finish()
