@@ -16,8 +16,10 @@ from enum import IntEnum
 from typing import Any, Callable, Optional, Sequence
 
 from shoal import wire
+from shoal.sdk.history import EventType  # Temporal's EVENT_TYPE_* names, for history checks
 
 __all__ = [
+    "EventType",
     "RetryPolicy",
     "WorkflowIDReusePolicy",
     "WorkflowIDConflictPolicy",
