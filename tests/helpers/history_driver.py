@@ -5,7 +5,7 @@ tests read as scripted scenarios with plain ``now`` floats. Owned by the history
 from __future__ import annotations
 
 from shoal import wire
-from shoal.node.history.engine import HistoryConfig, HistoryEngine
+from shoal.node.history.engine import HistoryEngine
 from shoal.node.history.invariants import check_history
 from shoal.node.history.transition import Transition
 from shoal.store import records
