@@ -37,8 +37,7 @@ def test_completion_with_no_commands_waits_without_a_new_task(run: Run) -> None:
 def test_events_during_started_task_are_buffered_and_flushed_after_completion(run: Run) -> None:
     run.run_wt([activity("a1"), activity("a2")])  # 5, 6
     act = run.poll_activity("a1")
-    task = run.poll_wt() if run.state.workflow_task else None
-    assert task is None
+    assert run.state.workflow_task is None  # no news for the workflow yet
     run.complete_activity(act)  # no task pending: appended directly, new task scheduled
     assert run.types(7) == ["ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_COMPLETED", "WORKFLOW_TASK_SCHEDULED"]
     task = run.poll_wt()  # 10
@@ -57,8 +56,7 @@ def test_events_during_started_task_are_buffered_and_flushed_after_completion(ru
 
 def test_command_events_come_before_flushed_events(run: Run) -> None:
     run.run_wt([wire.StartTimerCommand(timer_id="t1", start_to_fire_timeout_s=1.0)])
-    task = run.poll_wt() if run.state.workflow_task else None
-    assert task is None
+    assert run.state.workflow_task is None  # no news for the workflow yet
     run.fire(run.timer(TimerKind.USER_TIMER))  # TimerFired + WT scheduled
     task = run.poll_wt()
     run.fire(run.timer(TimerKind.USER_TIMER), at=200.0)  # stale: already fired
