@@ -8,6 +8,7 @@ tables do), or change state other than through ``Shard.run_op``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -235,14 +236,12 @@ class Service:
                     limit=None,
                 )
             wt: wire.WorkflowTask = started
+            # The engine's task carries only the transient events (a retried task's
+            # Scheduled/Started, not stored); the stored history comes first.
+            full = history + list(wt.history)
             return wire.PollWorkflowTaskResponse(
-                task=wire.WorkflowTask(
-                    task_token=wt.task_token, workflow_id=wt.workflow_id, run_id=wt.run_id,
-                    workflow_type=wt.workflow_type, attempt=wt.attempt,
-                    started_event_id=wt.started_event_id,
-                    previous_started_event_id=wt.previous_started_event_id,
-                    history=[e for e in history if e.event_id <= wt.started_event_id],
-                    scheduled_time=wt.scheduled_time, started_time=wt.started_time,
+                task=dataclasses.replace(
+                    wt, history=[e for e in full if e.event_id <= wt.started_event_id]
                 )
             )
 

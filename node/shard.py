@@ -117,6 +117,11 @@ class Batch:
         self.timer_tasks.extend(tr.timer_tasks)
         if tr.closed:
             self.closed_runs.append(state.run_id)
+            cur = self.current()
+            if cur is not None and cur.run_id == state.run_id:
+                self.set_current(records.CurrentRun(
+                    run_id=cur.run_id, status=state.status, start_request_id=cur.start_request_id
+                ))
 
     def set_current(self, current: records.CurrentRun) -> None:
         self.shard._currents[(self.namespace, self.workflow_id)] = current

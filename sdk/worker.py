@@ -176,6 +176,8 @@ class Worker:
         if cached is not None and cached.last_started_event_id == task.previous_started_event_id:
             events = [e for e in task.history if e.event_id > cached.last_started_event_id]
         else:
+            if cached is not None:
+                cached.instance.close()
             cached = _CachedRun(WorkflowInstance(
                 defn, namespace=self.client.namespace, task_queue=self.task_queue,
                 workflow_id=task.workflow_id, run_id=task.run_id,
@@ -190,6 +192,7 @@ class Worker:
                                 f"activation crashed: {exc!r}")
             return
         if activation.failure is not None:
+            cached.instance.close()
             await self._report(wire.Op.FAIL_WORKFLOW_TASK, wire.FailWorkflowTaskRequest(
                 task_token=task.task_token,
                 cause=activation.cause or wire.WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE,
@@ -205,7 +208,9 @@ class Worker:
             cached.last_started_event_id = task.started_event_id
             self._cache[task.run_id] = cached
             while len(self._cache) > self._max_cached:
-                self._cache.popitem(last=False)
+                self._cache.popitem(last=False)[1].instance.close()
+        else:
+            cached.instance.close()
 
     async def _fail_wt(self, task: wire.WorkflowTask, cause: wire.WorkflowTaskFailedCause, msg: str) -> None:
         await self._report(wire.Op.FAIL_WORKFLOW_TASK, wire.FailWorkflowTaskRequest(
