@@ -1087,7 +1087,428 @@ def payloads_size(payloads: typing.Iterable[bytes] | None) -> int:
 # Gossip peer messages (issue 5) — appended below this line
 # ======================================================================================
 
+import hashlib as _hashlib  # noqa: E402  (only the gossip section needs these)
+import hmac as _hmac  # noqa: E402
+
+# Gossip frames (DESIGN §5). A frame is one header byte, then (when a cluster key is set)
+# a 32-byte HMAC-SHA256 over header + body, then the CBOR body. The header names the
+# frame's kind so a shell can tell UDP packets from push-pull stream messages, and whether
+# it is authenticated, so a keyed node never accepts an unkeyed frame and vice versa.
+GOSSIP_MAC_BYTES = 32
+GOSSIP_PACKET_PLAIN = 0x10
+GOSSIP_PACKET_MAC = 0x11
+GOSSIP_STREAM_PLAIN = 0x20
+GOSSIP_STREAM_MAC = 0x21
+UDP_PACKET_BYTES_MAX = 65_507  # the largest UDP payload over IPv4
+# Frame bytes besides the messages themselves: header, MAC, and a CBOR array header for up
+# to 65 535 items. Used to fit piggybacked broadcasts under the configured packet size.
+GOSSIP_PACKET_OVERHEAD_BYTES = 1 + GOSSIP_MAC_BYTES + 3
+_U64 = 1 << 64
+
+
+class GossipKind(IntEnum):
+    """Tag numbers of gossip messages (200-299). Append, never renumber."""
+
+    PING = 200
+    INDIRECT_PING = 201
+    ACK = 202
+    NACK = 203
+    ALIVE = 204
+    SUSPECT = 205
+    DEAD = 206
+    PUSH_PULL_REQUEST = 207
+    PUSH_PULL_RESPONSE = 208
+
+
+class MemberState(IntEnum):
+    """A member's state as SWIM sees it (memberlist's numbering)."""
+
+    ALIVE = 0
+    SUSPECT = 1
+    DEAD = 2
+    LEFT = 3
+
+
+def _check_u64(name: str, value: int) -> None:
+    if not 0 <= value < _U64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberMeta:
+    """What a member tells the cluster about itself: where clients reach it, and the
+    cluster identity a joiner must match (DESIGN §3: NUM_SHARDS is checked on join)."""
+
+    api_addr: str
+    cluster_name: str
+    num_shards: int
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ping:
+    """Direct probe. ``target`` names the member meant, so a node now living at a dead
+    member's address does not answer for it."""
+
+    KIND: ClassVar[int] = GossipKind.PING
+    seq: int
+    target: str
+
+    def __post_init__(self) -> None:
+        _check_u64("seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndirectPing:
+    """Ask the receiver to probe ``target`` for us and forward its ack (SWIM's ping-req).
+    With ``nack`` set the receiver answers :class:`Nack` if the target stays silent, which
+    tells the requester that the path to the helper works (Lifeguard)."""
+
+    KIND: ClassVar[int] = GossipKind.INDIRECT_PING
+    seq: int
+    target: str
+    target_addr: str
+    nack: bool = True
+
+    def __post_init__(self) -> None:
+        _check_u64("seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack:
+    KIND: ClassVar[int] = GossipKind.ACK
+    seq: int
+
+    def __post_init__(self) -> None:
+        _check_u64("seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Nack:
+    KIND: ClassVar[int] = GossipKind.NACK
+    seq: int
+
+    def __post_init__(self) -> None:
+        _check_u64("seq", self.seq)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alive:
+    """``node`` is alive at ``incarnation``; also how a node announces itself and its meta."""
+
+    KIND: ClassVar[int] = GossipKind.ALIVE
+    node: str
+    incarnation: int
+    addr: str
+    meta: MemberMeta
+
+    def __post_init__(self) -> None:
+        _check_u64("incarnation", self.incarnation)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suspect:
+    """``source`` suspects ``node`` at ``incarnation``."""
+
+    KIND: ClassVar[int] = GossipKind.SUSPECT
+    node: str
+    incarnation: int
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_u64("incarnation", self.incarnation)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dead:
+    """``source`` declares ``node`` dead at ``incarnation``; ``source == node`` means a
+    graceful leave."""
+
+    KIND: ClassVar[int] = GossipKind.DEAD
+    node: str
+    incarnation: int
+    source: str
+
+    def __post_init__(self) -> None:
+        _check_u64("incarnation", self.incarnation)
+
+
+GossipMessage = Union[Ping, IndirectPing, Ack, Nack, Alive, Suspect, Dead]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GossipPacket:
+    """One UDP datagram: a compound of messages (a probe plus piggybacked broadcasts).
+    Encoded as a bare CBOR array of tagged messages to save bytes."""
+
+    messages: list[GossipMessage]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushNodeState:
+    """One member's full state in a push-pull exchange."""
+
+    node: str
+    addr: str
+    incarnation: int
+    state: MemberState
+    meta: MemberMeta
+
+    def __post_init__(self) -> None:
+        _check_u64("incarnation", self.incarnation)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushPullRequest:
+    """Full-state sync, sent over the reliable peer link (not UDP): for a join
+    (``join=True``) and periodic anti-entropy. Answered by :class:`PushPullResponse`."""
+
+    KIND: ClassVar[int] = GossipKind.PUSH_PULL_REQUEST
+    source: str
+    join: bool
+    members: list[PushNodeState]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushPullResponse:
+    KIND: ClassVar[int] = GossipKind.PUSH_PULL_RESPONSE
+    source: str
+    members: list[PushNodeState]
+
+
+PushPullMessage = Union[PushPullRequest, PushPullResponse]
+
+for _cls in (*get_args(GossipMessage), *get_args(PushPullMessage)):
+    tagged(_cls)
+
+
+def gossip_message_size(msg: GossipMessage) -> int:
+    """Encoded size in bytes of one message inside a :class:`GossipPacket`."""
+    return len(cbor2.dumps(to_plain(msg)))
+
+
+def _mac(key: bytes, header: int, body: bytes) -> bytes:
+    return _hmac.new(key, bytes((header,)) + body, _hashlib.sha256).digest()
+
+
+def encode_gossip(msg: GossipPacket | PushPullRequest | PushPullResponse,
+                  key: bytes | None = None) -> bytes:
+    """Frame a UDP packet or a push-pull stream message, authenticated when ``key`` is set."""
+    if isinstance(msg, GossipPacket):
+        body = cbor2.dumps([to_plain(m) for m in msg.messages])
+        header = GOSSIP_PACKET_MAC if key else GOSSIP_PACKET_PLAIN
+    else:
+        body = cbor2.dumps(to_plain(msg))
+        header = GOSSIP_STREAM_MAC if key else GOSSIP_STREAM_PLAIN
+    if key:
+        return bytes((header,)) + _mac(key, header, body) + body
+    return bytes((header,)) + body
+
+
+def decode_gossip(
+    data: bytes, key: bytes | None = None
+) -> GossipPacket | PushPullRequest | PushPullResponse:
+    """Check and decode a gossip frame.
+
+    Args:
+        data: the frame as received.
+        key: the cluster key; when set, only frames with a valid MAC are accepted, and
+            when unset, authenticated frames are refused (we cannot check them).
+
+    Raises:
+        WireError: ``MALFORMED`` for a bad header, MAC or shape (``details["reason"]`` is
+            ``"auth"`` for a MAC problem); ``FRAME_TOO_LARGE``.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) < 2:
+        raise WireError(Code.MALFORMED, "a gossip frame must be at least 2 bytes")
+    data = bytes(data)
+    header = data[0]
+    plain, mac = (GOSSIP_PACKET_PLAIN, GOSSIP_PACKET_MAC) if header >> 4 == 1 else (
+        GOSSIP_STREAM_PLAIN, GOSSIP_STREAM_MAC)
+    if header not in (plain, mac):
+        raise WireError(Code.MALFORMED, f"unknown gossip frame header 0x{header:02x}")
+    if key:
+        if header != mac:
+            raise WireError(Code.MALFORMED, "frame is not authenticated; this cluster has a key",
+                            reason="auth")
+        tag, body = data[1:1 + GOSSIP_MAC_BYTES], data[1 + GOSSIP_MAC_BYTES:]
+        if not _hmac.compare_digest(tag, _mac(key, header, body)):
+            raise WireError(Code.MALFORMED, "frame MAC does not match the cluster key",
+                            reason="auth")
+    elif header == mac:
+        raise WireError(Code.MALFORMED, "frame is authenticated but no cluster key is set",
+                        reason="auth")
+    else:
+        body = data[1:]
+    if header >> 4 == 1:  # a UDP packet
+        msgs = from_plain(list[GossipMessage], loads_plain(body, UDP_PACKET_BYTES_MAX), "$")
+        return GossipPacket(messages=msgs)
+    return from_plain(PushPullMessage, loads_plain(body), "$")  # type: ignore[arg-type]
+
 
 # ======================================================================================
 # Replication peer messages (issue 6) — appended below this line
 # ======================================================================================
+
+
+class ReplKind(IntEnum):
+    """Tags of the replication peer messages inside :data:`ReplMessage` (300-399)."""
+
+    PREPARE = 301
+    PROMISE = 302
+    APPEND = 303
+    APPEND_ACK = 304
+    CATCH_UP = 305
+    CATCH_UP_REPLY = 306
+    INSTALL_SNAPSHOT = 307
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Epoch:
+    """A shard's ballot (DESIGN §4): ordered by counter, then node id. Only ``node`` ever
+    leads epoch ``(counter, node)``, so two leaders can never share an epoch."""
+
+    counter: int = 0
+    node: str = ""
+
+
+EPOCH_ZERO = Epoch(0, "")
+
+
+class EntryKind(IntEnum):
+    """What a shard log entry carries."""
+
+    NORMAL = 1  # an opaque payload from the state machine (a batch of LMDB mutations)
+    NOOP = 2  # appended by a new leader at its epoch before it serves (DESIGN §4)
+    CONFIG = 3  # a new membership, effective as soon as it is appended
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardConfig:
+    """A shard's membership: voters form quorums, learners only receive the log."""
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplEntry:
+    """One shard log entry. ``(epoch, index)`` names it uniquely across the group."""
+
+    epoch: Epoch
+    index: int
+    kind: EntryKind = EntryKind.NORMAL
+    payload: Any = None  # opaque to replication; plain CBOR values (bytes in a node)
+    config: ShardConfig | None = None  # set iff kind == CONFIG
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepare:
+    """Candidate -> config members: promise to ignore every epoch below ``epoch``."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.PREPARE
+    shard: int
+    epoch: Epoch
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Promise:
+    """Answer to :class:`Prepare`. ``ok`` carries the member's last entry and commit index;
+    a refusal carries the higher epoch already ``promised``."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.PROMISE
+    shard: int
+    epoch: Epoch  # the epoch being answered
+    ok: bool
+    promised: Epoch
+    last_epoch: Epoch = EPOCH_ZERO
+    last_index: int = 0
+    commit: int = 0
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Append:
+    """Leader -> member: entries after ``(prev_epoch, prev_index)``; empty = heartbeat."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.APPEND
+    shard: int
+    epoch: Epoch
+    prev_epoch: Epoch
+    prev_index: int
+    entries: list[ReplEntry] = field(default_factory=list)
+    commit: int = 0
+    compact: int = 0  # every voter has applied up to here: the log below may go
+    read_seq: int = 0  # quorum-read round this message confirms (echoed in the ack)
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendAck:
+    """Member -> leader. ``epoch`` is the member's promise: above the leader's, it is a
+    rejection that makes the leader step down. ``ok=False`` at the same epoch is a log
+    mismatch at ``reject_index``; ``hint_index`` says where to probe next."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.APPEND_ACK
+    shard: int
+    epoch: Epoch
+    ok: bool
+    match: int = 0  # durable prefix known to equal the leader's log
+    reject_index: int = 0
+    hint_index: int = 0
+    applied: int = 0
+    read_seq: int = 0
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatchUp:
+    """Candidate -> most advanced promiser: send your entries from ``from_index``."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.CATCH_UP
+    shard: int
+    epoch: Epoch
+    from_index: int
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CatchUpReply:
+    """Answer to :class:`CatchUp`: a page of entries and where the sender's log ends."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.CATCH_UP_REPLY
+    shard: int
+    epoch: Epoch
+    ok: bool
+    promised: Epoch
+    entries: list[ReplEntry] = field(default_factory=list)
+    last_index: int = 0
+
+
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallSnapshot:
+    """Leader -> member too far behind: the shard's state as of ``index``."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.INSTALL_SNAPSHOT
+    shard: int
+    epoch: Epoch
+    index: int
+    snap_epoch: Epoch
+    config: ShardConfig
+    data: Any = None  # opaque to replication: the shard's tables
+
+
+ReplMessage = Union[Prepare, Promise, Append, AppendAck, CatchUp, CatchUpReply, InstallSnapshot]
+
+
+def encode_repl(msg: ReplMessage) -> bytes:
+    """CBOR frame of one replication message (tagged, so :func:`decode_repl` can type it)."""
+    return cbor2.dumps(to_plain(msg))  # a @tagged class encodes as {k, v} by itself
+
+
+def decode_repl(data: bytes, limit: int = FRAME_BYTES_MAX) -> ReplMessage:
+    """Decode and check one replication message; raises ``WireError`` on anything else."""
+    return from_plain(ReplMessage, loads_plain(data, limit))
