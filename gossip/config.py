@@ -60,6 +60,11 @@ class SwimConfig:
     """How long a push-pull (including a join attempt) may take before it is given up and,
     for a join, retried (LAN 10 s, memberlist's TCPTimeout)."""
 
+    stream_fallback: bool = True
+    """When a direct UDP ack is late, also ping the target over the reliable peer link
+    (memberlist's TCP fallback ping, on by default there). A member reachable only that
+    way is not suspected; this removes most false suspicions caused by UDP loss alone."""
+
     awareness_max_multiplier: int = 8
     """Lifeguard's local health: probes that miss acks (or accusations we must refute)
     raise a score that stretches our probe interval up to this multiple (LAN 8), so a

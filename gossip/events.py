@@ -63,7 +63,7 @@ MemberEvent = (
     MemberJoined | MemberRecovered | MemberSuspected | MemberDied | MemberLeft | MemberUpdated
 )
 
-StreamMessage = wire.PushPullRequest | wire.PushPullResponse
+StreamMessage = wire.PushPullRequest | wire.PushPullResponse | wire.GossipPacket
 
 
 @dataclass(slots=True)
@@ -71,8 +71,9 @@ class Output:
     """What the shell must do after one call into the core.
 
     ``send`` are UDP datagrams (encode with ``wire.encode_gossip`` and the cluster key);
-    ``stream`` are push-pull messages for the reliable peer link (TCP/WebSocket), which the
-    shell delivers to the peer's ``on_message`` and whose answer it feeds back to ours;
+    ``stream`` are messages for the reliable peer link (TCP/WebSocket): push-pull
+    exchanges, and fallback pings/acks (a ``GossipPacket``); the shell delivers them to the
+    peer's ``on_message(..., stream=True)`` and feeds its answers back to ours;
     ``timers`` are (key, fire-at); ``events`` are membership changes, in order.
     """
 
@@ -95,6 +96,7 @@ class SwimStats:
     dropped_unexpected: int = 0  # e.g. a push-pull request sent over UDP
     probes: int = 0
     probes_failed: int = 0  # neither a direct nor an indirect ack in time
+    fallback_acks: int = 0  # probes answered only over the reliable link (UDP trouble)
     indirect_probes: int = 0  # ping-reqs we sent
     relays: int = 0  # ping-reqs we served for others
     refutations: int = 0

@@ -91,7 +91,8 @@ class MemberList:
         forgotten and the order is reshuffled. Returns None if nobody can be probed.
         """
         checked = 0
-        while checked < len(self._order):
+        # Up to two passes: the rest of this round, then a whole fresh round.
+        while checked <= 2 * len(self._order):
             if self._probe_index >= len(self._order):
                 self._reset(now, reap_after_s)
                 self._probe_index = 0

@@ -183,6 +183,8 @@ class Swim:
             self.stats.packets_received += 1
             for msg in data.messages:
                 self._on_gossip(src_addr, msg, now, out)
+        elif isinstance(data, wire.GossipPacket):
+            self._on_stream_probe(src_addr, data, out)
         elif isinstance(data, wire.PushPullRequest) and stream:
             self._on_push_pull_request(src_addr, data, now, out)
         elif isinstance(data, wire.PushPullResponse) and stream:
@@ -302,12 +304,39 @@ class Swim:
             self._send(out, h.addr, [req])
         p.expected_nacks = len(helpers)
         self.stats.indirect_probes += len(helpers)
+        if now + self.cfg.probe_timeout_s > p.deadline:
+            # Our timers fired late (we were paused or starved: Lifeguard's slow node).
+            # Give the helpers the time they need to answer before we judge the target;
+            # otherwise our own stall would make us accuse a healthy member.
+            p.deadline = now + self.cfg.probe_timeout_s
+            out.timers.append((("probe_deadline", seq), p.deadline))
+        if self.cfg.stream_fallback:
+            # memberlist's TCP fallback: a path that loses datagrams may still carry a
+            # stream, and a member we can reach is not failed.
+            out.stream.append((p.addr, wire.GossipPacket(
+                messages=[wire.Ping(seq=seq, target=p.target)])))
+
+    def _on_stream_probe(self, src_addr: str, pkt: wire.GossipPacket, out: Output) -> None:
+        """A fallback ping or its ack over the reliable link (no piggybacking there)."""
+        if len(pkt.messages) != 1:
+            self.stats.dropped_unexpected += 1
+            return
+        msg = pkt.messages[0]
+        if isinstance(msg, wire.Ping) and msg.target == self.me:
+            out.stream.append((src_addr, wire.GossipPacket(messages=[wire.Ack(seq=msg.seq)])))
+        elif isinstance(msg, wire.Ack):
+            p = self._probe
+            if p is not None and p.seq == msg.seq:
+                self.stats.fallback_acks += 1
+                self._on_ack(msg.seq, out)
+        else:
+            self.stats.dropped_unexpected += 1
 
     def _on_probe_deadline(self, seq: int, now: float, out: Output) -> None:
         """The probe ran out of time without any ack: suspect the target."""
         p = self._probe
-        if p is None or p.seq != seq:
-            return  # acked already
+        if p is None or p.seq != seq or now + 1e-9 < p.deadline:
+            return  # acked already, or the deadline was pushed back
         self._probe = None
         self.stats.probes_failed += 1
         # Lifeguard: helpers that did not even nack suggest *our* network is the problem;

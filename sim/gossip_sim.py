@@ -16,6 +16,7 @@ byte-identical JSON. Must not: read the wall clock, iterate sets, or ``hash()`` 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -52,6 +53,7 @@ class GossipSimParams:
     duplicate: float = 0.0
     key: bool = False  # authenticate frames with an HMAC cluster key
     frames: bool = False  # encode/decode real frames (False: pass objects, count sizes)
+    fallback: bool = True  # SwimConfig.stream_fallback
 
     def command(self) -> str:
         """The command line that reproduces this run."""
@@ -68,6 +70,8 @@ class GossipSimParams:
             args.append("--key")
         if self.frames:
             args.append("--frames")
+        if not self.fallback:
+            args.append("--no-fallback")
         return "python -m shoal.sim.gossip_sim " + " ".join(args) + " --json"
 
 
@@ -83,8 +87,9 @@ class GossipSim:
         self.p = p
         self.rng = random.Random(p.seed)
         self.cfg = SwimConfig.small() if p.preset == "small" else SwimConfig.lan()
-        if p.key:
-            self.cfg = _with_key(self.cfg, b"sim-cluster-key-" + str(p.seed).encode())
+        if p.key or not p.fallback:
+            key = b"sim-cluster-key-" + str(p.seed).encode() if p.key else None
+            self.cfg = _replace(self.cfg, cluster_key=key, stream_fallback=p.fallback)
         faults = LinkFaults(loss=p.loss, delay_s=p.delay_s, jitter_s=p.jitter_s,
                             duplicate=p.duplicate)
         self.net = Network(random.Random(self.rng.getrandbits(64)), faults)
@@ -269,10 +274,8 @@ class GossipSim:
         }
 
 
-def _with_key(cfg: SwimConfig, key: bytes) -> SwimConfig:
-    fields = {f: getattr(cfg, f) for f in SwimConfig.__dataclass_fields__}
-    fields["cluster_key"] = key
-    return SwimConfig(**fields)
+def _replace(cfg: SwimConfig, **changes: Any) -> SwimConfig:
+    return dataclasses.replace(cfg, **changes)
 
 
 def _r(x: float | None) -> float | None:
@@ -344,13 +347,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter", type=float, default=0.001, help="max extra delay (s)")
     ap.add_argument("--duplicate", type=float, default=0.0)
     ap.add_argument("--key", action="store_true", help="authenticate frames (HMAC)")
+    ap.add_argument("--no-fallback", action="store_true",
+                    help="disable the fallback ping over the reliable link")
     ap.add_argument("--frames", action="store_true",
                     help="encode and decode every frame (slower; default passes objects)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--sweep", type=int, default=0, help="run this many seeds from --seed")
     args = ap.parse_args(argv)
     options = dict(preset=args.preset, jitter_s=args.jitter, duplicate=args.duplicate,
-                   key=args.key, frames=args.frames)
+                   key=args.key, frames=args.frames, fallback=not args.no_fallback)
     if args.sweep:
         return _sweep(args, options)
     rep = run_gossip_sim(args.nodes, args.seed, args.loss, args.pause, **options)
