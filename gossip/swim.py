@@ -322,7 +322,10 @@ class Swim:
             self.stats.dropped_unexpected += 1
             return
         msg = pkt.messages[0]
-        if isinstance(msg, wire.Ping) and msg.target == self.me:
+        if isinstance(msg, wire.Ping):
+            if msg.target != self.me:
+                self.stats.dropped_misdirected += 1
+                return
             out.stream.append((src_addr, wire.GossipPacket(messages=[wire.Ack(seq=msg.seq)])))
         elif isinstance(msg, wire.Ack):
             p = self._probe
@@ -381,9 +384,19 @@ class Swim:
         out.timers.append((("push_pull",), now + push_pull_interval(self.cfg.push_pull_interval_s, n)))
         if self.state.left:
             return
-        for m in self.state.members.k_random(1, self._not_alive_peer):
-            out.stream.append((m.addr, wire.PushPullRequest(
-                source=self.me, join=False, members=self.state.local_state())))
+        peers = [m.addr for m in self.state.members.k_random(1, self._not_alive_peer)]
+        # Beyond memberlist (Serf does this above it): also try one member we think is
+        # dead, and every seed we do not see alive, so the two sides of a healed
+        # partition find each other again even after they forgot each other.
+        peers += [m.addr for m in self.state.members.k_random(
+            1, lambda m: m.state != MemberState.DEAD)]
+        alive = {m.addr for m in self.state.members.all() if m.state != MemberState.DEAD
+                 and m.state != MemberState.LEFT}
+        peers += [s for s in self._seeds if s not in alive]
+        local = self.state.local_state()
+        for addr in dict.fromkeys(peers):  # unique, in order
+            out.stream.append((addr, wire.PushPullRequest(source=self.me, join=False,
+                                                          members=local)))
 
     # --- messages -----------------------------------------------------------------------
 
@@ -432,8 +445,9 @@ class Swim:
 
     def _on_push_pull_request(self, src_addr: str, req: wire.PushPullRequest, now: float,
                               out: Output) -> None:
-        # Answer with our state as it was before merging theirs, as memberlist does.
+        # Merge first (memberlist answers first): if their state says we are dead, our
+        # answer then already carries the refutation and they take us back at once.
+        self.state.merge(req.members, now, out)
         out.stream.append((src_addr, wire.PushPullResponse(
             source=self.me, members=self.state.local_state())))
         self.stats.push_pulls += 1
-        self.state.merge(req.members, now, out)
