@@ -1,0 +1,162 @@
+"""Candidate side of a shard replica: Prepare, promises, catch-up (DESIGN §4 "Takeover").
+
+Owns: one campaign. The candidate picks an epoch above everything it has promised, asks
+the voters of its config to promise it, and once a majority of voters has promised it
+adopts the most advanced log among them (highest (last epoch, last index), as in Raft's
+up-to-date rule), fetching the missing suffix from that member page by page. A promise
+freezes the promiser's log against lower epochs, so the fetched log is exactly what it
+promised with. Any log at least that advanced holds every committed entry (Raft's leader
+completeness argument applies unchanged: the adopted log is that of a member whom the
+whole majority would have voted for).
+
+Membership: the config that counts is the one in the *adopted* log, as in Raft where a
+candidate counts votes against its own latest config. If catching up reveals a newer
+config, the candidate asks its new voters and repeats until a majority of the config in
+its log has promised. If that config no longer has this node as a voter, it gives up.
+
+Must not: be used alone; it is a mixin of :class:`shoal.node.replication.core.Replica`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shoal import wire
+from shoal.node.replication import quorum
+from shoal.node.replication.types import NodeId, Role
+
+if TYPE_CHECKING:
+    from shoal.node.replication.core import Replica
+
+
+@dataclass(slots=True)
+class Candidacy:
+    """State of one campaign."""
+
+    epoch: wire.Epoch
+    started: float
+    # (last epoch, last index) each promiser answered; ours is refreshed as we catch up.
+    promises: dict[NodeId, tuple[wire.Epoch, int]] = field(default_factory=dict)
+    asked: list[NodeId] = field(default_factory=list)
+    max_commit: int = 0  # highest commit index any promiser reported
+    source: NodeId | None = None  # the member we are catching up from
+    target_last: int = 0  # its last index when it promised
+    next_from: int = 0  # next index to ask it for
+    sent_at: float = 0.0  # when the last CatchUp went out (for the retransmit)
+
+
+class CandidateMixin:
+    """Campaign handling for :class:`Replica`."""
+
+    def _campaign(self: Replica, now: float) -> None:
+        if self.role is not Role.FOLLOWER or not self.is_voter:
+            return
+        epoch = wire.Epoch(self.promised.counter + 1, self.me)
+        self._set_promised(epoch)  # our own promise, durable before any Prepare leaves
+        self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
+        self._become(Role.CANDIDATE, None)
+        self._cand = Candidacy(epoch, now, asked=[self.me], max_commit=self.commit)
+        self._cand_advance(now)
+
+    def _prepare_voters(self: Replica) -> None:
+        """Send Prepare to every voter of the current config not asked yet."""
+        cand = self._cand
+        assert cand is not None
+        for n in self.log.config.voters:
+            if n not in cand.asked:
+                cand.asked.append(n)
+                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch))
+
+    def _candidate_tick(self: Replica, now: float) -> None:
+        cand = self._cand
+        assert cand is not None
+        if now - cand.started >= self.cfg.prepare_timeout_s:
+            self._become(Role.FOLLOWER, None)  # the fallback or the ring will try again
+            self.last_heard = now
+            return
+        # Messages get lost: ask again whoever has not answered, or the catch-up source.
+        if cand.source is not None:
+            if now - cand.sent_at >= self.cfg.heartbeat_interval_s:
+                self._request_catch_up(now)
+            return
+        for n in cand.asked:
+            if n != self.me and n not in cand.promises:
+                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch))
+
+    def _on_promise(self: Replica, src: NodeId, m: wire.Promise, now: float) -> None:
+        if m.promised > self.promised:
+            self._observe_higher(m.promised, now)
+            return
+        cand = self._cand
+        if cand is None or m.epoch != cand.epoch or not m.ok or src in cand.promises:
+            return
+        cand.promises[src] = (m.last_epoch, m.last_index)
+        cand.max_commit = max(cand.max_commit, m.commit)
+        self._cand_advance(now)
+
+    def _cand_advance(self: Replica, now: float) -> None:
+        """Lead, catch up, or ask more voters, depending on what has been promised."""
+        cand = self._cand
+        assert cand is not None
+        if cand.source is not None:
+            return  # catching up; we come back here when it is done
+        cfg = self.log.config
+        if self.me not in cfg.voters:
+            self._become(Role.FOLLOWER, None)  # the adopted log removed us
+            return
+        mine = (self.log.last_epoch, self.log.last_index)
+        cand.promises[self.me] = mine
+        voters = [n for n in cand.promises if n in cfg.voters]
+        if not quorum.is_majority(voters, cfg.voters):
+            self._prepare_voters()
+            return
+        # Most advanced voter that promised; ties go to us (nothing to fetch).
+        best = max(voters, key=lambda n: (cand.promises[n], n == self.me))
+        if cand.promises[best] <= mine:
+            # Anything a promiser reported committed is in our (maximal) log.
+            self.commit = max(self.commit, min(cand.max_commit, self.log.last_index))
+            self._become_leader(now)
+            return
+        cand.source = best
+        cand.target_last = cand.promises[best][1]
+        # Our committed prefix equals everyone's, so fetch from just after it.
+        cand.next_from = self.commit + 1
+        self._request_catch_up(now)
+
+    def _request_catch_up(self: Replica, now: float) -> None:
+        cand = self._cand
+        assert cand is not None and cand.source is not None
+        cand.sent_at = now
+        self._send(cand.source, wire.CatchUp(shard=self.shard, epoch=cand.epoch,
+                                             from_index=cand.next_from))
+
+    def _on_catch_up_reply(self: Replica, src: NodeId, m: wire.CatchUpReply,
+                           now: float) -> None:
+        if m.promised > self.promised:
+            self._observe_higher(m.promised, now)
+            return
+        cand = self._cand
+        if cand is None or m.epoch != cand.epoch or src != cand.source:
+            return
+        if not m.ok:
+            # It compacted past our commit point: we cannot adopt its log. Let a leader
+            # that can snapshot us take over instead.
+            self._become(Role.FOLLOWER, None)
+            self.last_heard = now
+            return
+        if m.entries and m.entries[0].index != cand.next_from:
+            return  # a duplicate or stale page
+        assert m.last_index == cand.target_last, "promiser's log moved after its promise"
+        self._store(list(m.entries))
+        if m.entries:
+            cand.next_from = m.entries[-1].index + 1
+        if cand.next_from <= cand.target_last:
+            self._request_catch_up(now)
+            return
+        # Our log now equals the source's as of its promise; a longer tail of ours would
+        # have made us the most advanced, so there is none.
+        assert self.log.last_index == cand.target_last, (self.log.last_index, cand.target_last)
+        assert (self.log.last_epoch, self.log.last_index) == cand.promises[src]
+        cand.source = None
+        self._cand_advance(now)

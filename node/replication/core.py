@@ -1,0 +1,404 @@
+"""Sans-IO consensus core of one shard replica (DESIGN §4): epochs, log, commit, roles.
+
+Owns: the replica's role, its promise (epoch), its log view, commit and apply indexes, and
+the follower side of the protocol (Prepare -> Promise, Append -> AppendAck, CatchUp,
+InstallSnapshot). The candidate side lives in ``candidate.py`` and the leader side in
+``leader.py``; they are mixins of :class:`Replica` because all three read and change the
+same few fields and a replica switches between them many times.
+
+Inputs are a message, a tick, "persisted up to (epoch, index)" and "applied up to index",
+always with ``now``; each returns an :class:`Output` (see ``types.py`` for the order in
+which the driver must carry it out). Must not: do I/O, read clocks, use global random,
+import trio, or look inside entry payloads.
+
+The protocol is Multi-Paxos with Raft's log rules. Leadership is driven from outside: the
+driver calls :meth:`Replica.campaign` when the ring names this node; a follower that hears
+no leader for long also campaigns (the fallback), later the lower it sits in the ring.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from shoal import wire
+from shoal.node.replication.candidate import CandidateMixin
+from shoal.node.replication.leader import LeaderMixin
+from shoal.node.replication.log import LogView
+from shoal.node.replication.types import (
+    NodeId, Output, PersistedState, ReplicaConfig, Role, RoleChanged, SnapshotInstall,
+    SnapshotMeta,
+)
+
+log = logging.getLogger(__name__)
+
+F, C, L = Role.FOLLOWER, Role.CANDIDATE, Role.LEADER
+_LEGAL = {(F, F), (F, C), (C, F), (C, L), (L, F)}
+
+
+class Replica(CandidateMixin, LeaderMixin):
+    """One member's replica of one shard's log.
+
+    Args:
+        me: this node's id.
+        shard: the shard id (stamped on every message).
+        cfg: timing and batching.
+        rng: the only randomness (fallback jitter); seed it in tests and simulations.
+        state: what the driver made durable before a restart; None for a fresh replica.
+    """
+
+    def __init__(self, me: NodeId, shard: int, cfg: ReplicaConfig, rng: random.Random,
+                 state: PersistedState | None = None) -> None:
+        st = state or PersistedState()
+        self.me, self.shard, self.cfg, self.rng = me, shard, cfg, rng
+        self.promised = st.promised  # highest epoch promised; persisted before it is used
+        self.log = LogView(st.snapshot, st.entries)
+        assert st.applied >= self.log.snap_index and st.applied <= self.log.last_index
+        self.persisted = self.log.last_index  # all of a restarted log is durable
+        self.applied = st.applied  # durable in the shard's state (driver confirmed)
+        self.applied_emitted = st.applied  # handed to the driver in Output.apply
+        self.commit = st.applied  # the rest is learned again from a leader
+        self.role = F
+        self.leader: NodeId | None = None
+        self.leader_epoch: wire.Epoch | None = None
+        # Highest index verified equal to the current leader's log (prev matched plus the
+        # entries it sent). Acks report min(this, persisted): entries beyond it may be a
+        # stale tail from an older leader even when durable.
+        self.leader_match = 0
+        self.last_acked = -1
+        self.compact_hint = 0  # every voter applied up to here (from the leader)
+        self.rank: int | None = None  # position in the ring order; None = config order
+        self.last_heard: float | None = None
+        self._jitter = rng.random()
+        self._out: Output | None = None
+        self._cand = None
+        self.target: tuple[NodeId, ...] | None = None  # the ring's voters (reconfigure)
+        self._lead_reset()
+
+    # --- public inputs -------------------------------------------------------------------
+
+    def on_message(self, src: NodeId, msg: Any, now: float) -> Output:
+        """Handle one replication message from ``src``."""
+        out = self._begin()
+        handler = _HANDLERS.get(type(msg))
+        if handler is None or msg.shard != self.shard or msg.epoch.counter < 0:
+            log.warning("replication message dropped src=%s kind=%s", src, type(msg).__name__)
+        else:
+            handler(self, src, msg, now)
+        return self._finish(out)
+
+    def tick(self, now: float) -> Output:
+        """Time passes: heartbeats, retransmits, timeouts, fallback. Call at least every
+        ``cfg.heartbeat_interval_s``."""
+        out = self._begin()
+        if self.role is L:
+            self._leader_tick(now)
+        elif self.role is C:
+            self._candidate_tick(now)
+        else:
+            self._follower_tick(now)
+        return self._finish(out)
+
+    def on_persisted(self, epoch: wire.Epoch, index: int, now: float) -> Output:
+        """Storage made the log durable up to entry ``(epoch, index)`` (and all before it).
+        A notice for an entry that has since been replaced is ignored."""
+        out = self._begin()
+        if self.persisted < index <= self.log.last_index and self.log.matches(index, epoch):
+            self.persisted = index
+            if self.role is L:
+                self._maybe_commit(now)
+            elif self.role is F and self.leader is not None:
+                if min(self.leader_match, self.persisted) > self.last_acked:
+                    self._ack(self.leader, 0)
+        return self._finish(out)
+
+    def on_applied(self, index: int, now: float) -> Output:
+        """The shard's state durably reflects every entry up to ``index``."""
+        out = self._begin()
+        assert index <= self.applied_emitted, (index, self.applied_emitted)
+        self.applied = max(self.applied, index)
+        return self._finish(out)
+
+    def campaign(self, now: float) -> Output:
+        """The ring names this node leader: run Prepare at a fresh epoch. A no-op unless
+        this node is a follower and a voter of the config it knows."""
+        out = self._begin()
+        self._campaign(now)
+        return self._finish(out)
+
+    def propose(self, payload: Any, now: float) -> tuple[int, Output]:
+        """Append ``payload`` as a new entry; it is committed when it shows up in
+        ``Output.apply`` with this replica's epoch and the returned index.
+
+        Raises:
+            ShoalError: NOT_LEADER unless this replica is a serving leader.
+        """
+        self._require_serving()
+        out = self._begin()
+        index = self._propose(payload, now)
+        return index, self._finish(out)
+
+    def read(self, ctx: Any, now: float) -> Output:
+        """Start a quorum-confirmed read; ``ctx`` comes back in ``Output.reads`` once a
+        majority has confirmed this leadership and the state is current.
+
+        Raises:
+            ShoalError: NOT_LEADER unless this replica is a serving leader.
+        """
+        self._require_serving()
+        out = self._begin()
+        self._read(ctx, now)
+        return self._finish(out)
+
+    def reconfigure(self, voters: tuple[NodeId, ...] | list[NodeId], now: float) -> Output:
+        """The ring's replica set for this shard. A leader moves the config towards it one
+        node at a time; other roles remember it for when they lead."""
+        out = self._begin()
+        assert voters, "a shard needs at least one voter"
+        self.target = tuple(voters)
+        if self.role is L:
+            self._step_reconfig(now)
+        return self._finish(out)
+
+    def send_snapshot(self, peer: NodeId, index: int, data: Any, now: float) -> Output:
+        """Ship a snapshot of the applied state as of ``index`` to ``peer`` (after the core
+        asked for it in ``Output.snapshot_to``). Ignored if no longer leader."""
+        out = self._begin()
+        self._ship_snapshot(peer, index, data, now)
+        return self._finish(out)
+
+    def bootstrap(self, config: wire.ShardConfig) -> Output:
+        """Give a brand-new shard its first config as entry 1 at epoch zero.
+
+        Every founding member must bootstrap with the *same* config (or only one founding
+        node bootstraps and adds the others by reconfiguration); two different entries 1
+        at epoch zero would break log matching.
+        """
+        out = self._begin()
+        assert self.log.last_index == 0 and self.promised == wire.EPOCH_ZERO
+        first = wire.ReplEntry(epoch=wire.EPOCH_ZERO, index=1, kind=wire.EntryKind.CONFIG,
+                               config=config)
+        out.persist.extend(self.log.append([first], floor=0))
+        return self._finish(out)
+
+    def set_rank(self, rank: int) -> None:
+        """This node's position in the ring's order for the shard (0 = leader hint): how
+        many leader timeouts the fallback waits before campaigning."""
+        self.rank = rank
+
+    # --- state ---------------------------------------------------------------------------
+
+    @property
+    def epoch(self) -> wire.Epoch:
+        """The epoch this replica has promised (and leads, when leader)."""
+        return self.promised
+
+    @property
+    def config(self) -> wire.ShardConfig:
+        return self.log.config
+
+    @property
+    def is_voter(self) -> bool:
+        return self.me in self.log.config.voters
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _begin(self) -> Output:
+        assert self._out is None, "re-entrant call into the core"
+        self._out = Output()
+        return self._out
+
+    def _finish(self, out: Output) -> Output:
+        hi = min(self.commit, self.persisted)
+        if hi > self.applied_emitted:
+            # Only durable entries are applied, so a restart never has to un-apply.
+            out.apply.extend(self.log.slice(self.applied_emitted + 1, hi))
+            self.applied_emitted = hi
+        if self.role is L:
+            self._leader_finish()
+        self._maybe_compact()
+        self._out = None
+        assert self.applied <= self.applied_emitted <= max(self.commit, self.log.snap_index)
+        assert self.persisted <= self.log.last_index and self.log.snap_index <= self.applied
+        return out
+
+    def _send(self, to: NodeId, msg: Any) -> None:
+        assert self._out is not None
+        self._out.send.append((to, msg))
+
+    def _set_promised(self, epoch: wire.Epoch) -> None:
+        assert epoch >= self.promised and self._out is not None
+        if epoch != self.promised:
+            self.promised = epoch
+            self._out.hard_state = epoch  # durable before anything this call sends
+
+    def _become(self, role: Role, leader: NodeId | None) -> None:
+        """The one place roles change; emits :class:`RoleChanged`."""
+        assert (self.role, role) in _LEGAL, f"illegal move {self.role} -> {role}"
+        was = self.role
+        self.role, self.leader = role, leader
+        if was is L and role is not L:
+            self._drop_leadership()
+        if role is not C:
+            self._cand = None
+        if role is F:
+            self._jitter = self.rng.random()
+        log.info("shard role changed shard=%d node=%s role=%s epoch=%s leader=%s",
+                 self.shard, self.me, role.value, self.promised, leader)
+        self._emit()
+
+    def _emit(self) -> None:
+        assert self._out is not None
+        self._out.events.append(RoleChanged(self.role, self.promised, self.leader,
+                                            self.serving))
+
+    def _observe_higher(self, epoch: wire.Epoch, now: float) -> None:
+        """Someone promised or leads a higher epoch: adopt it and stop leading at once
+        (DESIGN §4: a rejected leader steps down)."""
+        if epoch <= self.promised:
+            return
+        self._set_promised(epoch)
+        self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
+        self._become(F, None)
+        self.last_heard = now
+
+    def _follow(self, epoch: wire.Epoch, leader: NodeId, now: float) -> None:
+        """Accept ``leader`` of ``epoch`` (>= our promise) as the current leader."""
+        self._set_promised(epoch)
+        if self.role is not F or self.leader != leader or self.leader_epoch != epoch:
+            self.leader_epoch, self.leader_match, self.last_acked = epoch, 0, -1
+            self._become(F, leader)
+        self.last_heard = now
+
+    def _maybe_compact(self) -> None:
+        target = min(self.compact_hint, self.applied)
+        if target - self.log.snap_index >= self.cfg.compact_lag_entries:
+            epoch = self.log.epoch_at(target)
+            assert epoch is not None and self._out is not None
+            self._out.compact = SnapshotMeta(target, epoch, self.log.config_at(target))
+            self.log.compact(target)
+
+    # --- follower side ---------------------------------------------------------------------
+
+    def _follower_tick(self, now: float) -> None:
+        if self.last_heard is None:
+            self.last_heard = now
+        if not (self.cfg.fallback and self.is_voter):
+            return
+        rank = self.rank if self.rank is not None else self.log.config.voters.index(self.me)
+        wait = self.cfg.leader_timeout_s * (1 + rank + self._jitter)
+        if now - self.last_heard >= wait:
+            log.info("shard fallback campaign shard=%d node=%s", self.shard, self.me)
+            self._campaign(now)
+
+    def _on_prepare(self, src: NodeId, m: wire.Prepare, now: float) -> None:
+        cfg = self.log.config
+        # A node outside our config cannot lead us (it was removed, or is confused);
+        # a replica that knows no config yet (a new learner) may promise anyone.
+        known = src in cfg.voters or not (cfg.voters or cfg.learners)
+        ok = False
+        if m.epoch.node == src and known:
+            if m.epoch > self.promised:
+                self._observe_higher(m.epoch, now)
+                ok = True
+            elif m.epoch == self.promised and self.leader in (None, src):
+                ok = True  # a retransmitted Prepare: answer again
+        self._send(src, wire.Promise(
+            shard=self.shard, epoch=m.epoch, ok=ok, promised=self.promised,
+            last_epoch=self.log.last_epoch, last_index=self.log.last_index,
+            commit=self.commit))
+
+    def _on_catch_up(self, src: NodeId, m: wire.CatchUp, now: float) -> None:
+        # Our log cannot change under the candidate: we refuse every lower epoch now, and
+        # nobody but the candidate appends at its epoch.
+        ok = m.epoch == self.promised and m.epoch.node == src and m.from_index > \
+            self.log.snap_index
+        entries = self.log.slice(m.from_index, m.from_index + self.cfg.append_entries_max - 1) \
+            if ok else []
+        self._send(src, wire.CatchUpReply(shard=self.shard, epoch=m.epoch, ok=ok,
+                                          promised=self.promised, entries=entries,
+                                          last_index=self.log.last_index))
+
+    def _on_append(self, src: NodeId, m: wire.Append, now: float) -> None:
+        if any(e.index != m.prev_index + 1 + i for i, e in enumerate(m.entries)):
+            log.warning("replication append dropped: entries not contiguous src=%s", src)
+            return
+        if m.epoch < self.promised or m.epoch.node != src:
+            # Below our promise: this tells the old leader to step down.
+            self._send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
+                                           reject_index=m.prev_index))
+            return
+        self._follow(m.epoch, src, now)
+        self.compact_hint = max(self.compact_hint, m.compact)
+        entries = m.entries
+        if m.prev_index < self.log.snap_index:
+            # We compacted past prev: that prefix is committed, so equal to the leader's.
+            entries = entries[self.log.snap_index - m.prev_index:]
+        elif not self.log.matches(m.prev_index, m.prev_epoch):
+            self._send(src, wire.AppendAck(
+                shard=self.shard, epoch=self.promised, ok=False, reject_index=m.prev_index,
+                hint_index=self._reject_hint(m.prev_index), applied=self.applied,
+                read_seq=m.read_seq))
+            return
+        self._store(entries)
+        self.leader_match = max(self.leader_match, m.prev_index + len(m.entries))
+        # Raft's min(leaderCommit, last new entry): never commit a tail we have not
+        # verified against this leader.
+        self.commit = max(self.commit, min(m.commit, self.leader_match))
+        self._ack(src, m.read_seq)
+
+    def _reject_hint(self, prev: int) -> int:
+        """Where the leader should probe next: below our log's end, and below the whole
+        run of the epoch that conflicts at ``prev`` (one round trip per epoch, not per
+        entry). Never below our commit index: that prefix is equal everywhere."""
+        if prev > self.log.last_index:
+            return self.log.last_index
+        hint = self.log.first_index_of_epoch_run(prev) - 1
+        return max(hint, min(self.commit, prev - 1), self.log.snap_index)
+
+    def _store(self, entries: list[wire.ReplEntry]) -> None:
+        """Merge entries into the log and have the new ones persisted."""
+        new = self.log.append(entries, floor=self.commit)
+        if new:
+            assert self._out is not None
+            self._out.persist.extend(new)
+            self.persisted = min(self.persisted, new[0].index - 1)
+
+    def _ack(self, to: NodeId, read_seq: int) -> None:
+        match = min(self.leader_match, self.persisted)
+        self.last_acked = max(self.last_acked, match)
+        self._send(to, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=True,
+                                      match=match, applied=self.applied, read_seq=read_seq))
+
+    def _on_install(self, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
+        if m.epoch < self.promised or m.epoch.node != src:
+            self._send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
+                                           reject_index=m.index))
+            return
+        self._follow(m.epoch, src, now)
+        if self.log.matches(m.index, m.snap_epoch) or m.index <= self.commit:
+            # We already hold that prefix: no state to replace, and it is committed.
+            self.leader_match = max(self.leader_match, m.index)
+            self.commit = max(self.commit, m.index)
+        else:
+            assert self._out is not None and not self._out.persist
+            meta = SnapshotMeta(m.index, m.snap_epoch, m.config)
+            self._out.install = SnapshotInstall(meta, m.data)
+            self.log.reset(meta)
+            # The install is durable before the ack below is sent (Output order), and it
+            # is the apply of everything up to m.index.
+            self.persisted = self.commit = self.applied = self.applied_emitted = m.index
+            self.leader_match = m.index
+        self._ack(src, 0)
+
+
+_HANDLERS = {
+    wire.Prepare: Replica._on_prepare,
+    wire.Promise: Replica._on_promise,
+    wire.Append: Replica._on_append,
+    wire.AppendAck: Replica._on_append_ack,
+    wire.CatchUp: Replica._on_catch_up,
+    wire.CatchUpReply: Replica._on_catch_up_reply,
+    wire.InstallSnapshot: Replica._on_install,
+}
