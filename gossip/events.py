@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from shoal import wire
 from shoal.gossip.members import MemberInfo
 
-TimerKey = tuple[str, ...] | tuple[str, int] | tuple[str, str]
+TimerKey = tuple[str | int, ...]
 """Timer keys: ``("probe",)``, ``("gossip",)``, ``("push_pull",)``, ``("join",)``,
 ``("probe_timeout", seq)``, ``("probe_deadline", seq)``, ``("relay", seq)``,
 ``("suspicion", member)``. Arming a key again replaces its earlier deadline; the core
