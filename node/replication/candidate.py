@@ -40,6 +40,12 @@ class Candidacy:
     promises: dict[NodeId, tuple[wire.Epoch, int]] = field(default_factory=dict)
     asked: list[NodeId] = field(default_factory=list)
     max_commit: int = 0  # highest commit index any promiser reported
+    # Our own promise is made (persisted) only once the others' promises would give us a
+    # majority with it. Until then we keep following whoever leads, so a node with a stale
+    # config that keeps campaigning in vain never raises its epoch and disrupts the
+    # real leader (the problem Raft's pre-vote solves). Reusing an epoch we never
+    # promised ourselves is safe: nothing was ever appended at it.
+    self_promised: bool = False
     source: NodeId | None = None  # the member we are catching up from
     target_last: int = 0  # its last index when it promised
     next_from: int = 0  # next index to ask it for
@@ -52,8 +58,7 @@ class CandidateMixin:
     def _campaign(self: Replica, now: float) -> None:
         if self.role is not Role.FOLLOWER or not self.is_voter:
             return
-        epoch = wire.Epoch(self.promised.counter + 1, self.me)
-        self._set_promised(epoch)  # our own promise, durable before any Prepare leaves
+        epoch = wire.Epoch(max(self.promised.counter, self._seen_counter) + 1, self.me)
         self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
         self._become(Role.CANDIDATE, None)
         self._cand = Candidacy(epoch, now, asked=[self.me], max_commit=self.commit)
@@ -85,10 +90,11 @@ class CandidateMixin:
                 self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch))
 
     def _on_promise(self: Replica, src: NodeId, m: wire.Promise, now: float) -> None:
-        if m.promised > self.promised:
+        self._seen_counter = max(self._seen_counter, m.promised.counter)
+        cand = self._cand
+        if m.promised > self.promised and (cand is None or m.promised != cand.epoch):
             self._observe_higher(m.promised, now)
             return
-        cand = self._cand
         if cand is None or m.epoch != cand.epoch or not m.ok or src in cand.promises:
             return
         cand.promises[src] = (m.last_epoch, m.last_index)
@@ -111,6 +117,14 @@ class CandidateMixin:
         if not quorum.is_majority(voters, cfg.voters):
             self._prepare_voters()
             return
+        if not cand.self_promised:
+            if cand.epoch <= self.promised:  # we promised someone else meanwhile
+                self._become(Role.FOLLOWER, None)
+                return
+            self._set_promised(cand.epoch)  # durable before anything below is sent
+            cand.self_promised = True
+            mine = (self.log.last_epoch, self.log.last_index)
+            cand.promises[self.me] = mine
         # Most advanced voter that promised; ties go to us (nothing to fetch).
         best = max(voters, key=lambda n: (cand.promises[n], n == self.me))
         if cand.promises[best] <= mine:

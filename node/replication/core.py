@@ -73,6 +73,7 @@ class Replica(CandidateMixin, LeaderMixin):
         self._jitter = rng.random()
         self._out: Output | None = None
         self._cand = None
+        self._seen_counter = 0  # highest epoch counter seen in a refusal
         self.target: tuple[NodeId, ...] | None = None  # the ring's voters (reconfigure)
         self._lead_reset()
 
@@ -324,6 +325,8 @@ class Replica(CandidateMixin, LeaderMixin):
         if any(e.index != m.prev_index + 1 + i for i, e in enumerate(m.entries)):
             log.warning("replication append dropped: entries not contiguous src=%s", src)
             return
+        if self._holds_off(m.epoch):
+            return
         if m.epoch < self.promised or m.epoch.node != src:
             # Below our promise: this tells the old leader to step down.
             self._send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
@@ -347,6 +350,14 @@ class Replica(CandidateMixin, LeaderMixin):
         # verified against this leader.
         self.commit = max(self.commit, min(m.commit, self.leader_match))
         self._ack(src, m.read_seq)
+
+    def _holds_off(self, epoch: wire.Epoch) -> bool:
+        """A candidate that has not promised itself yet neither follows nor rejects the
+        leader it is trying to replace: it drops its messages (always safe) until it
+        wins or gives up."""
+        cand = self._cand
+        return self.role is C and cand is not None and not cand.self_promised and \
+            epoch < cand.epoch
 
     def _reject_hint(self, prev: int) -> int:
         """Where the leader should probe next: below our log's end, and below the whole
@@ -372,6 +383,8 @@ class Replica(CandidateMixin, LeaderMixin):
                                       match=match, applied=self.applied, read_seq=read_seq))
 
     def _on_install(self, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
+        if self._holds_off(m.epoch):
+            return
         if m.epoch < self.promised or m.epoch.node != src:
             self._send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
                                            reject_index=m.index))

@@ -75,7 +75,8 @@ class LeaderMixin:
         peers = [n for n in cfg.voters + cfg.learners if n != self.me]
         for n in peers:
             if n not in self._progress:
-                self._progress[n] = Progress(next=self.log.last_index + 1, last_ack=now)
+                self._progress[n] = Progress(next=self.log.last_index + 1, last_ack=now,
+                                             progress_at=now)
         for n in [n for n in self._progress if n not in peers]:
             del self._progress[n]
 
@@ -165,7 +166,7 @@ class LeaderMixin:
         pr.applied = max(pr.applied, m.applied)
         pr.read_seq = max(pr.read_seq, m.read_seq)
         if m.ok:
-            if pr.on_match(m.match):
+            if pr.on_match(m.match, now):
                 self._maybe_commit(now)
         elif m.reject_index > pr.match and pr.flow is not Flow.SNAPSHOT:
             # A log mismatch at reject_index (a stale reject is at or below match).
@@ -212,7 +213,7 @@ class LeaderMixin:
         self._next_heartbeat = now + self.cfg.heartbeat_interval_s
         for peer, pr in self._progress.items():
             if pr.flow is Flow.REPLICATE and pr.inflight and \
-                    now - pr.last_ack >= 2 * self.cfg.heartbeat_interval_s:
+                    now - pr.progress_at >= 2 * self.cfg.heartbeat_interval_s:
                 pr.to_probe(pr.match + 1)  # an append or its ack was lost
             if pr.flow is Flow.SNAPSHOT and now - pr.snapshot_at >= self.cfg.snapshot_timeout_s:
                 pr.snapshot_at = now

@@ -33,15 +33,17 @@ class Progress:
     applied: int = 0
     read_seq: int = 0
     snapshot_at: float = -1.0  # when we last asked the driver for a snapshot
-    acked_since_heartbeat: bool = False
+    progress_at: float = 0.0  # when match last advanced (an append lost in flight shows
+    # as acks that keep coming, for heartbeats, while match stands still)
 
-    def on_match(self, index: int) -> bool:
+    def on_match(self, index: int, now: float) -> bool:
         """Record that the follower durably holds our log up to ``index``; True if new."""
         while self.inflight and self.inflight[0] <= index:
             self.inflight.popleft()
         if index <= self.match:
             return False
         self.match = index
+        self.progress_at = now
         self.next = max(self.next, index + 1)
         self.probe_sent = False
         if self.flow is not Flow.REPLICATE:
