@@ -94,7 +94,6 @@ class SimNode:
     disk_busy: float = 0.0
     dmatch: int = 0  # cache: longest committed prefix held durably
     next_campaign: float = 0.0
-    core_target_sent: bool = False
 
     def crash(self) -> None:
         self.up = False

@@ -121,7 +121,6 @@ class ReplicationSim:
         sn.core = self.factory(name, 0, self.cfg, random.Random(self.rng.getrandbits(64)), state)
         sn.up = True
         sn.sm = sn.disk.applied_state
-        sn.core_target_sent = False
         self._drive(name, sn.core.reconfigure(self.target, self.net.now))
         self.net.set_timer(name, "tick", self.net.now + self.rng.random() * 0.025)
 
