@@ -46,6 +46,7 @@ class Candidacy:
     # real leader (the problem Raft's pre-vote solves). Reusing an epoch we never
     # promised ourselves is safe: nothing was ever appended at it.
     self_promised: bool = False
+    refused: list[NodeId] = field(default_factory=list)
     source: NodeId | None = None  # the member we are catching up from
     target_last: int = 0  # its last index when it promised
     next_from: int = 0  # next index to ask it for
@@ -94,6 +95,17 @@ class CandidateMixin:
         cand = self._cand
         if m.promised > self.promised and (cand is None or m.promised != cand.epoch):
             self._observe_higher(m.promised, now)
+            return
+        if cand is not None and m.epoch == cand.epoch and not m.ok and src not in cand.refused:
+            cand.refused.append(src)
+            voters = self.log.config.voters
+            if sum(1 for n in cand.refused if n in voters) > len(voters) - \
+                    quorum.majority(len(voters)):
+                # A majority refused (most likely our config is stale and they no longer
+                # count us as a voter): give up now rather than at the timeout, so we
+                # go back to following the leader, who can bring us up to date.
+                self._become(Role.FOLLOWER, None)
+                self.last_heard = now
             return
         if cand is None or m.epoch != cand.epoch or not m.ok or src in cand.promises:
             return

@@ -175,3 +175,11 @@ def histories(draw):
 def test_fast_checker_agrees_with_brute_force(h) -> None:
     ops, log = h
     assert (check_log_history(ops, log) == []) == check_brute_force(ops, log)
+
+
+def test_designated_learner_with_a_stale_config_still_converges() -> None:
+    # Regression (R=5 seed 138): a re-added learner whose log still lists it as a voter
+    # is named leader; it must give up as soon as a majority refuses, so the leader's
+    # snapshot reaches it instead of being dropped during endless campaigns.
+    res = run_replication_sim(replicas=5, seed=138, steps=20_000)
+    assert res["violations"] == [] and res["converged_after_heal_s"] is not None
