@@ -269,7 +269,7 @@ class Shard:
                     )
                 )
             muts.append(tables.put_execution(sid, st))
-            muts.append(tables.put_visibility(sid, execution_info(st)))
+            muts.append(tables.put_visibility(sid, execution_info(st), st.namespace))
         if batch.current_changed:
             cur = self._currents[(batch.namespace, batch.workflow_id)]
             assert cur is not None

@@ -41,7 +41,7 @@ class TimerProcessor:
         self._heap: list[tuple[float, int, int, TimerTask]] = []
         self._seq = itertools.count()
         self._wakeup = trio.Event()
-        self._limit = trio.CapacityLimiter(CONCURRENT_FIRES_MAX)
+        self._limit = trio.Semaphore(CONCURRENT_FIRES_MAX)
         self.fired = 0
 
     def __len__(self) -> int:
@@ -62,7 +62,7 @@ class TimerProcessor:
                 now = self._clock()
                 while self._heap and self._heap[0][0] <= now:
                     _, _, shard, task = heapq.heappop(self._heap)
-                    await self._limit.acquire_on_behalf_of(task)
+                    await self._limit.acquire()
                     nursery.start_soon(self._fire_one, shard, task)
                 self._wakeup = trio.Event()
                 delay = self._heap[0][0] - now if self._heap else 3600.0
@@ -80,5 +80,5 @@ class TimerProcessor:
             heapq.heappush(self._heap, (self._clock() + RETRY_DELAY_S, next(self._seq), shard, task))
             self._wakeup.set()
         finally:
-            self._limit.release_on_behalf_of(task)
+            self._limit.release()
 

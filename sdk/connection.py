@@ -110,20 +110,14 @@ class ServiceConnection:
     async def _run_link(self, link: _Link, opened: trio.Event) -> None:
         try:
             with link.cancel_scope:
-                with trio.fail_after(CONNECT_TIMEOUT_S):
-                    cm = open_websocket_url(
-                        self.address, max_message_size=wire.FRAME_BYTES_MAX,
-                        message_queue_size=64, receive_buffer_size=65536,
-                        connect_timeout=CONNECT_TIMEOUT_S, disconnect_timeout=2,
-                    )
-                    ws = await cm.__aenter__()
-                try:
+                async with open_websocket_url(
+                    self.address, max_message_size=wire.FRAME_BYTES_MAX,
+                    message_queue_size=64, receive_buffer_size=65536,
+                    connect_timeout=CONNECT_TIMEOUT_S, disconnect_timeout=2,
+                ) as ws:
                     link.ws = ws
                     opened.set()
                     await self._read(link)
-                finally:
-                    with trio.CancelScope(shield=True), trio.move_on_after(2):
-                        await cm.__aexit__(None, None, None)
         except BaseException as exc:  # noqa: BLE001 - a system task must never raise
             link.error = exc
             if not isinstance(exc, (OSError, ConnectionClosed, HandshakeError, trio.TooSlowError,

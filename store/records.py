@@ -180,3 +180,13 @@ class ShardMeta:
     """
 
     task_id_ceiling: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ClusterMeta:
+    """The identity a data dir was created with; checked at every start (DESIGN §3.1)."""
+
+    cluster_name: str
+    num_shards: int
+    node_id: str
+    created_at: float
