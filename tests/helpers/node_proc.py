@@ -23,8 +23,10 @@ _SERVING = re.compile(r"node serving listen=([\d.]+):(\d+)")
 class NodeProcess:
     """A node process; ``address`` is its ws:// URL once started."""
 
-    def __init__(self, data_dir: Path, *, num_shards: int = 16, extra: list[str] | None = None) -> None:
+    def __init__(self, data_dir: Path, *, num_shards: int = 16, port: int = 0,
+                 extra: list[str] | None = None) -> None:
         self.data_dir = data_dir
+        self.listen_port = port
         self.num_shards = num_shards
         self.extra = extra or []
         self.proc: subprocess.Popen[str] | None = None
@@ -42,7 +44,7 @@ class NodeProcess:
         self._serving.clear()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoal.cli.main", "node", "start",
-             "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0",
+             "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.listen_port}",
              "--num-shards", str(self.num_shards), *self.extra],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -78,6 +80,15 @@ class NodeProcess:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for a node that must restart on the same port)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def wait_until(pred, *, timeout_s: float = 10.0, interval_s: float = 0.02) -> None:
