@@ -1,19 +1,25 @@
 """The group-commit writer (DESIGN §6): one thread, one transaction and one fsync per group.
 
-Owns: the queue of pending batches and the writer thread. Batches that arrive while a commit
-is in flight wait in the queue; the next transaction takes all of them, commits with one
-fsync, then wakes every waiter on the trio loop. Nothing is acknowledged before its fsync
-returns, and the event loop never touches the disk for writes.
+Owns: the only thread that writes LMDB while the node serves. ``await commit(mutations)``
+queues a batch and returns once the transaction holding it has committed and fsynced. The
+batches that arrive while a commit is in flight wait together and share the next
+transaction, so N concurrent writers cost far fewer than N fsyncs. The event loop never
+touches the disk: it only appends to a queue and sleeps on a ``trio.Event`` that the writer
+thread sets through the loop's ``TrioToken``.
 
-A batch that cannot be written (say, a full disk) must not fail the good batches it shares
-a transaction with: when a group's transaction fails, each batch is retried in its own
-transaction, so only the bad one fails, and it leaves nothing behind (its transaction
-aborts). Must not: interpret mutations.
+Isolation: each batch is checked (``tables.check_mutation``) before it is queued, and if a
+shared transaction still fails, every batch of the group is retried in a transaction of its
+own, so a bad batch fails only its own waiter and good batches still commit. A full map is
+grown and the transaction retried (never an error); a full disk is ``STORAGE_FULL`` with
+that transaction aborted.
+
+Must not: run on the event loop, reorder batches (a later batch is never committed before an
+earlier one, so a shard's log entries land in the order they were proposed), or
+acknowledge anything before its fsync returns.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -22,114 +28,155 @@ from dataclasses import dataclass, field
 
 import trio
 
+from shoal import wire
 from shoal.store import tables
 from shoal.store.env import MapFull, Store
 
 log = logging.getLogger(__name__)
 
-GROUP_BATCHES_MAX = 4096  # batches in one transaction; bounds a transaction's size
+
+GROUP_BATCHES_MAX = 4096  # batches in one transaction: bounds a transaction's size and time
 
 
-@dataclass(eq=False, slots=True)
-class _Pending:
+@dataclass(slots=True, eq=False)
+class _Batch:
     mutations: list[tables.Mutation]
-    token: trio.lowlevel.TrioToken
+    token: trio.lowlevel.TrioToken  # the waiter's loop, woken from the writer thread
     done: trio.Event = field(default_factory=trio.Event)
     error: BaseException | None = None
 
 
 @dataclass(slots=True)
 class WriterStats:
-    transactions: int = 0
-    batches: int = 0
-    map_grows: int = 0
+    """Counters for tests, benchmarks and metrics."""
+
+    batches: int = 0  # batches committed
+    transactions: int = 0  # transactions committed, each one fsync
+    failed_batches: int = 0
+    isolation_retries: int = 0  # groups that failed together and were retried one by one
+    largest_group: int = 0
 
 
 class GroupCommitWriter:
-    """Commits batches of mutations durably, many batches per fsync."""
+    """The node's single writer. Use ``async with GroupCommitWriter.open(store) as w``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.stats = WriterStats()
-        self._queue: collections.deque[_Pending] = collections.deque()
         self._cond = threading.Condition()
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="shoal-writer", daemon=True)
+        self._queue: list[_Batch] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="shoal-store-writer", daemon=True)
 
     @classmethod
     @asynccontextmanager
     async def open(cls, store: Store) -> AsyncIterator[GroupCommitWriter]:
-        """Start the writer thread; on exit, flush what is queued and stop it."""
+        """Start the writer thread; on exit, commit everything queued, then stop it."""
         writer = cls(store)
         writer._thread.start()
         try:
             yield writer
         finally:
-            with writer._cond:
-                writer._stopping = True
-                writer._cond.notify()
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(writer._thread.join)
+                await writer._stop()
 
     async def commit(self, mutations: list[tables.Mutation]) -> None:
-        """Write ``mutations`` atomically; return once they are fsynced.
+        """Write ``mutations`` atomically; return once they are committed and fsynced.
+
+        The wait is shielded from cancellation: once queued, the batch commits anyway, and a
+        caller that returned early could not tell whether it had.
 
         Raises:
-            ShoalError(STORAGE_FULL): the disk refused them; nothing of them was written.
+            ShoalError(INVALID_ARGUMENT): a mutation LMDB would refuse (nothing queued).
+            ShoalError(STORAGE_FULL): the disk is full; nothing of this batch was written.
+            ShoalError(SHUTTING_DOWN): the writer is stopping.
         """
-        pending = _Pending(mutations, trio.lowlevel.current_trio_token())
+        for m in mutations:
+            tables.check_mutation(m)
+        batch = _Batch(list(mutations), trio.lowlevel.current_trio_token())
         with self._cond:
-            if self._stopping:
-                raise RuntimeError("the writer is stopped")
-            self._queue.append(pending)
+            if self._closing:
+                raise wire.ShoalError(wire.Code.SHUTTING_DOWN, "the node is shutting down")
+            self._queue.append(batch)
             self._cond.notify()
-        # The commit goes on in the thread whatever happens here; waiting is all we do.
         with trio.CancelScope(shield=True):
-            await pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
+            await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
 
-    # --- the writer thread -------------------------------------------------------------
+    async def _stop(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        # The thread drains the queue before it exits, so shutdown flushes pending writes.
+        await trio.to_thread.run_sync(self._thread.join)
+
+    # --- the writer thread --------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
+                while not self._queue and not self._closing:
                     self._cond.wait()
-                if not self._queue and self._stopping:
-                    return
-                group = []
-                while self._queue and len(group) < GROUP_BATCHES_MAX:
-                    group.append(self._queue.popleft())
-            self._commit_group(group)
+                if not self._queue:
+                    return  # closing and drained
+                group = self._queue[:GROUP_BATCHES_MAX]
+                del self._queue[:GROUP_BATCHES_MAX]
+            try:
+                self._commit_group(group)
+            except BaseException as exc:  # a bug: fail the waiters rather than hang them
+                log.exception("store writer failed")
+                for b in group:
+                    if b.error is None:
+                        b.error = exc
+                self._wake(group)
 
-    def _commit_group(self, group: list[_Pending]) -> None:
-        muts = [m for p in group for m in p.mutations]
+    def _commit_group(self, group: list[_Batch]) -> None:
+        self.stats.largest_group = max(self.stats.largest_group, len(group))
         try:
-            self._apply(muts)
+            self._apply([m for b in group for m in b.mutations])
         except Exception as exc:
             if len(group) == 1:
                 group[0].error = exc
             else:
-                log.warning("group commit failed, retrying batches one by one: %r", exc)
-                for p in group:
+                # Someone's batch spoiled the shared transaction (nothing of it was written):
+                # retry each alone, in order, so only the culprit's waiter sees the error.
+                self.stats.isolation_retries += 1
+                log.warning("store group commit failed, retrying batches alone error=%s", exc)
+                for b in group:
                     try:
-                        self._apply(p.mutations)
-                    except Exception as one_exc:
-                        p.error = one_exc
-        self.stats.batches += len(group)
-        for p in group:
-            try:
-                p.token.run_sync_soon(p.done.set)
-            except trio.RunFinishedError:
-                pass  # the caller's loop is gone; nobody is waiting
+                        self._apply(b.mutations)
+                    except Exception as one:
+                        b.error = one
+        for b in group:
+            if b.error is None:
+                self.stats.batches += 1
+            else:
+                self.stats.failed_batches += 1
+        self._wake(group)
 
-    def _apply(self, muts: list[tables.Mutation]) -> None:
+    def _apply(self, mutations: list[tables.Mutation]) -> None:
         while True:
             try:
-                self.store.apply(muts)
+                self.store.apply(mutations)
                 self.stats.transactions += 1
                 return
             except MapFull:
-                self.store.grow()
-                self.stats.map_grows += 1
+                self.store.grow()  # DESIGN §6: a full map is resized, never a failed write
+
+    @staticmethod
+    def _wake(group: list[_Batch]) -> None:
+        # One callback per loop rather than per batch: fewer cross-thread wakeups.
+        by_token: dict[trio.lowlevel.TrioToken, list[_Batch]] = {}
+        for b in group:
+            by_token.setdefault(b.token, []).append(b)
+        for token, batches in by_token.items():
+            try:
+                token.run_sync_soon(_set_all, batches)
+            except trio.RunFinishedError:
+                pass  # that loop is gone; nobody is waiting any more
+
+
+def _set_all(batches: list[_Batch]) -> None:
+    for b in batches:
+        b.done.set()
