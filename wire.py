@@ -286,6 +286,7 @@ class Op(StrEnum):
     POLL_ACTIVITY_TASK = "poll_activity_task"
     COMPLETE_ACTIVITY_TASK = "complete_activity_task"
     FAIL_ACTIVITY_TASK = "fail_activity_task"
+    CANCEL_REQUEST = "cancel_request"  # the caller gave up on request ``request_id``
     # Issue 4 (workflow semantics) appends: SIGNAL_WORKFLOW, QUERY_WORKFLOW, ...
 
 
@@ -1041,6 +1042,14 @@ class Empty:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CancelRequestRequest:
+    """Stop running request ``request_id`` of this connection (e.g. a worker's long poll it
+    no longer wants: without this, a task could be handed to a poll nobody awaits)."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TaskToken:
     """What a task token names; encoded with ``dumps`` and opaque to workers.
 
@@ -1071,6 +1080,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.POLL_ACTIVITY_TASK: (PollActivityTaskRequest, PollActivityTaskResponse),
     Op.COMPLETE_ACTIVITY_TASK: (CompleteActivityTaskRequest, Empty),
     Op.FAIL_ACTIVITY_TASK: (FailActivityTaskRequest, Empty),
+    Op.CANCEL_REQUEST: (CancelRequestRequest, Empty),
 }
 
 

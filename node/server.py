@@ -98,6 +98,7 @@ class Connection:
         self.ws, self.dispatcher = ws, dispatcher
         self.namespace: str | None = None
         self._limit = trio.Semaphore(IN_FLIGHT_MAX)
+        self._running: dict[int, trio.CancelScope] = {}  # request id -> its scope
 
     async def serve(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -124,8 +125,24 @@ class Connection:
         if self.namespace is None:
             await self._handshake(req)
             return
+        if req.op == wire.Op.CANCEL_REQUEST:
+            await self._cancel(req)
+            return
         await self._limit.acquire()
-        nursery.start_soon(self._run, req)
+        scope = trio.CancelScope()
+        self._running[req.id] = scope
+        nursery.start_soon(self._run, req, scope)
+
+    async def _cancel(self, req: wire.Request) -> None:
+        try:
+            body = wire.decode_body(wire.Op.CANCEL_REQUEST, req.body)
+        except wire.WireError as exc:
+            await self._send(wire.encode_err(req.id, exc))
+            return
+        scope = self._running.get(body.request_id)
+        if scope is not None:
+            scope.cancel()
+        await self._send(wire.encode_ok(req.id, wire.Empty()))
 
     async def _handshake(self, req: wire.Request) -> None:
         if req.op != wire.Op.HANDSHAKE:
@@ -141,11 +158,14 @@ class Connection:
             return
         await self._send(wire.encode_ok(req.id, answer))
 
-    async def _run(self, req: wire.Request) -> None:
+    async def _run(self, req: wire.Request, scope: trio.CancelScope) -> None:
         try:
             assert self.namespace is not None
             try:
-                body = await self.dispatcher.dispatch(self.namespace, req.op, req.body)
+                with scope:
+                    body = await self.dispatcher.dispatch(self.namespace, req.op, req.body)
+                if scope.cancelled_caught:
+                    return  # the caller gave up on it: nobody reads an answer
                 frame = wire.encode_ok(req.id, body)
             except wire.ShoalError as exc:
                 self.dispatcher.count(exc.code)
@@ -158,6 +178,7 @@ class Connection:
                 )
             await self._send(frame)
         finally:
+            self._running.pop(req.id, None)
             self._limit.release()
 
     async def _send(self, frame: bytes) -> None:

@@ -156,6 +156,17 @@ class ServiceConnection:
             raise ConnectionLost(f"connection to {self.address} closed") from None
         try:
             await call.done.wait()
+        except trio.Cancelled:
+            # Tell the node, so a long poll we abandon cannot be handed a task nobody takes.
+            if call.answer is None and not link.closed.is_set():
+                with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                    try:
+                        await link.ws.send_message(wire.encode_request(
+                            next(self._ids), wire.Op.CANCEL_REQUEST,
+                            wire.CancelRequestRequest(request_id=req_id)))
+                    except (ConnectionClosed, trio.BrokenResourceError):
+                        pass
+            raise
         finally:
             link.calls.pop(req_id, None)
         if call.answer is None:

@@ -268,7 +268,7 @@ class StepsWorkflow:
     async def run(self, n: int) -> int:
         total = 0
         for i in range(n):
-            total += await workflow.execute_activity(step, i, start_to_close_timeout=timedelta(seconds=5))
+            total += await workflow.execute_activity(step, i, start_to_close_timeout=timedelta(seconds=2))
             await asyncio.sleep(0.2)
         return total
 
@@ -277,7 +277,9 @@ async def test_worker_restarted_mid_workflow_resumes_by_replay(client: Client) -
     tq = _id("tq")
     wf_id = _id("steps")
     async with Worker(client, task_queue=tq, workflows=[StepsWorkflow], activities=[step]):
-        handle = await client.start_workflow(StepsWorkflow.run, 6, id=wf_id, task_queue=tq)
+        # Short task timeout: work the old worker had taken is handed out again soon.
+        handle = await client.start_workflow(StepsWorkflow.run, 6, id=wf_id, task_queue=tq,
+                                             task_timeout=timedelta(seconds=2))
         # Wait until some progress is recorded, then drop the worker (and its cache).
         for _ in range(500):
             hist = await handle.fetch_history()
