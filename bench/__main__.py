@@ -36,7 +36,7 @@ def _free_port() -> int:
 def _start_shoal(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal.cli.main", "node", "start", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0", "--log-level", "WARNING"],
+         "--listen", "127.0.0.1:0"],
         stderr=subprocess.PIPE, text=True,
     )
     port: list[int] = []
