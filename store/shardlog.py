@@ -93,7 +93,8 @@ class LocalShardLog:
     async def propose(self, mutations: list[tables.Mutation]) -> int:
         """Append ``mutations`` to the next entry; return its index once committed and applied.
 
-        Proposals that wait together share an entry (and so return the same index).
+        Proposals that wait together share an entry (and so return the same index). The
+        wait is shielded from cancellation: once proposed, the entry commits regardless.
 
         Raises:
             ShoalError(INVALID_ARGUMENT): a malformed mutation (refused alone, up front).
@@ -105,11 +106,14 @@ class LocalShardLog:
             self._open = _Entry()
         entry = self._open
         entry.mutations.extend(mutations)
-        while not entry.done.is_set():
-            if self._in_flight is None:
-                await self._flush()
-            else:
-                await self._in_flight.done.wait()
+        # Shielded like the writer's own wait (bounded by a commit or two): a cancelled
+        # proposer must not leave its mutations in ``_open`` for a stranger to commit later.
+        with trio.CancelScope(shield=True):
+            while not entry.done.is_set():
+                if self._in_flight is None:
+                    await self._flush()
+                else:
+                    await self._in_flight.done.wait()
         if entry.error is not None:
             raise entry.error
         return entry.index
@@ -122,10 +126,7 @@ class LocalShardLog:
         state = tables.ShardLogState(applied_index=index, applied_epoch=LOCAL_EPOCH)
         batch = self._entry_mutations(entry.mutations, index, state)
         try:
-            # Shielded (the writer's wait is too): once queued the entry commits, and every
-            # proposal merged into it must learn how it ended.
-            with trio.CancelScope(shield=True):
-                await self._writer.commit(batch)
+            await self._writer.commit(batch)
         except Exception as exc:
             entry.error = exc
         else:

@@ -153,3 +153,28 @@ async def test_without_entry_rows_the_log_table_stays_empty(store: Store) -> Non
     with store.read() as txn:
         assert txn.count(tables.EXECUTIONS) == 5
         assert tables.get_shard_log_state(txn, 3).applied_index == 5
+
+
+async def test_a_cancelled_proposal_still_commits_in_its_own_entry(tmp_path: Path) -> None:
+    store = _FullOnce.open(tmp_path / "lmdb", map_size=1 << 22)
+    store.gate = threading.Event()
+    try:
+        async with GroupCommitWriter.open(store) as writer:
+            log = LocalShardLog(4, store, writer)
+
+            async def release_when_all_wait() -> None:
+                await trio.testing.wait_all_tasks_blocked()
+                store.gate.set()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(log.propose, [_row(4, b"held")])
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(release_when_all_wait)
+                with trio.CancelScope() as scope:
+                    scope.cancel()
+                    index = await log.propose([_row(4, b"cancelled")])  # waits for its commit
+            assert index == 2 and log.applied_index == 2
+        with store.read() as txn:
+            assert txn.get(tables.EXECUTIONS, tables.enc_shard(4) + b"cancelled") == b"cancelled"
+    finally:
+        store.close()
