@@ -20,6 +20,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import cbor2
@@ -87,17 +88,22 @@ class WireError(ShoalError):
 
 T = TypeVar("T")
 
-_HINTS: dict[type, dict[str, Any]] = {}
-_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
+_Decoder = Callable[[Any, str, int], Any]
+_Decoder = Callable[[Any, int], Any]
+_DECODERS: dict[Any, _Decoder] = {}
+_ENCODERS: dict[type, Callable[[Any], Any]] = {}
+_TAGGED: dict[int, type] = {}
+_FIELDS_OF: dict[type, list[tuple[str, Any, bool, bool]]] = {}  # per dataclass, for _build
+_SCALARS = (bool, int, float, str, bytes)
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = get_type_hints(cls)
-        _HINTS[cls] = hints
-        _FIELDS[cls] = tuple(f for f in dataclasses.fields(cls) if f.init)
-    return hints
+def _malformed(path: str, msg: str) -> WireError:
+    return WireError(Code.MALFORMED, f"{path}: {msg}")
+
+
+# --- encoding -----------------------------------------------------------------------------
+# Each dataclass gets an encoder built once from its fields: the hot path (every frame and
+# every stored record) then runs no type introspection.
 
 
 def to_plain(value: Any) -> Any:
@@ -107,113 +113,254 @@ def to_plain(value: Any) -> Any:
     keep frames small. A union-typed field holding a dataclass with a ``KIND`` class
     variable is written as ``{"k": KIND, "v": {...}}`` so it can be decoded again.
     """
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return value.value if isinstance(value, enum.Enum) else value
+    if value is None:
+        return None
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    enc = _ENCODERS.get(cls)
+    if enc is not None:
+        return enc(value)
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value):
-        cls = type(value)
-        _hints(cls)
-        out: dict[str, Any] = {}
-        for f in _FIELDS[cls]:
-            v = getattr(value, f.name)
-            if v is not None:
-                out[f.name] = to_plain(v)
-        kind = getattr(cls, "KIND", None)
-        if kind is not None and getattr(cls, "TAGGED", False):
-            return {"k": int(kind), "v": out}
-        return out
+        return _compile_encoder(cls)(value)
     if isinstance(value, (list, tuple)):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: to_plain(v) for k, v in value.items()}
-    raise TypeError(f"cannot encode {type(value).__name__}")
+    if isinstance(value, _SCALARS):  # subclasses (IntEnum handled above)
+        return value
+    raise TypeError(f"cannot encode {cls.__name__}")
 
 
-def _malformed(path: str, msg: str) -> WireError:
-    return WireError(Code.MALFORMED, f"{path}: {msg}")
+def _compile_encoder(cls: type) -> Callable[[Any], Any]:
+    names = tuple(f.name for f in dataclasses.fields(cls) if f.init)
+    kind = getattr(cls, "KIND", None)
+    tag = int(kind) if kind is not None and getattr(cls, "TAGGED", False) else None
+
+    def encode(value: Any) -> Any:
+        out: dict[str, Any] = {}
+        for name in names:
+            v = getattr(value, name)
+            if v is not None:
+                out[name] = v if type(v) in _SCALARS else to_plain(v)
+        return out if tag is None else {"k": tag, "v": out}
+
+    _ENCODERS[cls] = encode
+    return encode
+
+
+# --- decoding -----------------------------------------------------------------------------
 
 
 def from_plain(tp: Any, value: Any, path: str = "$", depth: int = 0) -> Any:
-    """Check ``value`` against type ``tp`` and build it; raise ``WireError`` if it does not fit."""
-    if depth > LIST_DEPTH_MAX:
-        raise _malformed(path, "nested too deeply")
+    """Check ``value`` against type ``tp`` and build it; raise ``WireError`` if it does not fit.
+
+    The error message names where in ``value`` the problem is (``$.body.input[2]: ...``).
+    """
+    dec = _DECODERS.get(tp) or _compile_decoder(tp)
+    try:
+        return dec(value, depth)
+    except _Bad as bad:
+        raise WireError(Code.MALFORMED, f"{path}{bad.where}: {bad.what}") from None
+
+
+class _Bad(Exception):
+    """A decode failure on its way up; each level prepends its part of the path.
+
+    Paths are only built on failure, so the success path makes no strings.
+    """
+
+    def __init__(self, what: str, where: str = "") -> None:
+        self.what, self.where = what, where
+
+    def under(self, segment: str) -> _Bad:
+        self.where = segment + self.where
+        return self
+
+
+def _compile_decoder(tp: Any) -> _Decoder:
+    """Build (once per type) the function that checks and builds values of ``tp``."""
+    dec = _make_decoder(tp)
+    _DECODERS[tp] = dec
+    return dec
+
+
+def _make_decoder(tp: Any) -> _Decoder:
     origin = get_origin(tp)
     if tp is Any:
-        return value
+        return lambda v, d: v
     if origin is Union or origin is types.UnionType:
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise _malformed(path, "must not be null")
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1:
-            return from_plain(non_none[0], value, path, depth)
-        return _from_tagged(non_none, value, path, depth)
+        return _union_decoder(tp)
     if origin in (list, tuple):
-        if not isinstance(value, list):
-            raise _malformed(path, f"expected a list, got {type(value).__name__}")
-        if len(value) > COLLECTION_ITEMS_MAX:
-            raise _malformed(path, "too many items")
-        (item,) = get_args(tp)[:1]
-        items = [from_plain(item, v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _list_decoder(get_args(tp)[0], origin is tuple)
     if origin is dict:
-        if not isinstance(value, dict):
-            raise _malformed(path, f"expected a map, got {type(value).__name__}")
-        if len(value) > COLLECTION_ITEMS_MAX:
-            raise _malformed(path, "too many items")
-        ktp, vtp = get_args(tp)
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, ktp):
-                raise _malformed(path, f"map key {k!r} must be {ktp.__name__}")
-            out[k] = from_plain(vtp, v, f"{path}.{k}", depth + 1)
-        return out
+        return _dict_decoder(*get_args(tp))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        try:
-            return tp(value)
-        except (ValueError, TypeError):
-            raise _malformed(path, f"{value!r} is not a valid {tp.__name__}") from None
+        return _enum_decoder(tp)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _malformed(path, f"expected a number, got {type(value).__name__}")
-        return float(value)
+        return _float_decoder
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _malformed(path, f"expected an integer, got {type(value).__name__}")
-        return value
+        return _int_decoder
     if tp in (str, bytes, bool):
-        if type(value) is not tp:
-            raise _malformed(path, f"expected {tp.__name__}, got {type(value).__name__}")
-        if tp is str and len(value) > PAYLOAD_BYTES_MAX:
-            raise _malformed(path, "string too long")
-        return value
+        return _exact_decoder(tp)
     if dataclasses.is_dataclass(tp):
-        if getattr(tp, "TAGGED", False) and isinstance(value, dict) and "k" in value:
-            return _from_tagged([tp], value, path, depth)
-        return _from_map(tp, value, path, depth)
-    raise TypeError(f"unsupported type {tp!r} at {path}")  # our bug, not the peer's
+        return _dataclass_decoder(tp)
+    raise TypeError(f"unsupported type {tp!r}")  # our bug, not the peer's
 
 
-def _from_map(cls: type[T], value: Any, path: str, depth: int) -> T:
-    if not isinstance(value, dict):
-        raise _malformed(path, f"expected a map for {cls.__name__}, got {type(value).__name__}")
-    hints = _hints(cls)
+def _float_decoder(v: Any, depth: int) -> float:
+    if type(v) is float:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Bad(f"expected a number, got {type(v).__name__}")
+    return float(v)
+
+
+def _int_decoder(v: Any, depth: int) -> int:
+    if type(v) is int:
+        return v
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _Bad(f"expected an integer, got {type(v).__name__}")
+    return v
+
+
+def _exact_decoder(tp: type) -> _Decoder:
+    def dec(v: Any, depth: int) -> Any:
+        if type(v) is not tp:
+            raise _Bad(f"expected {tp.__name__}, got {type(v).__name__}")
+        if tp is str and len(v) > PAYLOAD_BYTES_MAX:
+            raise _Bad("string too long")
+        return v
+
+    return dec
+
+
+def _enum_decoder(tp: type[enum.Enum]) -> _Decoder:
+    def dec(v: Any, depth: int) -> Any:
+        try:
+            return tp(v)
+        except (ValueError, TypeError):
+            raise _Bad(f"{v!r} is not a valid {tp.__name__}") from None
+
+    return dec
+
+
+def _union_decoder(tp: Any) -> _Decoder:
+    args = get_args(tp)
+    nullable = type(None) in args
+    non_none = [a for a in args if a is not type(None)]
+    if len(non_none) == 1:
+        inner = non_none[0]
+
+        def dec(v: Any, depth: int) -> Any:
+            if v is None:
+                if nullable:
+                    return None
+                raise _Bad("must not be null")
+            return (_DECODERS.get(inner) or _compile_decoder(inner))(v, depth)
+
+        return dec
+
+    def dec_tagged(v: Any, depth: int) -> Any:
+        if v is None:
+            if nullable:
+                return None
+            raise _Bad("must not be null")
+        return _from_tagged(non_none, v, depth)
+
+    return dec_tagged
+
+
+def _list_decoder(item: Any, as_tuple: bool) -> _Decoder:
+    def dec(v: Any, depth: int) -> Any:
+        if depth > LIST_DEPTH_MAX:
+            raise _Bad("nested too deeply")
+        if type(v) is not list:
+            raise _Bad(f"expected a list, got {type(v).__name__}")
+        if len(v) > COLLECTION_ITEMS_MAX:
+            raise _Bad("too many items")
+        item_dec = _DECODERS.get(item) or _compile_decoder(item)
+        if item is bytes:
+            for i, x in enumerate(v):
+                if type(x) is not bytes:
+                    raise _Bad(f"expected bytes, got {type(x).__name__}", f"[{i}]")
+            out = list(v)
+        else:
+            try:
+                out = [item_dec(x, depth + 1) for x in v]
+            except _Bad as bad:
+                i = next(i for i, x in enumerate(v) if _fails(item_dec, x, depth + 1))
+                raise bad.under(f"[{i}]") from None
+        return tuple(out) if as_tuple else out
+
+    return dec
+
+
+def _dict_decoder(ktp: type, vtp: Any) -> _Decoder:
+    def dec(v: Any, depth: int) -> Any:
+        if depth > LIST_DEPTH_MAX:
+            raise _Bad("nested too deeply")
+        if type(v) is not dict:
+            raise _Bad(f"expected a map, got {type(v).__name__}")
+        if len(v) > COLLECTION_ITEMS_MAX:
+            raise _Bad("too many items")
+        val_dec = _DECODERS.get(vtp) or _compile_decoder(vtp)
+        out = {}
+        for k, x in v.items():
+            if not isinstance(k, ktp) or (ktp is int and isinstance(k, bool)):
+                raise _Bad(f"map key {k!r} must be {ktp.__name__}")
+            try:
+                out[k] = val_dec(x, depth + 1)
+            except _Bad as bad:
+                raise bad.under(f".{k}") from None
+        return out
+
+    return dec
+
+
+def _dataclass_decoder(cls: type) -> _Decoder:
+    hints = get_type_hints(cls)
+    # (name, type, required-and-not-optional, default-is-None-when-missing)
+    fields = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        fields.append((f.name, hints[f.name], has_default, _optional(hints[f.name])))
+    is_tagged = getattr(cls, "TAGGED", False)
+    _FIELDS_OF[cls] = fields
+
+    def dec(v: Any, depth: int) -> Any:
+        if depth > LIST_DEPTH_MAX:
+            raise _Bad("nested too deeply")
+        if is_tagged and type(v) is dict and "k" in v and "v" in v:
+            return _from_tagged([cls], v, depth)
+        return _build(cls, fields, v, depth)
+
+    return dec
+
+
+def _build(cls: type, fields: list[tuple[str, Any, bool, bool]], v: Any, depth: int) -> Any:
+    if type(v) is not dict:
+        raise _Bad(f"expected a map for {cls.__name__}, got {type(v).__name__}")
     kwargs: dict[str, Any] = {}
-    for f in _FIELDS[cls]:
-        if f.name in value:
-            kwargs[f.name] = from_plain(hints[f.name], value[f.name], f"{path}.{f.name}", depth + 1)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            if _optional(hints[f.name]):
-                kwargs[f.name] = None
+    for name, tp, has_default, optional in fields:
+        if name in v:
+            try:
+                kwargs[name] = (_DECODERS.get(tp) or _compile_decoder(tp))(v[name], depth + 1)
+            except _Bad as bad:
+                raise bad.under(f".{name}") from None
+        elif not has_default:
+            if optional:
+                kwargs[name] = None
             else:
-                raise _malformed(path, f"missing field {f.name!r} of {cls.__name__}")
+                raise _Bad(f"missing field {name!r} of {cls.__name__}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise _malformed(path, str(exc)) from None
+        raise _Bad(str(exc)) from None
 
 
 def _optional(tp: Any) -> bool:
@@ -221,16 +368,24 @@ def _optional(tp: Any) -> bool:
     return (origin is Union or origin is types.UnionType) and type(None) in get_args(tp)
 
 
-_TAGGED: dict[int, type] = {}
-
-
-def _from_tagged(choices: list[Any], value: Any, path: str, depth: int) -> Any:
+def _from_tagged(choices: list[Any], value: Any, depth: int) -> Any:
     if not isinstance(value, dict) or "k" not in value or "v" not in value:
-        raise _malformed(path, "expected a tagged value {k, v}")
-    cls = _TAGGED.get(value["k"]) if isinstance(value["k"], int) else None
+        raise _Bad("expected a tagged value {k, v}")
+    cls = _TAGGED.get(value["k"]) if type(value["k"]) is int else None
     if cls is None or not any(cls is c for c in choices):
-        raise _malformed(path, f"unexpected kind {value['k']!r}")
-    return _from_map(cls, value["v"], path, depth + 1)
+        raise _Bad(f"unexpected kind {value['k']!r}")
+    if cls not in _FIELDS_OF:
+        _compile_decoder(cls)
+    # Build directly (not via the decoder) so an inner map holding "k"/"v" is not re-read.
+    return _build(cls, _FIELDS_OF[cls], value["v"], depth + 1)
+
+
+def _fails(dec: Any, x: Any, depth: int) -> bool:
+    try:
+        dec(x, depth)
+    except _Bad:
+        return True
+    return False
 
 
 def tagged(cls: type[T]) -> type[T]:

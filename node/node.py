@@ -105,7 +105,7 @@ class Node:
                 timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
                 for sid in range(meta.num_shards):
                     shards.append(Shard(
-                        sid, store=store, shard_log=LocalShardLog(sid, store, writer),
+                        sid, store=store, shard_log=LocalShardLog(sid, store, writer, write_entries=False),
                         engine=engine, matching=matching, timers=timers, clock=self.clock,
                     ))
                 service = Service(store=store, shards=shards, matching=matching, engine=engine,
