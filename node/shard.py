@@ -269,7 +269,10 @@ class Shard:
                     )
                 )
             muts.append(tables.put_execution(sid, st))
-            muts.append(tables.put_visibility(sid, execution_info(st), st.namespace))
+            # Visibility (list) changes only when a run starts or closes; rewriting it on
+            # every entry cost an encode and a B-tree write per request for nothing.
+            if ch.first_event_id == 1 or run_id in batch.closed_runs:
+                muts.append(tables.put_visibility(sid, execution_info(st), st.namespace))
         if batch.current_changed:
             cur = self._currents[(batch.namespace, batch.workflow_id)]
             assert cur is not None
@@ -295,7 +298,8 @@ class Shard:
             self.matching.add(self._dispatch_task(t))
         for tt in batch.timer_tasks:
             self.timers.add(self.shard_id, tt)
-        if batch.runs or batch.current_changed:
+        # Long polls wait for results, so only a close (or a new current run) wakes them.
+        if batch.closed_runs or batch.current_changed:
             self._notify((batch.namespace, batch.workflow_id))
 
     def _dispatch_task(self, t: records.TransferTask) -> DispatchTask:
@@ -308,7 +312,8 @@ class Shard:
     # --- change notification (long polls) ----------------------------------------------
 
     def changed_event(self, namespace: str, workflow_id: str) -> trio.Event:
-        """An event set at the next commit that changes this workflow id."""
+        """An event set at the next commit that closes a run of this workflow id or starts
+        a new one."""
         key = (namespace, workflow_id)
         ev = self._changed.get(key)
         if ev is None:

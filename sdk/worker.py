@@ -65,8 +65,8 @@ class Worker:
         max_concurrent_activities: int = 100,
         max_concurrent_workflow_tasks: int = 100,
         max_cached_workflows: int = 1000,
-        max_concurrent_workflow_task_polls: int = 4,
-        max_concurrent_activity_task_polls: int = 4,
+        max_concurrent_workflow_task_polls: int = 16,
+        max_concurrent_activity_task_polls: int = 16,
         identity: str | None = None,
     ) -> None:
         if not workflows and not activities:
