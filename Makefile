@@ -25,5 +25,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m shoal.bench
 
+# Long simulator sweeps (minutes); `make test` runs short versions of both.
+sim-sweep: $(STAMP)
+	$(BIN)/python -m shoal.sim.gossip_sim --sweep 50 --nodes 50 --loss 0.05 --pause 5
+	$(BIN)/python -m shoal.sim.replication_sim --replicas 3 --seed 100 --seeds 60 --steps 20000
+	$(BIN)/python -m shoal.sim.replication_sim --replicas 5 --seed 100 --seeds 60 --steps 20000
+
 clean:
 	rm -rf $(VENV) shoal-data

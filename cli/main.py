@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from shoal.cli import node as node_cmds
+from shoal.cli import sim as sim_cmds
 
 app = typer.Typer(
     name="shoal",
@@ -17,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(node_cmds.app, name="node")
+app.add_typer(sim_cmds.app, name="sim")
 
 
 def main() -> None:
