@@ -34,11 +34,7 @@ async def main(address: str, sizes: dict[str, int]) -> dict[str, Any]:
     client = await Client.connect(address)
     sdk = workloads.Sdk(client=client, Worker=Worker, wf=wf_temporal, EventType=EventType,
                         run_limited=run_limited)
-    out: dict[str, Any] = {}
-    out["W1"] = await workloads.w1_latency(sdk, sizes["w1_runs"])
-    out["W2"] = await workloads.w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"])
-    out["W3"] = await workloads.w3_timer_lateness(sdk, sizes["w3_timers"])
-    return out
+    return await workloads.run_all(sdk, sizes)
 
 
 if __name__ == "__main__":

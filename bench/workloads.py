@@ -101,3 +101,12 @@ async def w3_timer_lateness(sdk: Sdk, timers: int) -> dict[str, Any]:
         await sdk.run_limited([measure(h) for h in handles], 100)
     return {"timers": timers, **{k.replace("_ms", "_lateness_ms") if k != "count" else k: v
                                   for k, v in latency_summary(lateness).items()}}
+
+
+async def run_all(sdk: Sdk, sizes: dict[str, int]) -> dict[str, Any]:
+    """W1-W3 in order, with the sizes ``bench/__main__.py`` chose."""
+    return {
+        "W1": await w1_latency(sdk, sizes["w1_runs"]),
+        "W2": await w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"]),
+        "W3": await w3_timer_lateness(sdk, sizes["w3_timers"]),
+    }
