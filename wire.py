@@ -919,6 +919,9 @@ class ScheduleActivityTaskCommand:
     start_to_close_timeout_s: float | None = None
     heartbeat_timeout_s: float | None = None
     retry_policy: RetryPolicy | None = None
+    # The completing worker can run this activity now (Temporal's eager activity execution):
+    # the node may start it in the same entry and return it in the completion's answer.
+    request_eager_execution: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1137,6 +1140,13 @@ class CompleteWorkflowTaskRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteWorkflowTaskResponse:
+    """Activities started eagerly for the completing worker (see ``request_eager_execution``)."""
+
+    activity_tasks: list[ActivityTask] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FailWorkflowTaskRequest:
     task_token: bytes
     cause: WorkflowTaskFailedCause
@@ -1230,7 +1240,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.GET_HISTORY: (GetHistoryRequest, GetHistoryResponse),
     Op.LIST_WORKFLOWS: (ListWorkflowsRequest, ListWorkflowsResponse),
     Op.POLL_WORKFLOW_TASK: (PollWorkflowTaskRequest, PollWorkflowTaskResponse),
-    Op.COMPLETE_WORKFLOW_TASK: (CompleteWorkflowTaskRequest, Empty),
+    Op.COMPLETE_WORKFLOW_TASK: (CompleteWorkflowTaskRequest, CompleteWorkflowTaskResponse),
     Op.FAIL_WORKFLOW_TASK: (FailWorkflowTaskRequest, Empty),
     Op.POLL_ACTIVITY_TASK: (PollActivityTaskRequest, PollActivityTaskResponse),
     Op.COMPLETE_ACTIVITY_TASK: (CompleteActivityTaskRequest, Empty),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,4 +43,7 @@ if __name__ == "__main__":
     p.add_argument("--address", required=True)
     p.add_argument("--sizes", default="{}")
     a = p.parse_args()
-    print(json.dumps(asyncio.run(main(a.address, json.loads(a.sizes)))))
+    print(json.dumps(asyncio.run(main(a.address, json.loads(a.sizes)))), flush=True)
+    # temporalio's native bridge can abort during interpreter shutdown ("PyGILState_Release");
+    # the result is printed, so leave without running finalizers.
+    os._exit(0)

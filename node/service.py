@@ -28,6 +28,7 @@ from shoal.store.records import TransferKind
 log = logging.getLogger(__name__)
 
 POLL_WAIT_MAX_S = 60.0
+EAGER_ACTIVITIES_MAX = 3  # activities started inside one workflow-task completion
 PAGE_SIZE_MAX = 10_000
 _CLOSED = frozenset(s for s in wire.WorkflowExecutionStatus if s != wire.WorkflowExecutionStatus.RUNNING)
 _STALE = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
@@ -285,19 +286,56 @@ class Service:
 
     async def complete_workflow_task(
         self, ns: str, req: wire.CompleteWorkflowTaskRequest
-    ) -> wire.Empty:
+    ) -> wire.CompleteWorkflowTaskResponse:
         token = _decode_token(req.task_token)
         engine = self.engine
+        eager_ids = {
+            c.activity_id for c in req.commands
+            if isinstance(c, wire.ScheduleActivityTaskCommand) and c.request_eager_execution
+        }
+        request_id = str(uuid.uuid4())
 
-        def op(b: Batch) -> None:
+        def op(b: Batch) -> list[wire.ActivityTask]:
             st = b.load(token.run_id)
             tr = engine.complete_workflow_task(
                 st, token=token, commands=req.commands, identity=req.identity, now=b.now
             )
+            eager = self._take_eager(st, tr, eager_ids)
             b.record(st, tr)
+            started = []
+            for t in eager:
+                # Same entry as the schedule: one commit instead of a poll and another.
+                tr2 = engine.record_activity_task_started(
+                    st, scheduled_event_id=t.scheduled_event_id, attempt=t.attempt,
+                    identity=req.identity, request_id=request_id, now=b.now,
+                )
+                b.record(st, tr2)
+                started.append(tr2.response)
+            return started
 
-        await self._token_op(ns, token, op)
-        return wire.Empty()
+        tasks = await self._token_op(ns, token, op)
+        return wire.CompleteWorkflowTaskResponse(activity_tasks=tasks)
+
+    @staticmethod
+    def _take_eager(st: records.ExecutionState, tr, eager_ids: set[str]) -> list[records.TransferTask]:
+        """Pull out the dispatches of activities the worker asked to run eagerly.
+
+        Only activities on the workflow's own task queue qualify (the completing worker
+        polls that queue), at most ``EAGER_ACTIVITIES_MAX`` per task, as Temporal limits it.
+        """
+        if not eager_ids:
+            return []
+        eager: list[records.TransferTask] = []
+        keep: list[records.TransferTask] = []
+        for t in tr.transfer_tasks:
+            ai = st.activities.get(t.scheduled_event_id) if t.kind == TransferKind.ACTIVITY_TASK else None
+            if (ai is not None and ai.activity_id in eager_ids and t.task_queue == st.task_queue
+                    and len(eager) < EAGER_ACTIVITIES_MAX):
+                eager.append(t)
+            else:
+                keep.append(t)
+        tr.transfer_tasks = keep
+        return eager
 
     async def fail_workflow_task(self, ns: str, req: wire.FailWorkflowTaskRequest) -> wire.Empty:
         token = _decode_token(req.task_token)
@@ -365,12 +403,12 @@ class Service:
         await self._token_op(ns, token, op)
         return wire.Empty()
 
-    async def _token_op(self, ns: str, token: wire.TaskToken, op) -> None:
+    async def _token_op(self, ns: str, token: wire.TaskToken, op):
         if token.namespace != ns:
             raise wire.ShoalError(
                 wire.Code.TASK_NOT_FOUND, "task_token belongs to another namespace"
             )
-        await self.shard(ns, token.workflow_id).run_op(ns, token.workflow_id, op)
+        return await self.shard(ns, token.workflow_id).run_op(ns, token.workflow_id, op)
 
     # --- timers ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ workflow semantics (the instance replays history; the node decides retries and t
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from shoal.sdk.workflow_instance import WorkflowInstance
 log = logging.getLogger(__name__)
 
 POLL_WAIT_S = 30.0
+EAGER_MAX = 3  # activities a workflow task may ask to start eagerly (the node's limit too)
 LOCAL_TIMEOUT_GRACE_S = 1.0  # past start-to-close the node has timed the attempt out anyway
 _BENIGN = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
 
@@ -94,6 +96,8 @@ class Worker:
         self._cache: collections.OrderedDict[str, _CachedRun] = collections.OrderedDict()
         self._nursery_cm: Any = None
         self._nursery: trio.Nursery | None = None
+        self._activity_slots: trio.Semaphore | None = None
+        self._task_nursery: trio.Nursery | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -122,6 +126,7 @@ class Worker:
                                        self._run_workflow_task, nursery)
             if self._activities:
                 slots = trio.Semaphore(self._max_activities)
+                self._activity_slots, self._task_nursery = slots, nursery
                 for _ in range(self._act_polls):
                     nursery.start_soon(self._poll_loop, wire.Op.POLL_ACTIVITY_TASK, slots,
                                        self._run_activity, nursery)
@@ -153,9 +158,9 @@ class Worker:
         finally:
             slots.release()
 
-    async def _report(self, op: wire.Op, body: Any) -> None:
+    async def _report(self, op: wire.Op, body: Any) -> Any:
         try:
-            await self.client.service.call(op, body)
+            return await self.client.service.call(op, body)
         except RPCError as exc:
             if exc.code in _BENIGN:
                 # The node moved on (timed out, already completed): nothing to report to.
@@ -199,9 +204,15 @@ class Worker:
                 failure=activation.failure, identity=self.identity,
             ))
             return
-        await self._report(wire.Op.COMPLETE_WORKFLOW_TASK, wire.CompleteWorkflowTaskRequest(
-            task_token=task.task_token, commands=activation.commands, identity=self.identity,
-        ))
+        commands, reserved = self._mark_eager(activation.commands)
+        try:
+            resp = await self._report(wire.Op.COMPLETE_WORKFLOW_TASK, wire.CompleteWorkflowTaskRequest(
+                task_token=task.task_token, commands=commands, identity=self.identity,
+            ))
+        except BaseException:
+            self._run_eager([], reserved)
+            raise
+        self._run_eager(resp.activity_tasks if resp is not None else [], reserved)
         closes = any(isinstance(c, (wire.CompleteWorkflowExecutionCommand,
                                     wire.FailWorkflowExecutionCommand)) for c in activation.commands)
         if self._max_cached > 0 and not closes:
@@ -211,6 +222,37 @@ class Worker:
                 self._cache.popitem(last=False)[1].instance.close()
         else:
             cached.instance.close()
+
+    def _mark_eager(self, commands: list[wire.Command]) -> tuple[list[wire.Command], int]:
+        """Ask the node to start our own activities in the completion (eager execution),
+        reserving a slot for each so they can run at once."""
+        slots = self._activity_slots
+        if slots is None:
+            return commands, 0
+        out: list[wire.Command] = []
+        reserved = 0
+        for c in commands:
+            if (isinstance(c, wire.ScheduleActivityTaskCommand) and reserved < EAGER_MAX
+                    and c.activity_type in self._activities and c.task_queue == self.task_queue):
+                try:
+                    slots.acquire_nowait()
+                except trio.WouldBlock:
+                    out.append(c)
+                    continue
+                reserved += 1
+                c = dataclasses.replace(c, request_eager_execution=True)
+            out.append(c)
+        return out, reserved
+
+    def _run_eager(self, tasks: list[wire.ActivityTask], reserved: int) -> None:
+        assert len(tasks) <= reserved
+        for t in tasks:
+            assert self._task_nursery is not None and self._activity_slots is not None
+            self._task_nursery.start_soon(self._run_and_release, self._run_activity, t,
+                                          self._activity_slots)
+        for _ in range(reserved - len(tasks)):
+            assert self._activity_slots is not None
+            self._activity_slots.release()
 
     async def _fail_wt(self, task: wire.WorkflowTask, cause: wire.WorkflowTaskFailedCause, msg: str) -> None:
         await self._report(wire.Op.FAIL_WORKFLOW_TASK, wire.FailWorkflowTaskRequest(

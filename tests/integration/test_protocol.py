@@ -66,3 +66,27 @@ async def test_abandoned_poll_does_not_take_the_next_task(client: Client) -> Non
     await client.start_workflow("Anything", id=f"w-{uuid.uuid4()}", task_queue=tq)
     resp = await conn.call(wire.Op.POLL_WORKFLOW_TASK, wire.PollWorkflowTaskRequest(task_queue=tq, wait_s=5))
     assert resp.task is not None and resp.task.workflow_type == "Anything"
+
+
+async def test_eager_activity_is_started_in_the_completion_and_not_dispatched(client: Client) -> None:
+    tq = f"tq-{uuid.uuid4()}"
+    conn = client.service
+    await client.start_workflow("Eager", id=f"e-{uuid.uuid4()}", task_queue=tq)
+    wt = (await conn.call(wire.Op.POLL_WORKFLOW_TASK,
+                          wire.PollWorkflowTaskRequest(task_queue=tq, wait_s=5))).task
+    assert wt is not None
+    cmd = dict(activity_type="act", task_queue=tq, start_to_close_timeout_s=5.0)
+    resp = await conn.call(wire.Op.COMPLETE_WORKFLOW_TASK, wire.CompleteWorkflowTaskRequest(
+        task_token=wt.task_token, commands=[
+            wire.ScheduleActivityTaskCommand(activity_id="1", request_eager_execution=True, **cmd),
+            wire.ScheduleActivityTaskCommand(activity_id="2", **cmd),
+        ]))
+    assert [t.activity_id for t in resp.activity_tasks] == ["1"]
+    polled = await conn.call(wire.Op.POLL_ACTIVITY_TASK,
+                             wire.PollActivityTaskRequest(task_queue=tq, wait_s=2))
+    assert polled.task is not None and polled.task.activity_id == "2"
+    nothing = await conn.call(wire.Op.POLL_ACTIVITY_TASK,
+                              wire.PollActivityTaskRequest(task_queue=tq, wait_s=0.3))
+    assert nothing.task is None
+    await conn.call(wire.Op.COMPLETE_ACTIVITY_TASK, wire.CompleteActivityTaskRequest(
+        task_token=resp.activity_tasks[0].task_token, result=[b"r"]))
