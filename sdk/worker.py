@@ -70,6 +70,7 @@ class Worker:
         max_concurrent_workflow_task_polls: int = 16,
         max_concurrent_activity_task_polls: int = 16,
         identity: str | None = None,
+        disable_eager_activity_execution: bool = False,
     ) -> None:
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
@@ -93,6 +94,7 @@ class Worker:
         self._wf_polls = max_concurrent_workflow_task_polls
         self._act_polls = max_concurrent_activity_task_polls
         self._max_cached = max_cached_workflows
+        self._eager = not disable_eager_activity_execution
         self._cache: collections.OrderedDict[str, _CachedRun] = collections.OrderedDict()
         self._nursery_cm: Any = None
         self._nursery: trio.Nursery | None = None
@@ -227,7 +229,7 @@ class Worker:
         """Ask the node to start our own activities in the completion (eager execution),
         reserving a slot for each so they can run at once."""
         slots = self._activity_slots
-        if slots is None:
+        if slots is None or not self._eager:
             return commands, 0
         out: list[wire.Command] = []
         reserved = 0
