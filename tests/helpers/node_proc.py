@@ -49,7 +49,8 @@ class NodeProcess:
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+        self._pump_thread = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
+        self._pump_thread.start()
         if not self._serving.wait(timeout_s):
             self.kill()
             raise RuntimeError("node did not start:\n" + "".join(self.log_lines[-50:]))
@@ -76,7 +77,9 @@ class NodeProcess:
         """SIGTERM and wait; returns the exit code."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
+        code = self.proc.wait(timeout_s)
+        self._pump_thread.join(5)  # the log's last lines
+        return code
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
