@@ -419,9 +419,11 @@ class Service:
 
         def op(b: Batch) -> None:
             st = shard._state(task.namespace, task.workflow_id, task.run_id)
-            if st is not None:
-                tr = engine.on_timer(st, task, b.now)
-                b.record(st, tr)
+            tr = engine.on_timer(st, task, b.now) if st is not None else None
+            if tr is None or not (tr.events or tr.transfer_tasks or tr.timer_tasks or tr.closed):
+                b.defer_timer_delete(task)  # stale: nothing to write but the row's delete
+                return
+            b.record(st, tr)
             b.delete_timer_task(task)
 
         await shard.run_op(task.namespace, task.workflow_id, op)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 TASK_ID_BLOCK = 1 << 20  # task ids are leased from the persisted ceiling in blocks this big
 STATE_CACHE_MAX = 4096  # mutable states cached per shard
+DEFERRED_DELETES_MAX = 256  # stale timer rows waiting for a shard entry before one of their own
 
 
 class TimerSink(Protocol):
@@ -136,6 +137,17 @@ class Batch:
     def delete_timer_task(self, task: records.TimerTask) -> None:
         self.deletes.append(tables.delete_timer_task(self.shard.shard_id, task))
 
+    def defer_timer_delete(self, task: records.TimerTask) -> None:
+        """Delete a stale timer's row with the shard's next entry instead of one of its own.
+
+        Most timers (a workflow task's timeout, an activity's start-to-close) go stale when
+        their subject completes; a commit per stale row doubled the writes per workflow.
+        Riding on a later entry of the same shard keeps the delete in the shard's log (so a
+        replica applies it too); if the node stops first, the timer fires again after the
+        restart, is still stale, and is deferred again.
+        """
+        self.shard._deferred.append(tables.delete_timer_task(self.shard.shard_id, task))
+
 
 class Shard:
     """History shard ``shard_id``: mailboxes, cache, outbox and after-commit effects."""
@@ -162,6 +174,7 @@ class Shard:
         self._changed: dict[tuple[str, str], trio.Event] = {}
         self._next_task_id = 0
         self._task_id_ceiling = 0
+        self._deferred: list[tables.Mutation] = []  # stale timer rows to delete (see Batch)
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -218,6 +231,7 @@ class Shard:
     async def _commit_ops(self, key: tuple[str, str], ops: list[_Pending]) -> None:
         batch = Batch(self, *key)
         ok: list[_Pending] = []
+        deferred: list[tables.Mutation] = []
         try:
             for p in ops:
                 try:
@@ -226,9 +240,11 @@ class Shard:
                 except wire.ShoalError as exc:
                     p.error = exc  # the engine validated first: the state is untouched
             mutations = self._mutations(batch)
-            if mutations:
-                await self.log.propose(mutations)
+            if mutations or len(self._deferred) >= DEFERRED_DELETES_MAX:
+                deferred, self._deferred = self._deferred, []
+                await self.log.propose(mutations + deferred)
         except BaseException as exc:
+            self._deferred.extend(deferred)
             # Nothing committed; in-memory states may hold the failed changes: forget them.
             self._forget(key)
             err = exc if isinstance(exc, wire.ShoalError) else None
