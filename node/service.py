@@ -230,13 +230,10 @@ class Service:
             started = await self._record_started(task, req.identity, request_id)
             if started is None:
                 continue
-            shard = self.shards[task.shard]
-            with self.store.read() as txn:
-                history = tables.read_history(
-                    txn, shard.shard_id, ns, task.workflow_id, task.run_id, from_event_id=1,
-                    limit=None,
-                )
             wt: wire.WorkflowTask = started
+            history = self.shards[task.shard].history(
+                ns, task.workflow_id, task.run_id, wt.started_event_id
+            )
             # The engine's task carries only the transient events (a retried task's
             # Scheduled/Started, not stored); the stored history comes first.
             full = history + list(wt.history)

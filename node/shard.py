@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 TASK_ID_BLOCK = 1 << 20  # task ids are leased from the persisted ceiling in blocks this big
 STATE_CACHE_MAX = 4096  # mutable states cached per shard
+HISTORY_CACHE_MAX = 512  # runs whose committed history a shard keeps decoded
 DEFERRED_DELETES_MAX = 256  # stale timer rows waiting for a shard entry before one of their own
 
 
@@ -175,6 +176,10 @@ class Shard:
         self._next_task_id = 0
         self._task_id_ceiling = 0
         self._deferred: list[tables.Mutation] = []  # stale timer rows to delete (see Batch)
+        # Committed history per run, so a workflow task does not decode it from LMDB again.
+        self._histories: collections.OrderedDict[tuple[str, str, str], list[wire.HistoryEvent]] = (
+            collections.OrderedDict()
+        )
 
     # --- start-up ----------------------------------------------------------------------
 
@@ -309,7 +314,29 @@ class Shard:
         assert self._next_task_id <= self._task_id_ceiling
         return self._next_task_id
 
+    def history(self, namespace: str, workflow_id: str, run_id: str, upto_event_id: int) -> list[wire.HistoryEvent]:
+        """Committed events 1..``upto_event_id`` of a run (fewer if it has fewer)."""
+        key = (namespace, workflow_id, run_id)
+        events = self._histories.get(key)
+        if events is None or len(events) < upto_event_id:
+            with self.store.read() as txn:
+                events = tables.read_history(txn, self.shard_id, namespace, workflow_id, run_id)
+            self._histories[key] = events
+            while len(self._histories) > HISTORY_CACHE_MAX:
+                self._histories.popitem(last=False)
+        self._histories.move_to_end(key)
+        return events[:upto_event_id]
+
     def _after_commit(self, batch: Batch) -> None:
+        for run_id, ch in batch.runs.items():
+            key = (batch.namespace, batch.workflow_id, run_id)
+            cached = self._histories.get(key)
+            if cached is None or not ch.events:
+                continue
+            if len(cached) + 1 == ch.first_event_id and not (run_id in batch.closed_runs):
+                cached.extend(ch.events)
+            else:
+                del self._histories[key]  # out of step (or closed): read it again if needed
         for t in batch.transfer_tasks:
             self.matching.add(self._dispatch_task(t))
         for tt in batch.timer_tasks:
@@ -380,6 +407,8 @@ class Shard:
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._currents.pop(key, None)
+        for k in [k for k in self._histories if (k[0], k[1]) == key]:
+            del self._histories[k]
         for k in [k for k in self._states if (k[0], k[1]) == key]:
             del self._states[k]
 
