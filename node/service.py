@@ -219,29 +219,39 @@ class Service:
     async def poll_workflow_task(
         self, ns: str, req: wire.PollWorkflowTaskRequest
     ) -> wire.PollWorkflowTaskResponse:
+        found = await self._poll_and_start(ns, TransferKind.WORKFLOW_TASK, req)
+        if found is None:
+            return wire.PollWorkflowTaskResponse()
+        task, wt = found
+        history = self.shards[task.shard].history(
+            ns, task.workflow_id, task.run_id, wt.started_event_id
+        )
+        # The engine's task carries only the transient events (a retried task's
+        # Scheduled/Started, not stored); the stored history comes first.
+        full = history + list(wt.history)
+        return wire.PollWorkflowTaskResponse(
+            task=dataclasses.replace(
+                wt, history=[e for e in full if e.event_id <= wt.started_event_id]
+            )
+        )
+
+    async def _poll_and_start(self, ns: str, kind: TransferKind, req) -> tuple[DispatchTask, object] | None:
+        """Long-poll a task queue until a task is recorded started (or the wait ends).
+
+        Stale dispatches (the task moved on meanwhile) are dropped and the poll goes on.
+        Returns the dispatch and the engine's started task, or None when the wait ends.
+        """
         _check_id("task_queue", req.task_queue)
-        queue = self.matching.queue(ns, TransferKind.WORKFLOW_TASK, req.task_queue)
+        queue = self.matching.queue(ns, kind, req.task_queue)
         deadline = trio.current_time() + min(max(req.wait_s, 0.0), POLL_WAIT_MAX_S)
         request_id = str(uuid.uuid4())
         while True:
             task = await queue.poll(max(deadline - trio.current_time(), 0.0))
             if task is None:
-                return wire.PollWorkflowTaskResponse()
+                return None
             started = await self._record_started(task, req.identity, request_id)
-            if started is None:
-                continue
-            wt: wire.WorkflowTask = started
-            history = self.shards[task.shard].history(
-                ns, task.workflow_id, task.run_id, wt.started_event_id
-            )
-            # The engine's task carries only the transient events (a retried task's
-            # Scheduled/Started, not stored); the stored history comes first.
-            full = history + list(wt.history)
-            return wire.PollWorkflowTaskResponse(
-                task=dataclasses.replace(
-                    wt, history=[e for e in full if e.event_id <= wt.started_event_id]
-                )
-            )
+            if started is not None:
+                return task, started
 
     async def _record_started(self, task: DispatchTask, identity: str, request_id: str):
         """Ask the task's shard to record it started; None if the task went stale."""
@@ -354,17 +364,8 @@ class Service:
     async def poll_activity_task(
         self, ns: str, req: wire.PollActivityTaskRequest
     ) -> wire.PollActivityTaskResponse:
-        _check_id("task_queue", req.task_queue)
-        queue = self.matching.queue(ns, TransferKind.ACTIVITY_TASK, req.task_queue)
-        deadline = trio.current_time() + min(max(req.wait_s, 0.0), POLL_WAIT_MAX_S)
-        request_id = str(uuid.uuid4())
-        while True:
-            task = await queue.poll(max(deadline - trio.current_time(), 0.0))
-            if task is None:
-                return wire.PollActivityTaskResponse()
-            started = await self._record_started(task, req.identity, request_id)
-            if started is not None:
-                return wire.PollActivityTaskResponse(task=started)
+        found = await self._poll_and_start(ns, TransferKind.ACTIVITY_TASK, req)
+        return wire.PollActivityTaskResponse(task=found[1] if found else None)
 
     async def complete_activity_task(
         self, ns: str, req: wire.CompleteActivityTaskRequest
