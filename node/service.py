@@ -53,6 +53,21 @@ def _check_payloads(name: str, payloads: list[bytes] | None) -> None:
         )
 
 
+def _check_page_size(page_size: int) -> None:
+    if not 1 <= page_size <= PAGE_SIZE_MAX:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"page_size must be 1..{PAGE_SIZE_MAX}")
+
+
+def _page_token(raw: bytes | None, *, default: int) -> int:
+    """The position a page token names (tokens are ``wire.dumps`` of an int)."""
+    if not raw:
+        return default
+    try:
+        return wire.loads(int, raw)  # type: ignore[arg-type]
+    except wire.WireError:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, "next_page_token is not valid") from None
+
+
 def _decode_token(raw: bytes) -> wire.TaskToken:
     try:
         return wire.loads(wire.TaskToken, raw)
@@ -135,20 +150,10 @@ class Service:
     async def get_history(self, ns: str, req: wire.GetHistoryRequest) -> wire.GetHistoryResponse:
         wf_id = req.execution.workflow_id
         _check_id("workflow_id", wf_id)
-        if not 1 <= req.page_size <= PAGE_SIZE_MAX:
-            raise wire.ShoalError(
-                wire.Code.INVALID_ARGUMENT, f"page_size must be 1..{PAGE_SIZE_MAX}"
-            )
+        _check_page_size(req.page_size)
         shard = self.shard(ns, wf_id)
         st = self._read_state(shard, ns, wf_id, req.execution.run_id)
-        start = 1
-        if req.next_page_token:
-            try:
-                start = wire.loads(int, req.next_page_token)  # type: ignore[arg-type]
-            except wire.WireError:
-                raise wire.ShoalError(
-                    wire.Code.INVALID_ARGUMENT, "next_page_token is not valid"
-                ) from None
+        start = _page_token(req.next_page_token, default=1)
         with self.store.read() as txn:
             events = tables.read_history(
                 txn, shard.shard_id, ns, wf_id, st.run_id, from_event_id=start,
@@ -161,23 +166,13 @@ class Service:
     async def list_workflows(
         self, ns: str, req: wire.ListWorkflowsRequest
     ) -> wire.ListWorkflowsResponse:
-        if not 1 <= req.page_size <= PAGE_SIZE_MAX:
-            raise wire.ShoalError(
-                wire.Code.INVALID_ARGUMENT, f"page_size must be 1..{PAGE_SIZE_MAX}"
-            )
+        _check_page_size(req.page_size)
         if req.query:
             raise wire.ShoalError(
                 wire.Code.INVALID_ARGUMENT,
                 "list queries are not supported yet; filter by status, workflow_type or task_queue",
             )
-        offset = 0
-        if req.next_page_token:
-            try:
-                offset = wire.loads(int, req.next_page_token)  # type: ignore[arg-type]
-            except wire.WireError:
-                raise wire.ShoalError(
-                    wire.Code.INVALID_ARGUMENT, "next_page_token is not valid"
-                ) from None
+        offset = _page_token(req.next_page_token, default=0)
         found: list[wire.WorkflowExecutionInfo] = []
         with self.store.read() as txn:
             for shard in self.shards:
