@@ -442,7 +442,11 @@ class Op(StrEnum):
     COMPLETE_ACTIVITY_TASK = "complete_activity_task"
     FAIL_ACTIVITY_TASK = "fail_activity_task"
     CANCEL_REQUEST = "cancel_request"  # the caller gave up on request ``request_id``
-    # Issue 4 (workflow semantics) appends: SIGNAL_WORKFLOW, QUERY_WORKFLOW, ...
+    # --- workflow interactions (issue 4) ---
+    TERMINATE_WORKFLOW = "terminate_workflow"
+    SIGNAL_WORKFLOW = "signal_workflow"
+    SIGNAL_WITH_START_WORKFLOW = "signal_with_start_workflow"
+    REQUEST_CANCEL_WORKFLOW = "request_cancel_workflow"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -650,9 +654,17 @@ class WorkflowTaskFailedCause(IntEnum):
 
     UNHANDLED_COMMAND = 1
     BAD_SCHEDULE_ACTIVITY_ATTRIBUTES = 2
+    BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES = 3
     BAD_START_TIMER_ATTRIBUTES = 4
+    BAD_CANCEL_TIMER_ATTRIBUTES = 5
     BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES = 6
     BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES = 7
+    BAD_RECORD_MARKER_ATTRIBUTES = 8
+    BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES = 10
+    BAD_CONTINUE_AS_NEW_ATTRIBUTES = 11
+    BAD_START_CHILD_EXECUTION_ATTRIBUTES = 12
+    BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES = 13
+    BAD_SEARCH_ATTRIBUTES = 14
     START_TIMER_DUPLICATE_ID = 9
     WORKFLOW_WORKER_UNHANDLED_FAILURE = 22
     NON_DETERMINISTIC_ERROR = 24
@@ -842,6 +854,52 @@ class WorkflowExecutionTerminatedAttributes:
     identity: str = ""
 
 
+
+# --- workflow interactions (issue 4: signals, cancellation, continue-as-new, markers) ---
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionSignaledAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_SIGNALED
+    signal_name: str
+    input: Payloads = field(default_factory=list)
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionCancelRequestedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    cause: str = ""  # the reason the requester gave
+    identity: str = ""
+    external_workflow_id: str | None = None  # set when a parent cancels its child
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionCanceledAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_CANCELED
+    workflow_task_completed_event_id: int = 0
+    details: Payloads = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkerRecordedAttributes:
+    KIND: ClassVar[int] = EventType.MARKER_RECORDED
+    marker_name: str
+    details: dict[str, Payloads] = field(default_factory=dict)
+    workflow_task_completed_event_id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionContinuedAsNewAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    new_execution_run_id: str
+    workflow_type: str
+    task_queue: str
+    input: Payloads = field(default_factory=list)
+    workflow_run_timeout_s: float | None = None
+    workflow_task_timeout_s: float | None = None
+    workflow_task_completed_event_id: int = 0
+
 EventAttributes = Union[
     WorkflowExecutionStartedAttributes,
     WorkflowExecutionCompletedAttributes,
@@ -861,6 +919,11 @@ EventAttributes = Union[
     TimerFiredAttributes,
     TimerCanceledAttributes,
     WorkflowExecutionTerminatedAttributes,
+    WorkflowExecutionSignaledAttributes,
+    WorkflowExecutionCancelRequestedAttributes,
+    WorkflowExecutionCanceledAttributes,
+    MarkerRecordedAttributes,
+    WorkflowExecutionContinuedAsNewAttributes,
 ]
 
 for _cls in get_args(EventAttributes):
@@ -949,12 +1012,50 @@ class FailWorkflowExecutionCommand:
     failure: Failure
 
 
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelWorkflowExecutionCommand:
+    """Close the run as canceled (the workflow accepted a cancel request)."""
+
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.CANCEL_WORKFLOW_EXECUTION
+    details: Payloads = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordMarkerCommand:
+    """Record a marker (``workflow.patched`` writes one named ``core_patch``)."""
+
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.RECORD_MARKER
+    marker_name: str
+    details: dict[str, Payloads] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContinueAsNewWorkflowExecutionCommand:
+    """Close the run and start a new run of the same workflow id with fresh history.
+
+    Empty ``workflow_type``/``task_queue`` and None timeouts mean "as the current run".
+    """
+
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.CONTINUE_AS_NEW_WORKFLOW_EXECUTION
+    workflow_type: str = ""
+    task_queue: str = ""
+    input: Payloads = field(default_factory=list)
+    workflow_run_timeout_s: float | None = None
+    workflow_task_timeout_s: float | None = None
+    memo: dict[str, bytes] | None = None
+    search_attributes: dict[str, bytes] | None = None
+    retry_policy: RetryPolicy | None = None
+
 Command = Union[
     ScheduleActivityTaskCommand,
     StartTimerCommand,
     CancelTimerCommand,
     CompleteWorkflowExecutionCommand,
     FailWorkflowExecutionCommand,
+    CancelWorkflowExecutionCommand,
+    RecordMarkerCommand,
+    ContinueAsNewWorkflowExecutionCommand,
 ]
 
 for _cls in get_args(Command):
@@ -1231,6 +1332,43 @@ class TaskToken:
     activity_id: str | None = None
 
 
+
+# --- workflow interaction requests (issue 4) ---
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminateWorkflowRequest:
+    execution: WorkflowExecution
+    reason: str = ""
+    details: Payloads = field(default_factory=list)
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalWorkflowRequest:
+    execution: WorkflowExecution
+    signal_name: str
+    input: Payloads = field(default_factory=list)
+    request_id: str = ""  # a retried signal with the same request id is recorded once
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalWithStartWorkflowRequest:
+    """Signal the running workflow ``start.workflow_id``, starting it first if needed."""
+
+    start: StartWorkflowRequest
+    signal_name: str
+    signal_input: Payloads = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelWorkflowRequest:
+    execution: WorkflowExecution
+    reason: str = ""
+    request_id: str = ""
+    identity: str = ""
+
 # Request and response body type of each op: the dispatcher's contract.
 OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.HANDSHAKE: (HandshakeRequest, HandshakeResponse),
@@ -1246,6 +1384,11 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.COMPLETE_ACTIVITY_TASK: (CompleteActivityTaskRequest, Empty),
     Op.FAIL_ACTIVITY_TASK: (FailActivityTaskRequest, Empty),
     Op.CANCEL_REQUEST: (CancelRequestRequest, Empty),
+    # workflow interactions (issue 4)
+    Op.TERMINATE_WORKFLOW: (TerminateWorkflowRequest, Empty),
+    Op.SIGNAL_WORKFLOW: (SignalWorkflowRequest, Empty),
+    Op.SIGNAL_WITH_START_WORKFLOW: (SignalWithStartWorkflowRequest, StartWorkflowResponse),
+    Op.REQUEST_CANCEL_WORKFLOW: (RequestCancelWorkflowRequest, Empty),
 }
 
 

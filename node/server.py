@@ -54,6 +54,10 @@ class Dispatcher:
             wire.Op.POLL_ACTIVITY_TASK: service.poll_activity_task,
             wire.Op.COMPLETE_ACTIVITY_TASK: service.complete_activity_task,
             wire.Op.FAIL_ACTIVITY_TASK: service.fail_activity_task,
+            wire.Op.SIGNAL_WORKFLOW: service.signal_workflow,
+            wire.Op.SIGNAL_WITH_START_WORKFLOW: service.signal_with_start_workflow,
+            wire.Op.REQUEST_CANCEL_WORKFLOW: service.request_cancel_workflow,
+            wire.Op.TERMINATE_WORKFLOW: service.terminate_workflow,
         }
         self.errors: dict[str, int] = {}  # answers by error code, for status output
 

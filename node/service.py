@@ -209,6 +209,80 @@ class Service:
             )
         return st
 
+    # --- signals, cancel requests, terminate ---------------------------------------------
+
+    async def _run_op_on(self, ns: str, execution: wire.WorkflowExecution, change) -> None:
+        """Apply ``change(engine, state, now) -> Transition`` to a run ('' = current run)."""
+        wf_id = execution.workflow_id
+        _check_id("workflow_id", wf_id)
+        _check_id("run_id", execution.run_id, required=False)
+
+        def op(b: Batch) -> None:
+            st = b.load(execution.run_id)
+            b.record(st, change(st, b.now))
+
+        await self.shard(ns, wf_id).run_op(ns, wf_id, op)
+
+    async def signal_workflow(self, ns: str, req: wire.SignalWorkflowRequest) -> wire.Empty:
+        _check_id("request_id", req.request_id, required=False)
+        _check_payloads("signal input", req.input)
+        engine = self.engine
+        await self._run_op_on(ns, req.execution, lambda st, now: engine.signal(
+            st, signal_name=req.signal_name, input=req.input, identity=req.identity,
+            request_id=req.request_id, now=now,
+        ))
+        return wire.Empty()
+
+    async def request_cancel_workflow(
+        self, ns: str, req: wire.RequestCancelWorkflowRequest
+    ) -> wire.Empty:
+        _check_id("request_id", req.request_id, required=False)
+        engine = self.engine
+        await self._run_op_on(ns, req.execution, lambda st, now: engine.request_cancel(
+            st, reason=req.reason, identity=req.identity, request_id=req.request_id, now=now,
+        ))
+        return wire.Empty()
+
+    async def terminate_workflow(self, ns: str, req: wire.TerminateWorkflowRequest) -> wire.Empty:
+        _check_payloads("details", req.details)
+        engine = self.engine
+        await self._run_op_on(ns, req.execution, lambda st, now: engine.terminate(
+            st, reason=req.reason or "terminated by a client", identity=req.identity,
+            details=req.details, now=now,
+        ))
+        return wire.Empty()
+
+    async def signal_with_start_workflow(
+        self, ns: str, req: wire.SignalWithStartWorkflowRequest
+    ) -> wire.StartWorkflowResponse:
+        """Signal the running run of ``req.start.workflow_id``, or start one and signal it.
+
+        Both happen in one log entry, so the new run's first workflow task sees the signal.
+        The start's request id makes a retry idempotent: it signals nothing twice.
+        """
+        start = req.start
+        for name in ("workflow_id", "workflow_type", "task_queue", "request_id"):
+            _check_id(name, getattr(start, name))
+        _check_payloads("input", start.input)
+        _check_payloads("signal input", req.signal_input)
+        run_id = str(uuid.uuid4())
+        engine = self.engine
+
+        def op(b: Batch) -> wire.StartWorkflowResponse:
+            cur = b.current()
+            if cur is not None and cur.status == wire.WorkflowExecutionStatus.RUNNING:
+                resp = wire.StartWorkflowResponse(run_id=cur.run_id, started=False)
+            else:
+                resp = engine.start_in_batch(b, start, namespace=ns, run_id=run_id)
+            st = b.load(resp.run_id)
+            b.record(st, engine.signal(
+                st, signal_name=req.signal_name, input=req.signal_input,
+                identity=start.identity, request_id=start.request_id, now=b.now,
+            ))
+            return resp
+
+        return await self.shard(ns, start.workflow_id).run_op(ns, start.workflow_id, op)
+
     # --- workflow tasks ----------------------------------------------------------------
 
     async def poll_workflow_task(
@@ -296,11 +370,13 @@ class Service:
             if isinstance(c, wire.ScheduleActivityTaskCommand) and c.request_eager_execution
         }
         request_id = str(uuid.uuid4())
+        new_run_id = str(uuid.uuid4())  # used only if a command continues the run as new
 
         def op(b: Batch) -> list[wire.ActivityTask]:
             st = b.load(token.run_id)
             tr = engine.complete_workflow_task(
-                st, token=token, commands=req.commands, identity=req.identity, now=b.now
+                st, token=token, commands=req.commands, identity=req.identity, now=b.now,
+                new_run_id=new_run_id,
             )
             eager = self._take_eager(st, tr, eager_ids)
             b.record(st, tr)

@@ -124,6 +124,16 @@ class Batch:
                 self.set_current(records.CurrentRun(
                     run_id=cur.run_id, status=state.status, start_request_id=cur.start_request_id
                 ))
+        if tr.new_run is not None:
+            # Continue-as-new: the successor becomes current in the same entry that closes
+            # its predecessor, so the workflow id always has a current run.
+            new_state, new_tr = tr.new_run
+            self.add_run(new_state)
+            self.record(new_state, new_tr)
+            self.set_current(records.CurrentRun(
+                run_id=new_state.run_id, status=new_state.status,
+                start_request_id=new_state.start_request_id,
+            ))
 
     def set_current(self, current: records.CurrentRun) -> None:
         self.shard._currents[(self.namespace, self.workflow_id)] = current

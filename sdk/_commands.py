@@ -31,7 +31,9 @@ COMMAND_EVENT_TYPES = frozenset({
     ET.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
 })
 
-TERMINAL_COMMANDS = (wire.CompleteWorkflowExecutionCommand, wire.FailWorkflowExecutionCommand)
+TERMINAL_COMMANDS = (wire.CompleteWorkflowExecutionCommand, wire.FailWorkflowExecutionCommand,
+                     wire.CancelWorkflowExecutionCommand,
+                     wire.ContinueAsNewWorkflowExecutionCommand)
 
 
 class NondeterminismError(TemporalError):
@@ -65,6 +67,14 @@ def matches(command: wire.Command, event: wire.HistoryEvent) -> bool:
         return isinstance(a, wire.WorkflowExecutionCompletedAttributes)
     if isinstance(command, wire.FailWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionFailedAttributes)
+    if isinstance(command, wire.CancelWorkflowExecutionCommand):
+        return isinstance(a, wire.WorkflowExecutionCanceledAttributes)
+    if isinstance(command, wire.ContinueAsNewWorkflowExecutionCommand):
+        return isinstance(a, wire.WorkflowExecutionContinuedAsNewAttributes)
+    if isinstance(command, wire.RecordMarkerCommand):
+        return (isinstance(a, wire.MarkerRecordedAttributes)
+                and a.marker_name == command.marker_name
+                and a.details.get("patch_id") == command.details.get("patch_id"))
     return False
 
 
@@ -82,7 +92,9 @@ def describe_command(command: wire.Command) -> str:
         return "CompleteWorkflowExecution"
     if isinstance(command, wire.FailWorkflowExecutionCommand):
         return "FailWorkflowExecution"
-    return type(command).__name__
+    if isinstance(command, wire.RecordMarkerCommand):
+        return f"RecordMarker(marker_name={command.marker_name!r})"
+    return type(command).__name__.removesuffix("Command")
 
 
 def describe_event(event: wire.HistoryEvent) -> str:
@@ -93,6 +105,8 @@ def describe_event(event: wire.HistoryEvent) -> str:
         detail = f"activity_id={a.activity_id!r}, activity_type={a.activity_type!r}"
     elif isinstance(a, (wire.TimerStartedAttributes, wire.TimerCanceledAttributes)):
         detail = f"timer_id={a.timer_id!r}"
+    elif isinstance(a, wire.MarkerRecordedAttributes):
+        detail = f"marker_name={a.marker_name!r}"
     else:
         detail = ""
     return f"{name}({detail}) at event {event.event_id}"

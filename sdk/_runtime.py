@@ -25,6 +25,7 @@ from shoal import wire
 from shoal.sdk import exceptions
 from shoal.sdk._commands import TERMINAL_COMMANDS, ProducedCommand
 from shoal.sdk._definition import WorkflowDefinition
+from shoal.sdk._interactions import ContinueAsNewError, InteractionsMixin
 from shoal.sdk._loop import DurableTimerHandle, WorkflowLoop
 from shoal.sdk.common import RetryPolicy
 from shoal.sdk.converter import DataConverter
@@ -60,7 +61,7 @@ def seed_from_run_id(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
-class WorkflowRuntime:
+class WorkflowRuntime(InteractionsMixin):
     """The state of one run of one workflow, advanced one workflow task at a time.
 
     Args:
@@ -93,7 +94,10 @@ class WorkflowRuntime:
         self._timers: dict[str, DurableTimerHandle] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
         self._main: Optional[asyncio.Task[None]] = None
-        self._input: list[bytes] = []
+        self._obj: Any = None  # the workflow object, built when the run starts
+        self._args: list[Any] = []
+        self._start_main = False  # start the run method once this task's events are applied
+        self._init_interactions()
 
     # --- driven by the instance ------------------------------------------------------
 
@@ -120,6 +124,10 @@ class WorkflowRuntime:
         self.task_failure = None
         for event in events:
             self._apply(event)
+        if self._start_main:
+            # After this task's signals: their handlers run before the run method starts.
+            self._start_main = False
+            self._main = self.loop.create_task(self._run_main(), name=f"workflow:{self.workflow_id}")
         error = self.loop.run_until_idle(self._check_conditions, lambda: self.task_failure is not None)
         if error is not None and self.task_failure is None:
             self.task_failure = error
@@ -168,6 +176,11 @@ class WorkflowRuntime:
             # None: the timer was cancelled in the task that raced with its firing.
             if handle is not None:
                 self.loop.fire(handle)
+        elif isinstance(a, wire.WorkflowExecutionSignaledAttributes):
+            if self._obj is not None:
+                self._on_signal(a)
+        elif isinstance(a, wire.WorkflowExecutionCancelRequestedAttributes):
+            self._on_cancel_requested()
         elif event.event_type in _CLOSING_EVENTS:
             pass  # closed by the server; no later task will run this code
         else:
@@ -176,7 +189,7 @@ class WorkflowRuntime:
 
     def _on_started(self, event: wire.HistoryEvent,
                     a: wire.WorkflowExecutionStartedAttributes) -> None:
-        if self._main is not None:
+        if self._main is not None or self._start_main:
             raise HistoryMismatch(f"second WorkflowExecutionStarted at event {event.event_id}")
         self.task_queue = a.task_queue or self.task_queue
         self.info = Info(
@@ -191,8 +204,15 @@ class WorkflowRuntime:
             continued_run_id=a.continued_execution_run_id,
             retry_policy=None if a.retry_policy is None else RetryPolicy.from_wire(a.retry_policy),
         )
-        self._input = list(a.input)
-        self._main = self.loop.create_task(self._run_main(), name=f"workflow:{self.workflow_id}")
+        # The object exists before any signal is applied, so its handlers can receive them.
+        try:
+            self._args = self.converter.from_payloads(list(a.input), self.defn.arg_types)
+            self._obj = self.defn.cls(*self._args) if self.defn.init_takes_args else self.defn.cls()
+        except Exception as exc:
+            self.task_failure = exc
+            return
+        self._bind_handlers(self._obj)
+        self._start_main = True
 
     def _activity_for(self, scheduled_event_id: int,
                       event: wire.HistoryEvent) -> Optional[_PendingActivity]:
@@ -218,27 +238,36 @@ class WorkflowRuntime:
     # --- the main coroutine ------------------------------------------------------------
 
     async def _run_main(self) -> None:
-        """Build the workflow object, run its run method, turn the outcome into a command."""
+        """Run the workflow's run method and turn its outcome into a close command."""
         try:
-            args = self.converter.from_payloads(self._input, self.defn.arg_types)
-            obj = self.defn.cls(*args) if self.defn.init_takes_args else self.defn.cls()
-            result = await self.defn.run_fn(obj, *args)
+            result = await self.defn.run_fn(self._obj, *self._args)
             payloads = self.converter.to_payloads([result])
-        except Exception as exc:
-            if isinstance(exc, (exceptions.FailureError, *self.defn.failure_exception_types)):
-                failure = exceptions.error_to_failure(exc, self.converter)
-                self._add(wire.FailWorkflowExecutionCommand(failure=failure))
-            else:
-                # A bug (or a non-failure exception): fail the workflow task so the server
-                # retries it, perhaps on a fixed deployment, as temporalio does.
-                self.task_failure = exc
+        except ContinueAsNewError as can:
+            self._add(can.command)
             return
         except asyncio.CancelledError as exc:
-            # Workflow cancellation is a later issue; until then this is unexpected.
-            self.task_failure = RuntimeError("the workflow's run method was cancelled")
+            if self.disposed or self._outcome_after_cancel(exc):
+                return
+            self.task_failure = RuntimeError("the workflow's run method was cancelled "
+                                             "without a cancel request")
             self.task_failure.__cause__ = exc
             return
+        except Exception as exc:
+            self._settle_failure(exc)
+            return
         self._add(wire.CompleteWorkflowExecutionCommand(result=payloads))
+
+    def _settle_failure(self, exc: Exception) -> None:
+        """An exception escaped workflow code: fail the workflow, or only the task."""
+        if self._outcome_after_cancel(exc):
+            return
+        if isinstance(exc, (exceptions.FailureError, *self.defn.failure_exception_types)):
+            failure = exceptions.error_to_failure(exc, self.converter)
+            self._add(wire.FailWorkflowExecutionCommand(failure=failure))
+        else:
+            # A bug (or a non-failure exception): fail the workflow task so the server
+            # retries it, perhaps on a fixed deployment, as temporalio does.
+            self.task_failure = exc
 
     # --- commands ----------------------------------------------------------------------
 

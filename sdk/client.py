@@ -19,6 +19,7 @@ from shoal.sdk import exceptions as _exc
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
 from shoal.sdk.connection import RPCError, ServiceConnection
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
+from shoal.sdk._definition import _SIGNAL_ATTR
 from shoal.sdk.workflow import _resolve_workflow_ref
 
 WorkflowExecutionStatus = wire.WorkflowExecutionStatus
@@ -151,8 +152,14 @@ class Client:
         memo: Mapping[str, Any] | None = None,
         search_attributes: Mapping[str, Any] | None = None,
         request_id: str | None = None,
+        start_signal: str | None = None,
+        start_signal_args: Sequence[Any] = (),
     ) -> WorkflowHandle:
         """Start a workflow run and return a handle to it.
+
+        With ``start_signal``, this is signal-with-start (as temporalio): if a run of ``id``
+        is running it gets the signal (``start_signal_args``) and nothing starts; else a run
+        starts and receives the signal in its first workflow task. Both happen atomically.
 
         Raises:
             WorkflowAlreadyStartedError: a run with this id is running (or the reuse policy
@@ -177,7 +184,14 @@ class Client:
             identity=self.identity,
         )
         try:
-            resp = await self.service.call(wire.Op.START_WORKFLOW, req)
+            if start_signal is not None:
+                resp = await self.service.call(
+                    wire.Op.SIGNAL_WITH_START_WORKFLOW, wire.SignalWithStartWorkflowRequest(
+                        start=req, signal_name=start_signal,
+                        signal_input=conv.to_payloads(list(start_signal_args)),
+                    ))
+            else:
+                resp = await self.service.call(wire.Op.START_WORKFLOW, req)
         except RPCError as exc:
             if exc.code == wire.Code.WORKFLOW_ALREADY_STARTED:
                 raise _exc.WorkflowAlreadyStartedError(
@@ -303,6 +317,46 @@ class WorkflowHandle:
             return _exc.CancelledError("Workflow execution cancelled")
         return _exc.ApplicationError(f"Workflow closed with status {resp.status.name}")
 
+    async def signal(
+        self, signal: str | Callable[..., Any], arg: Any = _NO_ARG, *, args: Sequence[Any] = ()
+    ) -> None:
+        """Send a signal to the run (the current run when the handle has no run id).
+
+        ``signal`` is the signal's name or its ``@workflow.signal`` method. The signal is
+        recorded in history before this returns; a retry after a lost answer records it once.
+
+        Raises:
+            RPCError: WORKFLOW_NOT_RUNNING if the run is closed (the signal is not delivered);
+                NOT_FOUND if the workflow does not exist.
+        """
+        name = _signal_name(signal)
+        values = list(args) if arg is _NO_ARG else [arg]
+        await self._client.service.call(wire.Op.SIGNAL_WORKFLOW, wire.SignalWorkflowRequest(
+            execution=self._execution(self.run_id), signal_name=name,
+            input=self._client.data_converter.to_payloads(values),
+            request_id=str(uuid.uuid4()), identity=self._client.identity,
+        ))
+
+    async def cancel(self) -> None:
+        """Ask the run to cancel: the workflow sees ``asyncio.CancelledError`` and decides.
+
+        Returns once the request is recorded, not when the run closes (await ``result()``).
+        """
+        await self._client.service.call(
+            wire.Op.REQUEST_CANCEL_WORKFLOW, wire.RequestCancelWorkflowRequest(
+                execution=self._execution(self.run_id), request_id=str(uuid.uuid4()),
+                identity=self._client.identity,
+            ))
+
+    async def terminate(self, *args: Any, reason: str | None = None) -> None:
+        """Close the run at once with TERMINATED; no workflow code runs."""
+        await self._client.service.call(
+            wire.Op.TERMINATE_WORKFLOW, wire.TerminateWorkflowRequest(
+                execution=self._execution(self.run_id), reason=reason or "",
+                details=self._client.data_converter.to_payloads(list(args)),
+                identity=self._client.identity,
+            ))
+
     async def describe(self) -> WorkflowExecutionDescription:
         """The run's summary, pending activities and workflow task, as the node has it now."""
         resp = await self._client.service.call(
@@ -332,3 +386,13 @@ class WorkflowHandle:
         """The whole history of the run."""
         events = [ev async for ev in self.fetch_history_events()]
         return WorkflowHistory(workflow_id=self.id, events=events)
+
+
+def _signal_name(signal: str | Callable[..., Any]) -> str:
+    """The name of a signal given as a string or as its ``@workflow.signal`` method."""
+    if isinstance(signal, str):
+        return signal
+    defn = getattr(signal, _SIGNAL_ATTR, None)
+    if defn is None or defn.name is None:
+        raise TypeError(f"{signal!r} is not a @workflow.signal method with a name")
+    return defn.name

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping,
-                    MutableMapping, Optional, Sequence, TypeVar, Union)
+                    MutableMapping, NoReturn, Optional, Sequence, TypeVar, Union)
 
 from shoal.sdk._commands import NondeterminismError
+from shoal.sdk._interactions import ContinueAsNewError
 from shoal.sdk._definition import (HandlerDefinition, WorkflowDefinition, defn, init, query,
                                    run, signal, update)
 from shoal.sdk._loop import WorkflowLoop
@@ -38,6 +39,9 @@ __all__ = [
     "execute_local_activity", "start_local_activity", "execute_local_activity_method",
     "start_local_activity_method", "info", "now", "time", "time_ns", "uuid4",
     "random", "wait_condition", "sleep", "in_workflow", "logger", "unsafe",
+    "set_signal_handler", "get_signal_handler", "set_dynamic_signal_handler",
+    "get_dynamic_signal_handler", "continue_as_new", "ContinueAsNewError", "patched",
+    "deprecate_patch",
 ]
 
 ReturnType = TypeVar("ReturnType")
@@ -277,6 +281,67 @@ async def sleep(duration: Union[float, timedelta], *, summary: Optional[str] = N
     del summary
     seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
     await asyncio.sleep(seconds)
+
+
+def set_signal_handler(name: str, handler: Optional[Callable[..., Any]]) -> None:
+    """Handle signal ``name`` with ``handler`` (sync or async); None removes the handler.
+
+    Signals that arrived before any handler covered them are delivered to it now, in order.
+    """
+    _runtime().set_signal_handler(name, handler)
+
+
+def get_signal_handler(name: str) -> Optional[Callable[..., Any]]:
+    """The handler currently set for signal ``name`` (decorated or set at run time)."""
+    return _runtime().get_signal_handler(name)
+
+
+def set_dynamic_signal_handler(handler: Optional[Callable[..., Any]]) -> None:
+    """Handle every signal without a handler of its own: called as ``handler(name, args)``."""
+    _runtime().set_signal_handler(None, handler)
+
+
+def get_dynamic_signal_handler() -> Optional[Callable[..., Any]]:
+    """The catch-all signal handler, if any."""
+    return _runtime().get_signal_handler(None)
+
+
+def continue_as_new(
+    arg: Any = _NO_ARG, *, args: Sequence[Any] = (), workflow: Union[None, str, Callable[..., Any]] = None,
+    task_queue: Optional[str] = None, run_timeout: Optional[timedelta] = None,
+    task_timeout: Optional[timedelta] = None, retry_policy: Optional[RetryPolicy] = None,
+    memo: Optional[Mapping[str, Any]] = None, search_attributes: Optional[Mapping[str, Any]] = None,
+    **_ignored: Any,
+) -> NoReturn:
+    """Close this run and start a new one of the same workflow id with fresh history.
+
+    Raises ``ContinueAsNewError`` (a ``BaseException``); let it escape the run method. The
+    new run gets ``arg``/``args``; the other options default to this run's.
+    """
+    if arg is not _NO_ARG:
+        if args:
+            raise ValueError("pass either arg or args, not both")
+        args = [arg]
+    name = None if workflow is None else _resolve_workflow_ref(workflow)[0]
+    rt = _runtime()
+    raise ContinueAsNewError(rt.continue_as_new_command(
+        args=args, workflow=name, task_queue=task_queue, run_timeout=run_timeout,
+        task_timeout=task_timeout, retry_policy=retry_policy, memo=memo,
+        search_attributes=search_attributes))
+
+
+def patched(id: str) -> bool:
+    """Whether this run takes the patched (new) branch of change ``id``.
+
+    True in new runs and in replays of runs that took it; False in replays of runs that
+    started before the patch existed. Once a run answered, the answer never changes.
+    """
+    return _runtime().patched(id)
+
+
+def deprecate_patch(id: str) -> None:
+    """Mark patch ``id`` as the only branch left: runs from before the patch have finished."""
+    _runtime().patched(id, deprecated=True)
 
 
 class _Unsafe:

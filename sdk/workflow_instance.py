@@ -27,6 +27,7 @@ from shoal.sdk import exceptions
 from shoal.sdk._commands import (COMMAND_EVENT_TYPES, NondeterminismError, ProducedCommand,
                                  describe_command, describe_event, matches)
 from shoal.sdk._definition import WorkflowDefinition
+from shoal.sdk._interactions import patch_id_of
 from shoal.sdk._runtime import HistoryMismatch, WorkflowRuntime
 from shoal.sdk.converter import DataConverter
 
@@ -100,6 +101,8 @@ class _Replay:
                     # A failed or timed-out attempt (or one the run closed under): its
                     # commands were never recorded, so its events wait for the next one.
                     continue
+                if following is not None:
+                    self._note_patches(events, i + 2)
                 self._run_task(event, replaying=following is not None)
                 if following is None:
                     self.awaiting_outcome = True
@@ -137,8 +140,22 @@ class _Replay:
                               Cause.WORKFLOW_WORKER_UNHANDLED_FAILURE)
         self.expect = collections.deque(produced)
 
+    def _note_patches(self, events: list[wire.HistoryEvent], start: int) -> None:
+        """Tell the runtime which patch markers the task about to be replayed recorded."""
+        for event in events[start:]:
+            if event.event_type not in COMMAND_EVENT_TYPES:
+                break
+            patch_id = patch_id_of(event, self.runtime.converter)
+            if patch_id is not None:
+                self.runtime.recorded_patches.add(patch_id)
+
     def _match(self, event: wire.HistoryEvent) -> None:
         assert self.expect is not None
+        if patch_id_of(event, self.runtime.converter) is not None and not (
+                self.expect and matches(self.expect[0].command, event)):
+            # A patch marker the code no longer asks about (its deprecate_patch call was
+            # removed): skipping it is what lets a deprecated patch be deleted (as Temporal).
+            return
         if not self.expect:
             raise _nondeterminism(
                 f"history has {describe_event(event)}, but the workflow produced no "

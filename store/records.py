@@ -159,6 +159,15 @@ class ExecutionState:
     last_workflow_task_failure: wire.Failure | None = None
     memo: dict[str, bytes] = field(default_factory=dict)
     search_attributes: dict[str, bytes] = field(default_factory=dict)
+    # --- workflow interactions (issue 4) ---
+    # Request ids of recorded signals, so a retried signal is recorded once (bounded: the
+    # oldest are forgotten past SIGNAL_REQUEST_IDS_MAX, as a client retries within seconds).
+    signal_request_ids: list[str] = field(default_factory=list)
+    cancel_requested: bool = False
+    cancel_request_id: str = ""
+
+
+SIGNAL_REQUEST_IDS_MAX = 1000
 
 
 @dataclass(slots=True, kw_only=True)

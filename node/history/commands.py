@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from shoal import wire
-from shoal.node.history import activities, retry
+from shoal.node.history import activities, interactions, retry
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Txn
 from shoal.store import records
@@ -26,6 +26,8 @@ Cause = wire.WorkflowTaskFailedCause
 _CLOSE_CAUSE = {
     wire.CompleteWorkflowExecutionCommand: Cause.BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
     wire.FailWorkflowExecutionCommand: Cause.BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    wire.CancelWorkflowExecutionCommand: Cause.BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES,
+    wire.ContinueAsNewWorkflowExecutionCommand: Cause.BAD_CONTINUE_AS_NEW_ATTRIBUTES,
 }
 
 
@@ -135,6 +137,29 @@ def _validate_one(check: _Check, cmd: wire.Command) -> wire.Command:
         _size_check("failure", len(wire.dumps(cmd.failure)), check.cfg, cause)
         check.close = type(cmd)
         return cmd
+    return _validate_interaction(check, cmd)
+
+
+def _validate_interaction(check: _Check, cmd: wire.Command) -> wire.Command:
+    if isinstance(cmd, wire.CancelWorkflowExecutionCommand):
+        cause = _CLOSE_CAUSE[type(cmd)]
+        if not check.state.cancel_requested:
+            # As Temporal: a workflow may only cancel itself in answer to a cancel request.
+            raise _Reject(cause, "CancelWorkflowExecution without a cancel request; fail or complete instead")
+        _size_check("details", wire.payloads_size(cmd.details), check.cfg, cause)
+        check.close = type(cmd)
+        return cmd
+    if isinstance(cmd, wire.ContinueAsNewWorkflowExecutionCommand):
+        problem = interactions.check_continue_as_new(check.state, cmd, check.cfg)
+        if problem is not None:
+            raise _Reject(_CLOSE_CAUSE[type(cmd)], problem)
+        check.close = type(cmd)
+        return cmd
+    if isinstance(cmd, wire.RecordMarkerCommand):
+        problem = interactions.check_marker(cmd, check.cfg)
+        if problem is not None:
+            raise _Reject(Cause.BAD_RECORD_MARKER_ATTRIBUTES, problem)
+        return cmd
     raise _Reject(Cause.UNHANDLED_COMMAND, f"command {type(cmd).__name__} is not supported")
 
 
@@ -209,8 +234,13 @@ def _buffered_fired(state: records.ExecutionState, timer_id: str) -> int | None:
     return None
 
 
-def apply(txn: Txn, commands: list[wire.Command], *, completed_event_id: int, identity: str) -> None:
-    """Write the events, state and tasks of validated, normalised commands, in order."""
+def apply(
+    txn: Txn, commands: list[wire.Command], *, completed_event_id: int, identity: str, new_run_id: str
+) -> None:
+    """Write the events, state and tasks of validated, normalised commands, in order.
+
+    ``new_run_id``: the run id a ContinueAsNew command gives its successor.
+    """
     for cmd in commands:
         if isinstance(cmd, wire.ScheduleActivityTaskCommand):
             activities.schedule(txn, cmd, completed_event_id)
@@ -232,6 +262,12 @@ def apply(txn: Txn, commands: list[wire.Command], *, completed_event_id: int, id
                     workflow_task_completed_event_id=completed_event_id,
                 )
             )
+        elif isinstance(cmd, wire.RecordMarkerCommand):
+            interactions.record_marker(txn, cmd, completed_event_id)
+        elif isinstance(cmd, wire.CancelWorkflowExecutionCommand):
+            interactions.cancel_workflow(txn, cmd, completed_event_id)
+        elif isinstance(cmd, wire.ContinueAsNewWorkflowExecutionCommand):
+            interactions.continue_as_new(txn, cmd, completed_event_id, new_run_id=new_run_id)
         else:  # validate() admits nothing else
             raise AssertionError(f"unvalidated command {cmd!r}")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shoal import wire
-from shoal.node.history import activities, start, timeouts, workflow_task
+from shoal.node.history import activities, interactions, start, timeouts, workflow_task
 from shoal.node.history import commands as command_rules
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Transition, Txn
@@ -174,6 +174,54 @@ class HistoryEngine:
         )
         return txn.finish()
 
+    # --- signals and cancel requests --------------------------------------------------
+
+    def signal(
+        self,
+        state: records.ExecutionState,
+        *,
+        signal_name: str,
+        input: wire.Payloads,
+        identity: str,
+        request_id: str,
+        now: float,
+    ) -> Transition:
+        """Record WorkflowExecutionSignaled; a retry with the same ``request_id`` records nothing.
+
+        Raises:
+            ShoalError: WORKFLOW_NOT_RUNNING for a closed run (the signal is not delivered);
+                INVALID_ARGUMENT for an empty or too long name; PAYLOAD_TOO_LARGE.
+        """
+        _check_running(state)
+        if not signal_name or len(signal_name) > wire.ID_CHARS_MAX:
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT,
+                f"signal_name must be 1 to {wire.ID_CHARS_MAX} characters (got {len(signal_name)})",
+            )
+        self._check_size("signal input", wire.payloads_size(input))
+        txn = self._txn(state, now)
+        interactions.signal(txn, signal_name=signal_name, input=input, identity=identity, request_id=request_id)
+        return txn.finish()
+
+    def request_cancel(
+        self,
+        state: records.ExecutionState,
+        *,
+        reason: str,
+        identity: str,
+        request_id: str,
+        now: float,
+    ) -> Transition:
+        """Record WorkflowExecutionCancelRequested (once); the workflow decides what it means.
+
+        Raises:
+            ShoalError: WORKFLOW_NOT_RUNNING for a closed run.
+        """
+        _check_running(state)
+        txn = self._txn(state, now)
+        interactions.request_cancel(txn, reason=reason, identity=identity, request_id=request_id)
+        return txn.finish()
+
     # --- workflow tasks ----------------------------------------------------------------
 
     def record_workflow_task_started(
@@ -233,8 +281,12 @@ class HistoryEngine:
         commands: list[wire.Command],
         identity: str,
         now: float,
+        new_run_id: str = "",
     ) -> Transition:
         """The worker finished a workflow task with ``commands``.
+
+        ``new_run_id`` is the id a ContinueAsNew command gives the next run (made by the
+        caller, as every id); the transition's ``new_run`` then holds that run.
 
         Valid commands: WorkflowTaskCompleted, then one group of events per command in
         order, then the events that arrived meanwhile, then a new workflow task if there
@@ -253,7 +305,9 @@ class HistoryEngine:
             return txn.finish()
         completed_id = workflow_task.complete(txn, identity=identity)
         state.last_workflow_task_failure = None
-        command_rules.apply(txn, valid, completed_event_id=completed_id, identity=identity)
+        command_rules.apply(
+            txn, valid, completed_event_id=completed_id, identity=identity, new_run_id=new_run_id
+        )
         if state.status == _RUNNING and txn.flush_buffered():
             workflow_task.schedule(txn, attempt=1)
         return txn.finish()

@@ -41,6 +41,7 @@ def check_history(events: Sequence[wire.HistoryEvent]) -> list[str]:
     problems += _check_ids_and_lifecycle(events)
     problems += _check_workflow_tasks(events)
     problems += _check_activities(events)
+    problems += _check_cancellation(events)
     return problems
 
 
@@ -112,4 +113,16 @@ def _check_activities(events: Sequence[wire.HistoryEvent]) -> list[str]:
                     f"{attrs.started_event_id}, expected {started_of.get(sid, 0)}"
                 )
             ended.add(sid)
+    return problems
+
+
+def _check_cancellation(events: Sequence[wire.HistoryEvent]) -> list[str]:
+    """A cancel request is recorded once; a run closes as canceled only after one."""
+    requests = [ev.event_id for ev in events if ev.event_type == E.WORKFLOW_EXECUTION_CANCEL_REQUESTED]
+    problems = []
+    if len(requests) > 1:
+        problems.append(f"{len(requests)} WorkflowExecutionCancelRequested events (ids {requests}); at most one")
+    for ev in events:
+        if ev.event_type == E.WORKFLOW_EXECUTION_CANCELED and not (requests and requests[0] < ev.event_id):
+            problems.append(f"WorkflowExecutionCanceled {ev.event_id} without an earlier cancel request")
     return problems

@@ -103,9 +103,19 @@ def check_reuse(
 
 
 def new_run(
-    req: wire.StartWorkflowRequest, *, namespace: str, run_id: str, now: float, cfg: HistoryConfig
+    req: wire.StartWorkflowRequest,
+    *,
+    namespace: str,
+    run_id: str,
+    now: float,
+    cfg: HistoryConfig,
+    continued_from: records.ExecutionState | None = None,
 ) -> tuple[records.ExecutionState, Transition]:
-    """Build a run from a checked request: WorkflowExecutionStarted, a workflow task, timers."""
+    """Build a run from a checked request: WorkflowExecutionStarted, a workflow task, timers.
+
+    ``continued_from``: the run this one continues as new; the chain keeps its first run's
+    id and its execution deadline.
+    """
     run_timeout = _timeout("workflow_run_timeout_s", req.workflow_run_timeout_s)
     exec_timeout = _timeout("workflow_execution_timeout_s", req.workflow_execution_timeout_s)
     # As Temporal: a run may not outlive its execution; an unset run timeout is the execution's.
@@ -116,10 +126,19 @@ def new_run(
     if run_timeout is not None:
         wt_timeout = min(wt_timeout, run_timeout)
     exec_expiration = now + exec_timeout if exec_timeout is not None else None
+    first_run_id, continued_run_id = run_id, None
+    if continued_from is not None:
+        first_run_id = continued_from.first_execution_run_id or continued_from.run_id
+        continued_run_id = continued_from.run_id
+        exec_expiration = continued_from.execution_expiration_time
+        if exec_expiration is not None:
+            exec_timeout = max(exec_expiration - now, 0.0)
+            if run_timeout is None or run_timeout > exec_timeout:
+                run_timeout = exec_timeout
     state = records.ExecutionState(
         namespace=namespace, workflow_id=req.workflow_id, run_id=run_id,
         workflow_type=req.workflow_type, task_queue=req.task_queue, start_time=now,
-        start_request_id=req.request_id, first_execution_run_id=run_id,
+        start_request_id=req.request_id, first_execution_run_id=first_run_id,
         workflow_task_timeout_s=wt_timeout,
         run_expiration_time=now + run_timeout if run_timeout is not None else None,
         execution_expiration_time=exec_expiration,
@@ -130,8 +149,8 @@ def new_run(
         wire.WorkflowExecutionStartedAttributes(
             workflow_type=req.workflow_type, task_queue=req.task_queue, input=list(req.input),
             workflow_execution_timeout_s=exec_timeout, workflow_run_timeout_s=run_timeout,
-            workflow_task_timeout_s=wt_timeout, attempt=1, first_execution_run_id=run_id,
-            original_execution_run_id=run_id, identity=req.identity, request_id=req.request_id,
+            workflow_task_timeout_s=wt_timeout, attempt=1, first_execution_run_id=first_run_id,
+            continued_execution_run_id=continued_run_id, original_execution_run_id=run_id, identity=req.identity, request_id=req.request_id,
             retry_policy=req.retry_policy, memo=dict(req.memo),
             search_attributes=dict(req.search_attributes),
             workflow_execution_expiration_time=exec_expiration,

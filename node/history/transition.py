@@ -35,6 +35,8 @@ _CLOSE_STATUS = {
     wire.WorkflowExecutionFailedAttributes: wire.WorkflowExecutionStatus.FAILED,
     wire.WorkflowExecutionTimedOutAttributes: wire.WorkflowExecutionStatus.TIMED_OUT,
     wire.WorkflowExecutionTerminatedAttributes: wire.WorkflowExecutionStatus.TERMINATED,
+    wire.WorkflowExecutionCanceledAttributes: wire.WorkflowExecutionStatus.CANCELED,
+    wire.WorkflowExecutionContinuedAsNewAttributes: wire.WorkflowExecutionStatus.CONTINUED_AS_NEW,
 }
 
 
@@ -53,6 +55,9 @@ class Transition:
     timer_tasks: list[records.TimerTask] = field(default_factory=list)
     response: Any = None
     closed: bool = False
+    # Continue-as-new: the successor run (its state and first transition), which the shell
+    # adds and makes current in the same entry.
+    new_run: tuple[records.ExecutionState, Transition] | None = None
 
 
 def event_type_of(attrs: Any) -> wire.EventType:
@@ -177,6 +182,10 @@ class Txn:
             st.failure = wire.Failure(
                 message=attrs.reason or "terminated", kind=wire.FailureKind.TERMINATED,
                 details=list(attrs.details), identity=attrs.identity or None,
+            )
+        elif isinstance(attrs, wire.WorkflowExecutionCanceledAttributes):
+            st.failure = wire.Failure(
+                message="workflow canceled", kind=wire.FailureKind.CANCELED, details=list(attrs.details)
             )
         elif isinstance(attrs, wire.WorkflowExecutionTimedOutAttributes):
             st.failure = wire.Failure(

@@ -93,9 +93,21 @@ class Run:
         assert isinstance(task, wire.WorkflowTask)
         return task
 
-    def complete_wt(self, task: wire.WorkflowTask, commands: list, *, at: float | None = None) -> Transition:
+    def complete_wt(self, task: wire.WorkflowTask, commands: list, *, at: float | None = None,
+                    new_run_id: str = "run-2") -> Transition:
         return self.apply(self.engine.complete_workflow_task(
-            self.state, token=token_of(task), commands=commands, identity="worker-1", now=self.at(at)))
+            self.state, token=token_of(task), commands=commands, identity="worker-1", now=self.at(at),
+            new_run_id=new_run_id))
+
+    def signal(self, name: str = "sig", payload: bytes = b"s", *, request_id: str = "",
+               at: float | None = None) -> Transition:
+        return self.apply(self.engine.signal(
+            self.state, signal_name=name, input=[payload], identity="client", request_id=request_id,
+            now=self.at(at)))
+
+    def request_cancel(self, *, at: float | None = None) -> Transition:
+        return self.apply(self.engine.request_cancel(
+            self.state, reason="because", identity="client", request_id="cancel-1", now=self.at(at)))
 
     def fail_wt(self, task: wire.WorkflowTask, *, at: float | None = None,
                 cause=wire.WorkflowTaskFailedCause.NON_DETERMINISTIC_ERROR) -> Transition:

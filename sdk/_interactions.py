@@ -1,0 +1,211 @@
+"""What reaches a running workflow from outside, and how it closes itself other than by returning.
+
+Owns (as a mixin of ``WorkflowRuntime``, whose fields it shares): signal delivery to
+``@workflow.signal`` handlers and handlers set at run time, buffering signals that have no
+handler yet; cancel requests (cancel the run method's task; a run that ends cancelled becomes
+a CancelWorkflowExecution command); ``workflow.continue_as_new``; and patch markers
+(``workflow.patched`` / ``deprecate_patch``). Must not: do I/O or walk history (the
+instance does).
+
+Ordering follows temporalio: within one workflow task, signal handlers start before the
+run method does, so a handler may prepare state the first run step reads; handlers and the
+run method then interleave at their awaits, in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+
+from shoal import wire
+from shoal.sdk import exceptions
+from shoal.sdk._definition import HandlerDefinition
+from shoal.sdk.common import RetryPolicy
+
+if TYPE_CHECKING:
+    from shoal.sdk._runtime import WorkflowRuntime
+
+log = logging.getLogger(__name__)
+
+PATCH_MARKER = "core_patch"  # Temporal's marker name, so histories read the same
+
+
+class ContinueAsNewError(BaseException):
+    """Raised by ``workflow.continue_as_new``; the run method must let it escape.
+
+    A ``BaseException`` (as temporalio's) so ``except Exception`` in workflow code does not
+    swallow it.
+    """
+
+    def __init__(self, command: wire.ContinueAsNewWorkflowExecutionCommand) -> None:
+        super().__init__("continue as new")
+        self.command = command
+
+
+@dataclass(slots=True)
+class _Handler:
+    fn: Callable[..., Any]  # bound to the workflow object (or a plain callable)
+    arg_types: Optional[list[Any]]
+    dynamic: bool  # called as fn(name, *args)
+
+
+class InteractionsMixin:
+    """Signals, cancellation, continue-as-new and patches for ``WorkflowRuntime``."""
+
+    def _init_interactions(self: WorkflowRuntime) -> None:
+        self._signal_handlers: dict[Optional[str], _Handler] = {}
+        self._buffered_signals: list[tuple[str, list[bytes]]] = []
+        self.cancel_requested = False
+        self._patches: dict[str, bool] = {}  # patch id -> what patched() answered (memo)
+        # Patch ids whose markers history holds up to the end of the task being replayed.
+        self.recorded_patches: set[str] = set()
+
+    def _bind_handlers(self: WorkflowRuntime, obj: Any) -> None:
+        """Bind the class's ``@workflow.signal`` methods to the new workflow object."""
+        for name, hd in self.defn.signals.items():
+            self._signal_handlers[name] = _bound(hd, obj)
+
+    # --- signals -------------------------------------------------------------------------
+
+    def _on_signal(self: WorkflowRuntime, a: wire.WorkflowExecutionSignaledAttributes) -> None:
+        handler = self._signal_handlers.get(a.signal_name) or self._signal_handlers.get(None)
+        if handler is None:
+            # No handler yet: keep it until one is set (temporalio buffers the same way).
+            self._buffered_signals.append((a.signal_name, list(a.input)))
+            return
+        self._deliver_signal(handler, a.signal_name, list(a.input))
+
+    def _deliver_signal(self: WorkflowRuntime, handler: _Handler, name: str,
+                        payloads: list[bytes]) -> None:
+        try:
+            args = self.converter.from_payloads(payloads, handler.arg_types)
+        except Exception as exc:
+            # As temporalio: a signal whose arguments do not decode is dropped, not fatal.
+            log.warning("dropping signal %r of workflow_id=%s: its arguments do not decode: %s",
+                        name, self.workflow_id, exc)
+            return
+        if handler.dynamic:
+            args = [name, args]
+        self.loop.create_task(self._run_handler(handler.fn, args), name=f"signal:{name}")
+
+    async def _run_handler(self: WorkflowRuntime, fn: Callable[..., Any], args: list[Any]) -> None:
+        try:
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                await result
+        except ContinueAsNewError as can:
+            self._add(can.command)
+        except asyncio.CancelledError:
+            pass  # the run is being torn down or cancelled; the run method decides
+        except Exception as exc:
+            self._settle_failure(exc)
+
+    def set_signal_handler(self: WorkflowRuntime, name: Optional[str],
+                           fn: Optional[Callable[..., Any]]) -> None:
+        """``workflow.set_signal_handler``: set (or with None remove) a handler; buffered
+        signals it now covers are delivered in arrival order."""
+        if fn is None:
+            self._signal_handlers.pop(name, None)
+            return
+        handler = _Handler(fn=fn, arg_types=None if name is None else _arg_types(fn), dynamic=name is None)
+        self._signal_handlers[name] = handler
+        keep: list[tuple[str, list[bytes]]] = []
+        for sig_name, payloads in self._buffered_signals:
+            if name is None or sig_name == name:
+                self._deliver_signal(handler, sig_name, payloads)
+            else:
+                keep.append((sig_name, payloads))
+        self._buffered_signals = keep
+
+    def get_signal_handler(self: WorkflowRuntime, name: Optional[str]) -> Optional[Callable[..., Any]]:
+        handler = self._signal_handlers.get(name)
+        return None if handler is None else handler.fn
+
+    # --- cancellation --------------------------------------------------------------------
+
+    def _on_cancel_requested(self: WorkflowRuntime) -> None:
+        self.cancel_requested = True
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
+    def _outcome_after_cancel(self: WorkflowRuntime, exc: BaseException) -> bool:
+        """If the run ended by cancellation after a cancel request, add the Cancel command."""
+        if self.cancel_requested and exceptions.is_cancelled_exception(exc):
+            self._add(wire.CancelWorkflowExecutionCommand())
+            return True
+        return False
+
+    # --- continue-as-new -----------------------------------------------------------------
+
+    def continue_as_new_command(
+        self: WorkflowRuntime, *, args: Sequence[Any], workflow: Optional[str],
+        task_queue: Optional[str], run_timeout: Optional[timedelta],
+        task_timeout: Optional[timedelta], retry_policy: Optional[RetryPolicy],
+        memo: Optional[Mapping[str, Any]], search_attributes: Optional[Mapping[str, Any]],
+    ) -> wire.ContinueAsNewWorkflowExecutionCommand:
+        conv = self.converter
+        return wire.ContinueAsNewWorkflowExecutionCommand(
+            workflow_type=workflow or "", task_queue=task_queue or "",
+            input=conv.to_payloads(list(args)),
+            workflow_run_timeout_s=None if run_timeout is None else run_timeout.total_seconds(),
+            workflow_task_timeout_s=None if task_timeout is None else task_timeout.total_seconds(),
+            retry_policy=None if retry_policy is None else retry_policy.to_wire(),
+            memo=None if memo is None else {k: conv.to_payloads([v])[0] for k, v in memo.items()},
+            search_attributes=None if search_attributes is None else {
+                k: conv.to_payloads([v])[0] for k, v in search_attributes.items()},
+        )
+
+    # --- patches -------------------------------------------------------------------------
+
+    def patched(self: WorkflowRuntime, patch_id: str, *, deprecated: bool = False) -> bool:
+        """``workflow.patched``: True on new code paths, and in replays that recorded it.
+
+        The first answer for an id holds for the rest of the run (a replay must not switch
+        branches halfway). A True answer records a ``core_patch`` marker (once per id).
+        """
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        use_new = not self.replaying or patch_id in self.recorded_patches
+        if deprecated and not use_new:
+            # deprecate_patch on a replay without the marker: old and new code agree.
+            return True
+        self._patches[patch_id] = use_new
+        if use_new:
+            conv = self.converter
+            self._add(wire.RecordMarkerCommand(marker_name=PATCH_MARKER, details={
+                "patch_id": conv.to_payloads([patch_id]),
+                "deprecated": conv.to_payloads([deprecated]),
+            }))
+        return use_new
+
+
+def patch_id_of(event: wire.HistoryEvent, converter: Any) -> Optional[str]:
+    """The patch id of a ``core_patch`` MarkerRecorded event, else None."""
+    a = event.attributes
+    if not isinstance(a, wire.MarkerRecordedAttributes) or a.marker_name != PATCH_MARKER:
+        return None
+    try:
+        (value,) = converter.from_payloads(a.details.get("patch_id", [])[:1], [str])
+    except Exception:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _bound(hd: HandlerDefinition, obj: Any) -> _Handler:
+    dynamic = hd.name is None  # called as fn(name, args): its arguments decode untyped
+    return _Handler(fn=hd.fn.__get__(obj), arg_types=None if dynamic else hd.arg_types, dynamic=dynamic)
+
+
+def _arg_types(fn: Callable[..., Any]) -> Optional[list[Any]]:
+    from shoal.sdk.common import type_hints_from_func
+
+    try:
+        hints, _ = type_hints_from_func(fn)
+    except Exception:
+        return None
+    return hints
