@@ -8,6 +8,7 @@ from shoal.sdk.client import (
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
 )
 from shoal.sdk.history import WorkflowHistory
 
@@ -20,4 +21,5 @@ __all__ = [
     "WorkflowFailureError",
     "WorkflowHandle",
     "WorkflowHistory",
+    "WorkflowQueryFailedError",
 ]

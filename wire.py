@@ -68,6 +68,7 @@ class Code(StrEnum):
     INTERNAL = "INTERNAL"
     QUERY_FAILED = "QUERY_FAILED"
     NON_DETERMINISTIC = "NON_DETERMINISTIC"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"  # no worker answered (a query) in time
 
 
 class ShoalError(Exception):
@@ -447,6 +448,8 @@ class Op(StrEnum):
     SIGNAL_WORKFLOW = "signal_workflow"
     SIGNAL_WITH_START_WORKFLOW = "signal_with_start_workflow"
     REQUEST_CANCEL_WORKFLOW = "request_cancel_workflow"
+    QUERY_WORKFLOW = "query_workflow"
+    RESPOND_QUERY_TASK = "respond_query_task"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1213,6 +1216,12 @@ class PollWorkflowTaskRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowQuery:
+    query_type: str
+    query_args: Payloads = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowTask:
     """A workflow task handed to a worker: the history it must replay up to ``started_event_id``."""
 
@@ -1226,6 +1235,9 @@ class WorkflowTask:
     history: list[HistoryEvent]
     scheduled_time: float
     started_time: float
+    # A query task (no token, records nothing): answer it with RESPOND_QUERY_TASK.
+    query_id: str = ""
+    query: WorkflowQuery | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1369,6 +1381,27 @@ class RequestCancelWorkflowRequest:
     request_id: str = ""
     identity: str = ""
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryWorkflowRequest:
+    execution: WorkflowExecution
+    query: WorkflowQuery
+    timeout_s: float = 10.0  # how long to wait for a worker's answer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryWorkflowResponse:
+    result: Payloads = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RespondQueryTaskRequest:
+    """A worker's answer to a query task: ``result``, or ``error`` (a message) if it failed."""
+
+    query_id: str
+    result: Payloads = field(default_factory=list)
+    error: str | None = None
+
+
 # Request and response body type of each op: the dispatcher's contract.
 OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.HANDSHAKE: (HandshakeRequest, HandshakeResponse),
@@ -1389,6 +1422,8 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.SIGNAL_WORKFLOW: (SignalWorkflowRequest, Empty),
     Op.SIGNAL_WITH_START_WORKFLOW: (SignalWithStartWorkflowRequest, StartWorkflowResponse),
     Op.REQUEST_CANCEL_WORKFLOW: (RequestCancelWorkflowRequest, Empty),
+    Op.QUERY_WORKFLOW: (QueryWorkflowRequest, QueryWorkflowResponse),
+    Op.RESPOND_QUERY_TASK: (RespondQueryTaskRequest, Empty),
 }
 
 

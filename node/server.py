@@ -58,6 +58,8 @@ class Dispatcher:
             wire.Op.SIGNAL_WITH_START_WORKFLOW: service.signal_with_start_workflow,
             wire.Op.REQUEST_CANCEL_WORKFLOW: service.request_cancel_workflow,
             wire.Op.TERMINATE_WORKFLOW: service.terminate_workflow,
+            wire.Op.QUERY_WORKFLOW: service.query_workflow,
+            wire.Op.RESPOND_QUERY_TASK: service.respond_query_task,
         }
         self.errors: dict[str, int] = {}  # answers by error code, for status output
 

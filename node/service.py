@@ -19,6 +19,7 @@ import trio
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.matching import DispatchTask, Matching
+from shoal.node.queries import Queries
 from shoal.node.routing import shard_for
 from shoal.node.shard import Batch, Shard
 from shoal.store import records, tables
@@ -89,6 +90,7 @@ class Service:
     ) -> None:
         self.store, self.shards, self.matching = store, shards, matching
         self.engine, self.clock = engine, clock
+        self.queries = Queries(matching)
 
     def shard(self, namespace: str, workflow_id: str) -> Shard:
         return self.shards[shard_for(namespace, workflow_id, len(self.shards))]
@@ -283,6 +285,55 @@ class Service:
 
         return await self.shard(ns, start.workflow_id).run_op(ns, start.workflow_id, op)
 
+    # --- queries -------------------------------------------------------------------------
+
+    async def query_workflow(
+        self, ns: str, req: wire.QueryWorkflowRequest
+    ) -> wire.QueryWorkflowResponse:
+        """Run a query handler on a worker against the run's committed state (open or closed)."""
+        wf_id = req.execution.workflow_id
+        _check_id("workflow_id", wf_id)
+        _check_id("query_type", req.query.query_type)
+        _check_payloads("query_args", req.query.query_args)
+        if not 0 < req.timeout_s <= POLL_WAIT_MAX_S:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
+        shard = self.shard(ns, wf_id)
+        st = self._read_state(shard, ns, wf_id, req.execution.run_id)
+        result = await self.queries.ask(
+            shard=shard.shard_id, namespace=ns, workflow_id=wf_id, run_id=st.run_id,
+            task_queue=st.task_queue, query=req.query, timeout_s=req.timeout_s,
+        )
+        return wire.QueryWorkflowResponse(result=result)
+
+    async def respond_query_task(self, ns: str, req: wire.RespondQueryTaskRequest) -> wire.Empty:
+        _check_payloads("result", req.result)
+        self.queries.answer(req)
+        return wire.Empty()
+
+    def _query_task(self, task: DispatchTask) -> wire.WorkflowTask | None:
+        """The query task for a poller: the run's committed history and the query.
+
+        None when the asker gave up or the run is gone. A workflow task in flight is left
+        out (its Started event): the query sees the state as of the last completed task.
+        """
+        pending = self.queries.waiting(task.query_id)
+        if pending is None:
+            return None
+        shard = self.shards[task.shard]
+        try:
+            st = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
+        except wire.ShoalError:
+            return None
+        history = shard.history(task.namespace, task.workflow_id, task.run_id, st.next_event_id - 1)
+        if history and history[-1].event_type == wire.EventType.WORKFLOW_TASK_STARTED:
+            history = history[:-1]
+        return wire.WorkflowTask(
+            task_token=b"", workflow_id=st.workflow_id, run_id=st.run_id,
+            workflow_type=st.workflow_type, attempt=0, started_event_id=0,
+            previous_started_event_id=0, history=history, scheduled_time=0.0, started_time=0.0,
+            query_id=task.query_id, query=pending.query,
+        )
+
     # --- workflow tasks ----------------------------------------------------------------
 
     async def poll_workflow_task(
@@ -292,6 +343,8 @@ class Service:
         if found is None:
             return wire.PollWorkflowTaskResponse()
         task, wt = found
+        if task.query_id:
+            return wire.PollWorkflowTaskResponse(task=wt)
         history = self.shards[task.shard].history(
             ns, task.workflow_id, task.run_id, wt.started_event_id
         )
@@ -318,7 +371,10 @@ class Service:
             task = await queue.poll(max(deadline - trio.current_time(), 0.0))
             if task is None:
                 return None
-            started = await self._record_started(task, req.identity, request_id)
+            if task.query_id:
+                started = self._query_task(task)
+            else:
+                started = await self._record_started(task, req.identity, request_id)
             if started is not None:
                 return task, started
 

@@ -46,6 +46,10 @@ class ContinueAsNewError(BaseException):
         self.command = command
 
 
+class QueryError(Exception):
+    """A query could not be answered; the message goes back to the asker as is."""
+
+
 @dataclass(slots=True)
 class _Handler:
     fn: Callable[..., Any]  # bound to the workflow object (or a plain callable)
@@ -158,6 +162,46 @@ class InteractionsMixin:
             search_attributes=None if search_attributes is None else {
                 k: conv.to_payloads([v])[0] for k, v in search_attributes.items()},
         )
+
+    # --- queries -------------------------------------------------------------------------
+
+    def run_query(self: WorkflowRuntime, name: str, payloads: list[bytes]) -> list[bytes]:
+        """Run query handler ``name`` on the current state and encode its answer.
+
+        Raises:
+            QueryError: no such handler, the run has not started, the handler is async,
+                raised, or tried to change the workflow (start an activity, a timer ...).
+        """
+        if self._obj is None:
+            raise QueryError("the workflow has not completed its first workflow task yet; "
+                             "query again shortly")
+        hd = self.defn.queries.get(name) or self.defn.queries.get(None)
+        if hd is None:
+            known = sorted(n for n in self.defn.queries if n is not None)
+            raise QueryError(f"workflow {self.defn.name!r} has no query handler {name!r} "
+                             f"(known queries: {known})")
+        dynamic = hd.name is None
+        try:
+            args = self.converter.from_payloads(payloads, None if dynamic else hd.arg_types)
+        except Exception as exc:
+            raise QueryError(f"the arguments of query {name!r} do not decode: {exc}") from exc
+        fn = hd.fn.__get__(self._obj)
+        commands_before = len(self.commands)
+        try:
+            with self.loop.entered():
+                result = fn(name, args) if dynamic else fn(*args)
+        except Exception as exc:
+            raise QueryError(f"query handler {name!r} raised {type(exc).__name__}: {exc}") from exc
+        finally:
+            produced = self.commands[commands_before:]
+            del self.commands[commands_before:]
+        if inspect.isawaitable(result):
+            if hasattr(result, "close"):
+                result.close()
+            raise QueryError(f"query handler {name!r} is async; query handlers must be plain functions")
+        if produced:
+            raise QueryError(f"query handler {name!r} tried to change the workflow; queries are read-only")
+        return self.converter.to_payloads([result])
 
     # --- patches -------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from shoal.sdk import exceptions as _exc
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
 from shoal.sdk.connection import RPCError, ServiceConnection
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
-from shoal.sdk._definition import _SIGNAL_ATTR
+from shoal.sdk._definition import _QUERY_ATTR, _SIGNAL_ATTR
 from shoal.sdk.workflow import _resolve_workflow_ref
 
 WorkflowExecutionStatus = wire.WorkflowExecutionStatus
@@ -38,6 +38,10 @@ class WorkflowFailureError(_exc.FailureError):
     def cause(self) -> BaseException:
         assert self.__cause__ is not None
         return self.__cause__
+
+
+class WorkflowQueryFailedError(_exc.TemporalError):
+    """The query handler raised, or the workflow has no handler of that name."""
 
 
 class WorkflowContinuedAsNewError(_exc.TemporalError):
@@ -337,6 +341,36 @@ class WorkflowHandle:
             request_id=str(uuid.uuid4()), identity=self._client.identity,
         ))
 
+    async def query(
+        self, query: str | Callable[..., Any], arg: Any = _NO_ARG, *, args: Sequence[Any] = (),
+        result_type: type | None = None, timeout: timedelta = timedelta(seconds=10),
+    ) -> Any:
+        """Run a ``@workflow.query`` handler on the run's current state (open or closed).
+
+        Nothing is recorded. A run no worker has cached is replayed by one first.
+
+        Raises:
+            WorkflowQueryFailedError: the handler raised, or the workflow has no such query.
+            RPCError: DEADLINE_EXCEEDED if no worker answered within ``timeout``;
+                NOT_FOUND if the workflow does not exist.
+        """
+        name, ret_type = _handler_name_and_result(query, _QUERY_ATTR)
+        values = list(args) if arg is _NO_ARG else [arg]
+        conv = self._client.data_converter
+        try:
+            resp = await self._client.service.call(wire.Op.QUERY_WORKFLOW, wire.QueryWorkflowRequest(
+                execution=self._execution(self.run_id),
+                query=wire.WorkflowQuery(query_type=name, query_args=conv.to_payloads(values)),
+                timeout_s=timeout.total_seconds(),
+            ))
+        except RPCError as exc:
+            if exc.code == wire.Code.QUERY_FAILED:
+                raise WorkflowQueryFailedError(exc.message) from None
+            raise
+        hint = result_type or ret_type
+        values = conv.from_payloads(resp.result, [hint] if hint is not None else None)
+        return values[0] if values else None
+
     async def cancel(self) -> None:
         """Ask the run to cancel: the workflow sees ``asyncio.CancelledError`` and decides.
 
@@ -388,11 +422,15 @@ class WorkflowHandle:
         return WorkflowHistory(workflow_id=self.id, events=events)
 
 
-def _signal_name(signal: str | Callable[..., Any]) -> str:
-    """The name of a signal given as a string or as its ``@workflow.signal`` method."""
-    if isinstance(signal, str):
-        return signal
-    defn = getattr(signal, _SIGNAL_ATTR, None)
+def _handler_name_and_result(handler: str | Callable[..., Any], attr: str) -> tuple[str, Any]:
+    """Name and result type of a signal/query/update given as a string or its method."""
+    if isinstance(handler, str):
+        return handler, None
+    defn = getattr(handler, attr, None)
     if defn is None or defn.name is None:
-        raise TypeError(f"{signal!r} is not a @workflow.signal method with a name")
-    return defn.name
+        raise TypeError(f"{handler!r} is not a named @workflow.signal/query/update method")
+    return defn.name, defn.ret_type
+
+
+def _signal_name(signal: str | Callable[..., Any]) -> str:
+    return _handler_name_and_result(signal, _SIGNAL_ATTR)[0]

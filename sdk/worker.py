@@ -24,6 +24,8 @@ from shoal.sdk import exceptions as _exc
 from shoal.sdk.client import Client
 from shoal.sdk.connection import RPCError
 from shoal.sdk.workflow import WorkflowDefinition
+from shoal.sdk._commands import TERMINAL_COMMANDS
+from shoal.sdk._interactions import QueryError
 from shoal.sdk.workflow_instance import WorkflowInstance
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,9 @@ class Worker:
     # --- workflow tasks ----------------------------------------------------------------
 
     async def _run_workflow_task(self, task: wire.WorkflowTask) -> None:
+        if task.query is not None:
+            await self._answer_query(task, task.query)
+            return
         defn = self._workflows.get(task.workflow_type)
         if defn is None:
             await self._fail_wt(task, wire.WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE,
@@ -215,8 +220,7 @@ class Worker:
             self._run_eager([], reserved)
             raise
         self._run_eager(resp.activity_tasks if resp is not None else [], reserved)
-        closes = any(isinstance(c, (wire.CompleteWorkflowExecutionCommand,
-                                    wire.FailWorkflowExecutionCommand)) for c in activation.commands)
+        closes = any(isinstance(c, TERMINAL_COMMANDS) for c in activation.commands)
         if self._max_cached > 0 and not closes:
             cached.last_started_event_id = task.started_event_id
             self._cache[task.run_id] = cached
@@ -224,6 +228,30 @@ class Worker:
                 self._cache.popitem(last=False)[1].instance.close()
         else:
             cached.instance.close()
+
+    async def _answer_query(self, task: wire.WorkflowTask, query: wire.WorkflowQuery) -> None:
+        """Replay the run on a fresh instance (the cache is left alone) and run the handler."""
+        result: list[bytes] = []
+        error: str | None = None
+        defn = self._workflows.get(task.workflow_type)
+        if defn is None:
+            error = f"workflow type {task.workflow_type!r} is not registered on this worker"
+        else:
+            instance = WorkflowInstance(
+                defn, namespace=self.client.namespace, task_queue=self.task_queue,
+                workflow_id=task.workflow_id, run_id=task.run_id, converter=self.client.data_converter,
+            )
+            try:
+                result = instance.query(task.history, query.query_type, list(query.query_args))
+            except QueryError as exc:
+                error = str(exc)
+            except Exception as exc:  # our own bug: answer, keep serving
+                log.exception("query crashed run_id=%s", task.run_id)
+                error = f"query crashed on the worker: {exc!r}"
+            finally:
+                instance.close()
+        await self._report(wire.Op.RESPOND_QUERY_TASK, wire.RespondQueryTaskRequest(
+            query_id=task.query_id, result=result, error=error))
 
     def _mark_eager(self, commands: list[wire.Command]) -> tuple[list[wire.Command], int]:
         """Ask the node to start our own activities in the completion (eager execution),

@@ -27,7 +27,7 @@ from shoal.sdk import exceptions
 from shoal.sdk._commands import (COMMAND_EVENT_TYPES, NondeterminismError, ProducedCommand,
                                  describe_command, describe_event, matches)
 from shoal.sdk._definition import WorkflowDefinition
-from shoal.sdk._interactions import patch_id_of
+from shoal.sdk._interactions import QueryError, patch_id_of
 from shoal.sdk._runtime import HistoryMismatch, WorkflowRuntime
 from shoal.sdk.converter import DataConverter
 
@@ -240,6 +240,20 @@ class WorkflowInstance:
             replay = self._replay = _Replay(self._new_runtime())
             return replay.feed(self._history)
         return replay.feed(events)
+
+    def query(self, history: list[wire.HistoryEvent], name: str, args: list[bytes]) -> list[bytes]:
+        """Replay ``history`` (a query task's: no task in flight) and run query ``name``.
+
+        Raises:
+            QueryError: the replay failed or the handler could not answer.
+        """
+        self._drop_run()
+        self._history = list(history)
+        replay = self._replay = _Replay(self._new_runtime())
+        activation = replay.feed(self._history)
+        if activation.failure is not None:
+            raise QueryError(f"replaying the history failed: {activation.failure.message}")
+        return replay.runtime.run_query(name, args)
 
     def close(self) -> None:
         """Tear the run down (cancel its tasks); call when evicting it from the cache."""

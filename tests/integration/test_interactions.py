@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from shoal import activity, workflow
-from shoal.client import Client, WorkflowFailureError
+from shoal.client import Client, WorkflowFailureError, WorkflowQueryFailedError
 from shoal.common import EventType
 from shoal.sdk.connection import RPCError
 from shoal.exceptions import ApplicationError, CancelledError, TerminatedError
@@ -325,3 +325,76 @@ async def _activity_done(handle) -> bool:
     types = [e.event_type for e in await _raw_history(handle)]
     # Completed, and the task that saw it completed too (the run now waits for the signal).
     return wire.EventType.ACTIVITY_TASK_COMPLETED in types and types[-1] == wire.EventType.WORKFLOW_TASK_COMPLETED
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+@workflow.defn
+class CounterWorkflow:
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.done)
+        return self.count
+
+    @workflow.signal
+    def increment(self, by: int) -> None:
+        self.count += by
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.done = True
+
+    @workflow.query
+    def current(self) -> int:
+        return self.count
+
+    @workflow.query
+    def times(self, factor: int) -> int:
+        return self.count * factor
+
+    @workflow.query
+    def broken(self) -> int:
+        raise ValueError("no can do")
+
+
+async def test_query_reads_state_without_recording_anything(client: Client) -> None:
+    tq = _id("tq")
+    async with Worker(client, task_queue=tq, workflows=[CounterWorkflow]):
+        handle = await client.start_workflow(CounterWorkflow.run, id=_id("q"), task_queue=tq)
+        await handle.signal(CounterWorkflow.increment, 2)
+        await handle.signal(CounterWorkflow.increment, 3)
+        await wait_until(lambda: _signals_seen(handle, 2), timeout_s=10)
+        before = len(await _raw_history(handle))
+        assert await handle.query(CounterWorkflow.current) == 5
+        assert await handle.query("times", 10) == 50
+        assert len(await _raw_history(handle)) == before  # queries record nothing
+        with pytest.raises(WorkflowQueryFailedError) as exc:
+            await handle.query(CounterWorkflow.broken)
+        assert "ValueError" in str(exc.value) and "no can do" in str(exc.value)
+        with pytest.raises(WorkflowQueryFailedError) as exc:
+            await handle.query("nope")
+        assert "no query handler 'nope'" in str(exc.value) and "current" in str(exc.value)
+        await handle.signal(CounterWorkflow.finish)
+        assert await handle.result() == 5
+        # A closed run can still be queried: a worker replays it.
+        assert await handle.query(CounterWorkflow.current) == 5
+
+
+async def test_query_without_a_worker_times_out_clearly(client: Client) -> None:
+    handle = await client.start_workflow(CounterWorkflow.run, id=_id("q-none"), task_queue=_id("nobody"))
+    with pytest.raises(RPCError) as exc:
+        await handle.query(CounterWorkflow.current, timeout=timedelta(seconds=0.3))
+    assert exc.value.code == wire.Code.DEADLINE_EXCEEDED
+    assert "is a worker polling" in exc.value.message
+
+
+async def _signals_seen(handle, n: int) -> bool:
+    history = await _raw_history(handle)
+    signals = [e.event_id for e in history if e.event_type == wire.EventType.WORKFLOW_EXECUTION_SIGNALED]
+    completed = [e.event_id for e in history if e.event_type == wire.EventType.WORKFLOW_TASK_COMPLETED]
+    return len(signals) >= n and bool(completed) and completed[-1] > signals[n - 1]
