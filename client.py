@@ -1,6 +1,7 @@
 """``shoal.client``: start and inspect workflows (mirrors ``temporalio.client``)."""
 
 from shoal.sdk.client import (
+    AsyncActivityHandle,
     Client,
     WorkflowContinuedAsNewError,
     WorkflowExecution,
@@ -13,6 +14,7 @@ from shoal.sdk.client import (
 from shoal.sdk.history import WorkflowHistory
 
 __all__ = [
+    "AsyncActivityHandle",
     "Client",
     "WorkflowContinuedAsNewError",
     "WorkflowExecution",

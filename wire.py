@@ -450,6 +450,8 @@ class Op(StrEnum):
     REQUEST_CANCEL_WORKFLOW = "request_cancel_workflow"
     QUERY_WORKFLOW = "query_workflow"
     RESPOND_QUERY_TASK = "respond_query_task"
+    RECORD_ACTIVITY_HEARTBEAT = "record_activity_heartbeat"
+    RESPOND_ACTIVITY_TASK_CANCELED = "respond_activity_task_canceled"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -885,6 +887,23 @@ class WorkflowExecutionCanceledAttributes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskCancelRequestedAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_CANCEL_REQUESTED
+    scheduled_event_id: int
+    workflow_task_completed_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityTaskCanceledAttributes:
+    KIND: ClassVar[int] = EventType.ACTIVITY_TASK_CANCELED
+    details: Payloads = field(default_factory=list)
+    latest_cancel_requested_event_id: int
+    scheduled_event_id: int
+    started_event_id: int  # 0: cancelled before an attempt started
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerRecordedAttributes:
     KIND: ClassVar[int] = EventType.MARKER_RECORDED
     marker_name: str
@@ -927,6 +946,8 @@ EventAttributes = Union[
     WorkflowExecutionCanceledAttributes,
     MarkerRecordedAttributes,
     WorkflowExecutionContinuedAsNewAttributes,
+    ActivityTaskCancelRequestedAttributes,
+    ActivityTaskCanceledAttributes,
 ]
 
 for _cls in get_args(EventAttributes):
@@ -998,6 +1019,12 @@ class StartTimerCommand:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelActivityTaskCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.REQUEST_CANCEL_ACTIVITY_TASK
+    scheduled_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelTimerCommand:
     KIND: ClassVar[int] = _COMMAND_TAG + CommandType.CANCEL_TIMER
     timer_id: str
@@ -1059,6 +1086,7 @@ Command = Union[
     CancelWorkflowExecutionCommand,
     RecordMarkerCommand,
     ContinueAsNewWorkflowExecutionCommand,
+    RequestCancelActivityTaskCommand,
 ]
 
 for _cls in get_args(Command):
@@ -1402,6 +1430,25 @@ class RespondQueryTaskRequest:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordActivityHeartbeatRequest:
+    task_token: bytes
+    details: Payloads | None = None  # None: keep the last details
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordActivityHeartbeatResponse:
+    cancel_requested: bool = False  # the workflow asked to cancel this activity
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RespondActivityTaskCanceledRequest:
+    task_token: bytes
+    details: Payloads = field(default_factory=list)
+    identity: str = ""
+
+
 # Request and response body type of each op: the dispatcher's contract.
 OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.HANDSHAKE: (HandshakeRequest, HandshakeResponse),
@@ -1424,6 +1471,8 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.REQUEST_CANCEL_WORKFLOW: (RequestCancelWorkflowRequest, Empty),
     Op.QUERY_WORKFLOW: (QueryWorkflowRequest, QueryWorkflowResponse),
     Op.RESPOND_QUERY_TASK: (RespondQueryTaskRequest, Empty),
+    Op.RECORD_ACTIVITY_HEARTBEAT: (RecordActivityHeartbeatRequest, RecordActivityHeartbeatResponse),
+    Op.RESPOND_ACTIVITY_TASK_CANCELED: (RespondActivityTaskCanceledRequest, Empty),
 }
 
 

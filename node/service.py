@@ -528,6 +528,36 @@ class Service:
         await self._token_op(ns, token, op)
         return wire.Empty()
 
+    async def record_activity_heartbeat(
+        self, ns: str, req: wire.RecordActivityHeartbeatRequest
+    ) -> wire.RecordActivityHeartbeatResponse:
+        token = _decode_token(req.task_token)
+        _check_payloads("details", req.details)
+        engine = self.engine
+
+        def op(b: Batch) -> wire.RecordActivityHeartbeatResponse:
+            st = b.load(token.run_id)
+            tr = engine.record_activity_heartbeat(st, token=token, details=req.details, now=b.now)
+            b.record(st, tr)
+            return tr.response
+
+        return await self._token_op(ns, token, op)
+
+    async def respond_activity_task_canceled(
+        self, ns: str, req: wire.RespondActivityTaskCanceledRequest
+    ) -> wire.Empty:
+        token = _decode_token(req.task_token)
+        _check_payloads("details", req.details)
+        engine = self.engine
+
+        def op(b: Batch) -> None:
+            st = b.load(token.run_id)
+            b.record(st, engine.cancel_activity_task(
+                st, token=token, details=req.details, identity=req.identity, now=b.now))
+
+        await self._token_op(ns, token, op)
+        return wire.Empty()
+
     async def _token_op(self, ns: str, token: wire.TaskToken, op):
         if token.namespace != ns:
             raise wire.ShoalError(

@@ -67,6 +67,9 @@ def matches(command: wire.Command, event: wire.HistoryEvent) -> bool:
         return isinstance(a, wire.WorkflowExecutionCompletedAttributes)
     if isinstance(command, wire.FailWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionFailedAttributes)
+    if isinstance(command, wire.RequestCancelActivityTaskCommand):
+        return (isinstance(a, wire.ActivityTaskCancelRequestedAttributes)
+                and a.scheduled_event_id == command.scheduled_event_id)
     if isinstance(command, wire.CancelWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionCanceledAttributes)
     if isinstance(command, wire.ContinueAsNewWorkflowExecutionCommand):

@@ -50,6 +50,9 @@ class _PendingActivity:
     activity_id: str
     activity_type: str
     result_type: Any
+    cancellation_type: int = 0  # workflow.ActivityCancellationType
+    scheduled_event_id: int = 0  # known once history recorded the schedule
+    cancel_sent: bool = False
 
 
 def _seconds(value: Optional[timedelta]) -> Optional[float]:
@@ -137,6 +140,9 @@ class WorkflowRuntime(InteractionsMixin):
         """History recorded ``produced`` as ``event``: remember ids completions refer to."""
         if event.event_type == wire.EventType.ACTIVITY_TASK_SCHEDULED:
             self._scheduled[event.event_id] = produced.seq
+            act = self._activities.get(produced.seq)
+            if act is not None:
+                act.scheduled_event_id = event.event_id
 
     def dispose(self) -> None:
         """Cancel every task so workflow ``finally`` blocks run now, on this loop.
@@ -171,6 +177,10 @@ class WorkflowRuntime(InteractionsMixin):
             act = self._activity_for(a.scheduled_event_id, event)
             if act is not None:
                 act.future.set_exception(self._activity_error(act, a))
+        elif isinstance(a, wire.ActivityTaskCanceledAttributes):
+            act = self._activity_for(a.scheduled_event_id, event)
+            if act is not None:
+                act.future.set_exception(self._activity_cancelled_error(act))
         elif isinstance(a, wire.TimerFiredAttributes):
             handle = self._timers.pop(a.timer_id, None)
             # None: the timer was cancelled in the task that raced with its firing.
@@ -234,6 +244,46 @@ class WorkflowRuntime(InteractionsMixin):
             activity_id=act.activity_id, retry_state=exceptions.RetryState(int(a.retry_state)))
         err.__cause__ = exceptions.failure_to_error(a.failure, self.converter)
         return err
+
+    def _activity_cancelled_error(self, act: _PendingActivity) -> exceptions.ActivityError:
+        err = exceptions.ActivityError(
+            "Activity cancelled", scheduled_event_id=act.scheduled_event_id, started_event_id=0,
+            identity="", activity_type=act.activity_type, activity_id=act.activity_id,
+            retry_state=exceptions.RetryState.CANCEL_REQUESTED)
+        err.__cause__ = exceptions.CancelledError("Cancelled")
+        return err
+
+    async def _activity_result(self, act: _PendingActivity) -> Any:
+        """What awaiting an activity handle gives; cancelling the handle cancels the activity.
+
+        As temporalio: TRY_CANCEL asks the server to cancel and raises at once,
+        WAIT_CANCELLATION_COMPLETED asks and waits for the activity's end, ABANDON only
+        raises. The raised error is ActivityError caused by CancelledError.
+        """
+        while True:
+            try:
+                return await asyncio.shield(act.future)
+            except asyncio.CancelledError:
+                if act.future.done():
+                    raise
+                self._request_activity_cancel(act)
+                if act.cancellation_type != 1 or act.future.done():  # not WAIT_CANCELLATION_COMPLETED
+                    if not act.future.done():
+                        act.future.cancel()  # later outcome events are ignored
+                    raise self._activity_cancelled_error(act)
+
+    def _request_activity_cancel(self, act: _PendingActivity) -> None:
+        if act.cancel_sent or act.cancellation_type == 2:  # ABANDON: the server is not told
+            return
+        act.cancel_sent = True
+        for i, produced in enumerate(self.commands):
+            if produced.seq == act.seq and isinstance(produced.command, wire.ScheduleActivityTaskCommand):
+                # Scheduled and cancelled in one task: the server never hears of it.
+                del self.commands[i]
+                self._activities.pop(act.seq, None)
+                act.future.set_exception(self._activity_cancelled_error(act))
+                return
+        self._add(wire.RequestCancelActivityTaskCommand(scheduled_event_id=act.scheduled_event_id), act.seq)
 
     # --- the main coroutine ------------------------------------------------------------
 
@@ -312,12 +362,14 @@ class WorkflowRuntime(InteractionsMixin):
         schedule_to_start_timeout: Optional[timedelta],
         start_to_close_timeout: Optional[timedelta], heartbeat_timeout: Optional[timedelta],
         retry_policy: Optional[RetryPolicy], activity_id: Optional[str], result_type: Any,
+        cancellation_type: int = 0,
     ) -> ActivityHandle[Any]:
         """Schedule an activity now (the command goes out with this task)."""
         seq = self._next_seq()
         act = _PendingActivity(seq=seq, future=self.loop.create_future(),
                                activity_id=activity_id or str(seq),
-                               activity_type=activity_type, result_type=result_type)
+                               activity_type=activity_type, result_type=result_type,
+                               cancellation_type=int(cancellation_type))
         command = wire.ScheduleActivityTaskCommand(
             activity_id=act.activity_id, activity_type=activity_type,
             task_queue=task_queue or self.task_queue,
@@ -330,7 +382,7 @@ class WorkflowRuntime(InteractionsMixin):
         )
         self._activities[seq] = act
         self._add(command, seq)
-        return ActivityHandle(_await_future(act.future), loop=self.loop,
+        return ActivityHandle(self._activity_result(act), loop=self.loop,
                               name=f"activity:{act.activity_id}")
 
     def add_condition(self, fn: Callable[[], bool], future: asyncio.Future[Any]) -> None:
@@ -359,10 +411,6 @@ class WorkflowRuntime(InteractionsMixin):
     def now(self) -> datetime:
         """The current workflow task's start time (UTC)."""
         return datetime.fromtimestamp(self.loop.time(), timezone.utc)
-
-
-async def _await_future(future: asyncio.Future[Any]) -> Any:
-    return await future
 
 
 def _delta(seconds: Optional[float]) -> Optional[timedelta]:

@@ -98,7 +98,20 @@ class Info:
 
 @dataclass
 class _Context:
+    """The running attempt: its info, how to heartbeat, and whether it is being cancelled.
+
+    ``heartbeat`` and ``is_cancelled`` are set by the worker and are safe to call from the
+    worker thread a plain-function activity runs in.
+    """
+
     info: Info
+    heartbeat: Callable[[list[Any]], None] = lambda details: None
+    is_cancelled: Callable[[], bool] = lambda: False
+
+
+class CompleteAsyncError(BaseException):
+    """Raised by ``raise_complete_async``: the worker reports nothing; someone completes the
+    activity later with ``client.get_async_activity_handle(task_token=...)``."""
 
 
 _current: contextvars.ContextVar[_Context] = contextvars.ContextVar("shoal_activity")
@@ -127,3 +140,36 @@ def info() -> Info:
     if ctx is None:
         raise RuntimeError("Not in activity context")
     return ctx.info
+
+
+def _context() -> _Context:
+    ctx = _current.get(None)
+    if ctx is None:
+        raise RuntimeError("Not in activity context")
+    return ctx
+
+
+def heartbeat(*details: Any) -> None:
+    """Tell the node the attempt is alive, with progress ``details``.
+
+    Cheap to call often: the worker sends at most one heartbeat per throttle interval (80 %
+    of the heartbeat timeout, else 30 s), always with the latest details. A retried attempt
+    reads the last recorded details from ``info().heartbeat_details``. A heartbeat's answer
+    is how a cancel request reaches a started activity.
+    """
+    _context().heartbeat(list(details))
+
+
+def is_cancelled() -> bool:
+    """Whether the workflow asked to cancel this activity (learned from a heartbeat answer).
+
+    An ``async def`` activity is cancelled at its next ``await`` anyway; plain functions
+    (run in a thread) should check this and stop.
+    """
+    return _context().is_cancelled()
+
+
+def raise_complete_async() -> typing.NoReturn:
+    """End this function without completing the activity; complete it later from anywhere
+    with ``client.get_async_activity_handle(task_token=activity.info().task_token)``."""
+    raise CompleteAsyncError()

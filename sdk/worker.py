@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from dataclasses import dataclass
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ from shoal.sdk.client import Client
 from shoal.sdk.connection import RPCError
 from shoal.sdk.workflow import WorkflowDefinition
 from shoal.sdk._commands import TERMINAL_COMMANDS
+from shoal.sdk._heartbeat import Heartbeater
 from shoal.sdk._interactions import QueryError
 from shoal.sdk.workflow_instance import WorkflowInstance
 
@@ -50,6 +52,17 @@ class _CachedRun:
     def __init__(self, instance: WorkflowInstance) -> None:
         self.instance = instance
         self.last_started_event_id = 0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How an activity function ended (nothing set: it completes asynchronously or was
+    abandoned)."""
+
+    completed: bool = False
+    result: Any = None
+    error: BaseException | None = None
+    cancelled: bool = False  # it raised a cancellation error
 
 
 class Worker:
@@ -321,28 +334,57 @@ class Worker:
             heartbeat_timeout=_td(task.heartbeat_timeout_s),
             heartbeat_details=conv.from_payloads(task.heartbeat_details or [], None),
         )
-        token = _activity._set_context(_activity._Context(info=info))
+        outcome = _Outcome()
+        with trio.CancelScope() as attempt_scope:
+            beats = Heartbeater(self.client.service, task, conv, attempt_scope, self.identity)
+            await self._run_attempt(defn, args, info, task, beats, outcome)
+        beats.close()
+        if beats.gone:
+            return  # the node timed the attempt out or the run closed: nothing to report
+        if attempt_scope.cancelled_caught or (beats.cancel_requested and outcome.cancelled):
+            if beats.cancel_requested:
+                await self._report(wire.Op.RESPOND_ACTIVITY_TASK_CANCELED,
+                                   wire.RespondActivityTaskCanceledRequest(
+                                       task_token=task.task_token, identity=self.identity))
+            return
+        if outcome.error is not None:
+            await self._fail_activity(task, outcome.error)
+        elif outcome.completed:
+            await self._report(wire.Op.COMPLETE_ACTIVITY_TASK, wire.CompleteActivityTaskRequest(
+                task_token=task.task_token, result=conv.to_payloads([outcome.result]),
+                identity=self.identity,
+            ))
+
+    async def _run_attempt(self, defn: Any, args: list[Any], info: _activity.Info,
+                           task: wire.ActivityTask, beats: Heartbeater, outcome: _Outcome) -> None:
+        """Run the activity function with its context and heartbeat sender beside it; fill
+        ``outcome`` (raises Cancelled when the attempt is cancelled)."""
+        ctx = _activity._Context(info=info, heartbeat=beats.heartbeat, is_cancelled=beats.is_cancelled)
+        token = _activity._set_context(ctx)
         try:
-            limit = (task.start_to_close_timeout_s or math.inf) + LOCAL_TIMEOUT_GRACE_S
-            with trio.move_on_after(limit) as scope:
-                try:
-                    if defn.is_async:
-                        result = await defn.fn(*args)
-                    else:
-                        result = await trio.to_thread.run_sync(
-                            lambda: defn.fn(*args), abandon_on_cancel=True
-                        )
-                except Exception as exc:
-                    await self._fail_activity(task, exc)
-                    return
-            if scope.cancelled_caught:
-                log.info("activity abandoned after its start-to-close timeout id=%s", task.activity_id)
-                return
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(beats.run)
+                limit = (task.start_to_close_timeout_s or math.inf) + LOCAL_TIMEOUT_GRACE_S
+                with trio.move_on_after(limit) as scope:
+                    try:
+                        if defn.is_async:
+                            outcome.result = await defn.fn(*args)
+                        else:
+                            outcome.result = await trio.to_thread.run_sync(
+                                lambda: defn.fn(*args), abandon_on_cancel=True)
+                        outcome.completed = True
+                    except _activity.CompleteAsyncError:
+                        pass  # completed later through an async activity handle
+                    except Exception as exc:
+                        outcome.cancelled = _exc.is_cancelled_exception(exc)
+                        outcome.error = exc
+                if scope.cancelled_caught:
+                    log.info("activity abandoned after its start-to-close timeout id=%s",
+                             task.activity_id)
+                    outcome.completed, outcome.error = False, None
+                nursery.cancel_scope.cancel()
         finally:
             _activity._reset_context(token)
-        await self._report(wire.Op.COMPLETE_ACTIVITY_TASK, wire.CompleteActivityTaskRequest(
-            task_token=task.task_token, result=conv.to_payloads([result]), identity=self.identity,
-        ))
 
     async def _fail_activity(self, task: wire.ActivityTask, exc: BaseException) -> None:
         failure = _exc.error_to_failure(exc, self.client.data_converter)

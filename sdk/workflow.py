@@ -91,11 +91,13 @@ class Info:
 
 
 class ActivityCancellationType(IntEnum):
-    """How cancelling an activity handle waits (accepted for compatibility).
+    """What cancelling an activity handle does (as temporalio).
 
-    Until activity cancellation requests travel to the server, every type behaves as
-    ``ABANDON``: the workflow sees ``asyncio.CancelledError`` at once and the activity's
-    eventual outcome is ignored.
+    TRY_CANCEL: ask the server to cancel the activity and raise at once.
+    WAIT_CANCELLATION_COMPLETED: ask, and raise only once the activity has ended (a
+    heartbeating activity acknowledges; one that completes meanwhile returns its result).
+    ABANDON: do not tell the server; raise at once and ignore the eventual outcome.
+    In each case the awaiting code sees ``ActivityError`` caused by ``CancelledError``.
     """
 
     TRY_CANCEL = 0
@@ -202,7 +204,7 @@ def start_activity(
         schedule_to_close_timeout, schedule_to_start_timeout, start_to_close_timeout,
         heartbeat_timeout: Timeouts; one of schedule-to-close / start-to-close is required.
         retry_policy: Server-side retries; None: the server's default policy.
-        cancellation_type: Accepted for compatibility; see ``ActivityCancellationType``.
+        cancellation_type: What cancelling the handle does; see ``ActivityCancellationType``.
         activity_id: Defaults to the run's command sequence number.
         result_type: Decode the result as this type (needed for string activity names).
         summary: Accepted for compatibility and ignored.
@@ -212,7 +214,7 @@ def start_activity(
             ``arg`` and ``args``.
         TypeError: ``activity`` is a function not decorated with ``@activity.defn``.
     """
-    del cancellation_type, summary
+    del summary
     unknown = set(_ignored) - _IGNORED_ACTIVITY_OPTIONS
     if unknown:
         raise TypeError(f"unexpected activity option(s): {sorted(unknown)}")
@@ -229,7 +231,8 @@ def start_activity(
         schedule_to_close_timeout=schedule_to_close_timeout,
         schedule_to_start_timeout=schedule_to_start_timeout,
         start_to_close_timeout=start_to_close_timeout, heartbeat_timeout=heartbeat_timeout,
-        retry_policy=retry_policy, activity_id=activity_id, result_type=rtype)
+        retry_policy=retry_policy, activity_id=activity_id, result_type=rtype,
+        cancellation_type=cancellation_type)
 
 
 async def execute_activity(activity: Union[Callable[..., Any], str], arg: Any = _NO_ARG,

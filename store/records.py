@@ -99,6 +99,7 @@ class ActivityInfo:
     heartbeat_details: wire.Payloads | None = None
     last_heartbeat_time: float | None = None
     backing_off: bool = False
+    cancel_requested_event_id: int = 0  # ActivityTaskCancelRequested; 0: not requested
 
 
 @dataclass(slots=True, kw_only=True)

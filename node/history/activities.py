@@ -139,6 +139,37 @@ def fail(
     )
 
 
+def request_cancel(txn: Txn, ai: records.ActivityInfo, completed_event_id: int) -> None:
+    """The workflow asked to cancel the activity: ActivityTaskCancelRequested.
+
+    An attempt that has not started (scheduled, or backing off) is cancelled at once with
+    ActivityTaskCanceled, as Temporal does; a started one learns of it from its next
+    heartbeat answer and ends with RespondActivityTaskCanceled (or completes or fails).
+    """
+    requested_id = txn.append(
+        wire.ActivityTaskCancelRequestedAttributes(
+            scheduled_event_id=ai.scheduled_event_id,
+            workflow_task_completed_event_id=completed_event_id,
+        )
+    )
+    ai.cancel_requested_event_id = requested_id
+    if ai.started_time is None:
+        canceled(txn, ai, details=[], identity="")
+
+
+def canceled(txn: Txn, ai: records.ActivityInfo, *, details: wire.Payloads, identity: str) -> None:
+    """The activity ended cancelled (after a cancel request): ActivityTaskCanceled."""
+    assert ai.cancel_requested_event_id
+    _end(
+        txn, ai, started=ai.started_time is not None,
+        make_close=lambda started_id: wire.ActivityTaskCanceledAttributes(
+            details=list(details), latest_cancel_requested_event_id=ai.cancel_requested_event_id,
+            scheduled_event_id=ai.scheduled_event_id, started_event_id=started_id,
+            identity=identity,
+        ),
+    )
+
+
 def on_timeout(txn: Txn, ai: records.ActivityInfo, timeout_type: wire.TimeoutType) -> None:
     """A (fenced, still relevant) activity timeout fired.
 
@@ -187,6 +218,8 @@ def rearm_heartbeat(txn: Txn, ai: records.ActivityInfo, fire_time: float) -> Non
 
 def _backoff(txn: Txn, ai: records.ActivityInfo, failure: wire.Failure) -> tuple[float | None, wire.RetryState]:
     assert ai.retry_policy is not None
+    if ai.cancel_requested_event_id:
+        return None, wire.RetryState.CANCEL_REQUESTED  # as Temporal: no retry once cancelling
     expiration = (
         ai.scheduled_time + ai.schedule_to_close_timeout_s
         if ai.schedule_to_close_timeout_s is not None

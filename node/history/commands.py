@@ -76,6 +76,7 @@ class _Check:
     new_timer_ids: set[str] = dataclasses.field(default_factory=set)
     canceled_timer_ids: set[str] = dataclasses.field(default_factory=set)
     unbuffered_fired: int = 0  # buffered TimerFired events a CancelTimer will remove
+    cancel_requested: set[int] = dataclasses.field(default_factory=set)  # activities
     close: type | None = None
 
 
@@ -154,6 +155,16 @@ def _validate_interaction(check: _Check, cmd: wire.Command) -> wire.Command:
         if problem is not None:
             raise _Reject(_CLOSE_CAUSE[type(cmd)], problem)
         check.close = type(cmd)
+        return cmd
+    if isinstance(cmd, wire.RequestCancelActivityTaskCommand):
+        sid = cmd.scheduled_event_id
+        ai = check.state.activities.get(sid)
+        if ai is None or ai.cancel_requested_event_id or sid in check.cancel_requested:
+            # Also when it ended while the task ran: the retried task sees how it ended.
+            raise _Reject(Cause.BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
+                          f"RequestCancelActivityTask names activity {sid}, which is not pending "
+                          "or is already being cancelled")
+        check.cancel_requested.add(sid)
         return cmd
     if isinstance(cmd, wire.RecordMarkerCommand):
         problem = interactions.check_marker(cmd, check.cfg)
@@ -262,6 +273,8 @@ def apply(
                     workflow_task_completed_event_id=completed_event_id,
                 )
             )
+        elif isinstance(cmd, wire.RequestCancelActivityTaskCommand):
+            activities.request_cancel(txn, txn.state.activities[cmd.scheduled_event_id], completed_event_id)
         elif isinstance(cmd, wire.RecordMarkerCommand):
             interactions.record_marker(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.CancelWorkflowExecutionCommand):

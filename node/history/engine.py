@@ -473,6 +473,35 @@ class HistoryEngine:
         self._check_size("details", wire.payloads_size(details))
         txn = self._txn(state, now)
         activities.heartbeat(txn, ai, details)
+        txn.tr.response = wire.RecordActivityHeartbeatResponse(
+            cancel_requested=bool(ai.cancel_requested_event_id)
+        )
+        return txn.finish()
+
+    def cancel_activity_task(
+        self,
+        state: records.ExecutionState,
+        *,
+        token: wire.TaskToken,
+        details: wire.Payloads,
+        identity: str,
+        now: float,
+    ) -> Transition:
+        """The started attempt stopped because the workflow asked it to: ActivityTaskCanceled.
+
+        Raises:
+            ShoalError: TASK_NOT_FOUND; WORKFLOW_NOT_RUNNING; PAYLOAD_TOO_LARGE;
+                INVALID_ARGUMENT if no cancel was requested (fail the activity instead).
+        """
+        ai = self._started_activity(state, token)
+        self._check_size("details", wire.payloads_size(details))
+        if not ai.cancel_requested_event_id:
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT,
+                f"activity {ai.activity_id!r} was not asked to cancel; report a failure instead",
+            )
+        txn = self._txn(state, now)
+        activities.canceled(txn, ai, details=details, identity=identity)
         return txn.finish()
 
     # --- timers ------------------------------------------------------------------------

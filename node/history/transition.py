@@ -28,6 +28,7 @@ _ACTIVITY_CLOSE = (
     wire.ActivityTaskCompletedAttributes,
     wire.ActivityTaskFailedAttributes,
     wire.ActivityTaskTimedOutAttributes,
+    wire.ActivityTaskCanceledAttributes,
 )
 
 _CLOSE_STATUS = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers.history_driver import E, Run, complete
+from helpers.history_driver import E, Run, activity, complete, token_of
 
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
@@ -143,3 +143,57 @@ def test_continue_as_new_must_be_last(run: Run) -> None:
 def test_bad_continue_as_new_fails_the_task(run: Run) -> None:
     run.run_wt([wire.ContinueAsNewWorkflowExecutionCommand(input=[b"x" * (wire.PAYLOAD_BYTES_MAX + 1)])])
     assert run.last(E.WORKFLOW_TASK_FAILED).attributes.cause == Cause.BAD_CONTINUE_AS_NEW_ATTRIBUTES
+
+
+# --- activity cancellation ----------------------------------------------------------------
+
+
+def _cancel_activity(run: Run, activity_id: str = "a1") -> None:
+    run.run_wt([wire.RequestCancelActivityTaskCommand(scheduled_event_id=run.scheduled_id(activity_id))])
+
+
+def test_cancelling_an_unstarted_activity_cancels_it_at_once(run: Run) -> None:
+    run.run_wt([activity()])
+    run.signal("wake")  # a new task in which the workflow cancels
+    _cancel_activity(run)
+    assert run.types()[-3:] == ["ACTIVITY_TASK_CANCEL_REQUESTED", "ACTIVITY_TASK_CANCELED", "WORKFLOW_TASK_SCHEDULED"]
+    canceled = run.last(E.ACTIVITY_TASK_CANCELED).attributes
+    assert canceled.started_event_id == 0
+    assert canceled.latest_cancel_requested_event_id == run.last(E.ACTIVITY_TASK_CANCEL_REQUESTED).event_id
+    assert run.state.activities == {}
+
+
+def test_a_started_activity_learns_of_the_cancel_from_its_heartbeat(run: Run) -> None:
+    run.run_wt([activity(heartbeat_timeout_s=5.0)])
+    task = run.poll_activity()
+    beat = run.apply(run.engine.record_activity_heartbeat(run.state, token=token_of(task), details=[b"p"], now=run.now))
+    assert beat.response.cancel_requested is False and beat.events == []
+    run.signal("wake")
+    _cancel_activity(run)
+    assert run.types()[-1] == "ACTIVITY_TASK_CANCEL_REQUESTED"
+    beat = run.apply(run.engine.record_activity_heartbeat(run.state, token=token_of(task), details=None, now=run.now))
+    assert beat.response.cancel_requested is True
+    run.apply(run.engine.cancel_activity_task(run.state, token=token_of(task), details=[b"bye"], identity="w", now=run.now))
+    assert run.types()[-3:] == ["ACTIVITY_TASK_STARTED", "ACTIVITY_TASK_CANCELED", "WORKFLOW_TASK_SCHEDULED"]
+    assert run.last(E.ACTIVITY_TASK_CANCELED).attributes.details == [b"bye"]
+
+
+def test_a_cancelling_activity_that_fails_is_not_retried(run: Run) -> None:
+    run.run_wt([activity(retry_policy=wire.RetryPolicy(maximum_attempts=5))])
+    task = run.poll_activity()
+    run.signal("wake")
+    _cancel_activity(run)
+    run.fail_activity(task)
+    failed = run.last(E.ACTIVITY_TASK_FAILED).attributes
+    assert failed.retry_state == wire.RetryState.CANCEL_REQUESTED
+
+
+def test_cancel_reports_need_a_request_and_a_pending_activity(run: Run) -> None:
+    run.run_wt([activity()])
+    task = run.poll_activity()
+    with pytest.raises(wire.ShoalError) as exc:
+        run.engine.cancel_activity_task(run.state, token=token_of(task), details=[], identity="w", now=run.now)
+    assert exc.value.code == wire.Code.INVALID_ARGUMENT
+    run.signal("wake")
+    run.run_wt([wire.RequestCancelActivityTaskCommand(scheduled_event_id=999)])
+    assert run.last(E.WORKFLOW_TASK_FAILED).attributes.cause == Cause.BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES
