@@ -261,29 +261,35 @@ class WorkflowRuntime(InteractionsMixin):
         raises. The raised error is ActivityError caused by CancelledError.
         """
         while True:
+            future = act.future
             try:
-                return await asyncio.shield(act.future)
+                return await future
             except asyncio.CancelledError:
-                if act.future.done():
+                if not future.cancelled():
                     raise
-                self._request_activity_cancel(act)
-                if act.cancellation_type != 1 or act.future.done():  # not WAIT_CANCELLATION_COMPLETED
-                    if not act.future.done():
-                        act.future.cancel()  # later outcome events are ignored
+                # The handle was cancelled (its future with it): a fresh future takes the
+                # activity's eventual outcome. Awaiting the future directly, not through
+                # asyncio.shield, keeps an outcome that lands in the same task as a cancel
+                # ahead of it, as without cancellation support.
+                act.future = self.loop.create_future()
+                dropped = self._request_activity_cancel(act)
+                if dropped or act.cancellation_type != 1:  # 1: WAIT_CANCELLATION_COMPLETED
+                    act.future.cancel()  # later outcome events are ignored
                     raise self._activity_cancelled_error(act)
 
-    def _request_activity_cancel(self, act: _PendingActivity) -> None:
+    def _request_activity_cancel(self, act: _PendingActivity) -> bool:
+        """Ask the server to cancel; True if the schedule was never sent (nothing to ask)."""
         if act.cancel_sent or act.cancellation_type == 2:  # ABANDON: the server is not told
-            return
+            return False
         act.cancel_sent = True
         for i, produced in enumerate(self.commands):
             if produced.seq == act.seq and isinstance(produced.command, wire.ScheduleActivityTaskCommand):
                 # Scheduled and cancelled in one task: the server never hears of it.
                 del self.commands[i]
                 self._activities.pop(act.seq, None)
-                act.future.set_exception(self._activity_cancelled_error(act))
-                return
+                return True
         self._add(wire.RequestCancelActivityTaskCommand(scheduled_event_id=act.scheduled_event_id), act.seq)
+        return False
 
     # --- the main coroutine ------------------------------------------------------------
 

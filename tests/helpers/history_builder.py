@@ -109,6 +109,10 @@ class HistoryBuilder:
             self.add(wire.TimerCanceledAttributes(
                 timer_id=command.timer_id, started_event_id=self.timers[command.timer_id],
                 workflow_task_completed_event_id=completed))
+        elif isinstance(command, wire.RequestCancelActivityTaskCommand):
+            self.add(wire.ActivityTaskCancelRequestedAttributes(
+                scheduled_event_id=command.scheduled_event_id,
+                workflow_task_completed_event_id=completed))
         elif isinstance(command, wire.CompleteWorkflowExecutionCommand):
             self.add(wire.WorkflowExecutionCompletedAttributes(
                 result=command.result, workflow_task_completed_event_id=completed))

@@ -13,6 +13,7 @@ from helpers.history_builder import CONV, Driver, HistoryBuilder, command_types
 from shoal import wire
 from shoal.sdk import activity, workflow
 from shoal.sdk.common import RetryPolicy
+from shoal.sdk.exceptions import ActivityError, CancelledError
 
 TEN_S = timedelta(seconds=10)
 
@@ -282,16 +283,22 @@ class TimeoutBlock:
                 await workflow.execute_activity(echo, "slow", start_to_close_timeout=TEN_S)
         except TimeoutError:
             return "timed out"
+        except ActivityError as err:
+            # As temporalio: the cancelled activity handle raises ActivityError (caused by
+            # CancelledError), which asyncio.timeout passes through.
+            assert isinstance(err.cause, CancelledError)
+            return "timed out, activity cancelled"
         return "in time"
 
 
-def test_asyncio_timeout_block_uses_a_durable_timer():
+def test_asyncio_timeout_block_uses_a_durable_timer_and_cancels_the_activity():
     d = Driver(TimeoutBlock)
     act = d.activate()
     assert command_types(act) == ["StartTimerCommand", "ScheduleActivityTaskCommand"]
     d.history.advance(10).timer_fired("1")
-    d.activate()
-    assert d.result() == "timed out"
+    act = d.activate()
+    assert command_types(act)[0] == "RequestCancelActivityTaskCommand"
+    assert d.result() == "timed out, activity cancelled"
 
 
 @workflow.defn
