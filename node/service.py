@@ -18,8 +18,10 @@ import trio
 
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
+from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
 from shoal.node.matching import DispatchTask, Matching
 from shoal.node.queries import Queries
+from shoal.node.service_interactions import InteractionsMixin
 from shoal.node.routing import shard_for
 from shoal.node.shard import Batch, Shard
 from shoal.store import records, tables
@@ -28,30 +30,10 @@ from shoal.store.records import TransferKind
 
 log = logging.getLogger(__name__)
 
-POLL_WAIT_MAX_S = 60.0
 EAGER_ACTIVITIES_MAX = 3  # activities started inside one workflow-task completion
 PAGE_SIZE_MAX = 10_000
 _CLOSED = frozenset(s for s in wire.WorkflowExecutionStatus if s != wire.WorkflowExecutionStatus.RUNNING)
 _STALE = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
-
-
-def _check_id(name: str, value: str, *, required: bool = True) -> None:
-    if required and not value:
-        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"{name} must not be empty")
-    if len(value) > wire.ID_CHARS_MAX:
-        raise wire.ShoalError(
-            wire.Code.INVALID_ARGUMENT,
-            f"{name} is {len(value)} characters; the limit is {wire.ID_CHARS_MAX}",
-        )
-
-
-def _check_payloads(name: str, payloads: list[bytes] | None) -> None:
-    size = wire.payloads_size(payloads)
-    if size > wire.PAYLOAD_BYTES_MAX:
-        raise wire.ShoalError(
-            wire.Code.PAYLOAD_TOO_LARGE,
-            f"{name} is {size} bytes; the limit is {wire.PAYLOAD_BYTES_MAX} bytes",
-        )
 
 
 def _check_page_size(page_size: int) -> None:
@@ -76,7 +58,7 @@ def _decode_token(raw: bytes) -> wire.TaskToken:
         raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, "task_token is not a valid token") from None
 
 
-class Service:
+class Service(InteractionsMixin):
     """Handles every op for this node. One instance per node."""
 
     def __init__(
@@ -210,129 +192,6 @@ class Service:
                 wire.Code.NOT_FOUND, f"workflow {wf_id!r} run {run_id!r} does not exist"
             )
         return st
-
-    # --- signals, cancel requests, terminate ---------------------------------------------
-
-    async def _run_op_on(self, ns: str, execution: wire.WorkflowExecution, change) -> None:
-        """Apply ``change(engine, state, now) -> Transition`` to a run ('' = current run)."""
-        wf_id = execution.workflow_id
-        _check_id("workflow_id", wf_id)
-        _check_id("run_id", execution.run_id, required=False)
-
-        def op(b: Batch) -> None:
-            st = b.load(execution.run_id)
-            b.record(st, change(st, b.now))
-
-        await self.shard(ns, wf_id).run_op(ns, wf_id, op)
-
-    async def signal_workflow(self, ns: str, req: wire.SignalWorkflowRequest) -> wire.Empty:
-        _check_id("request_id", req.request_id, required=False)
-        _check_payloads("signal input", req.input)
-        engine = self.engine
-        await self._run_op_on(ns, req.execution, lambda st, now: engine.signal(
-            st, signal_name=req.signal_name, input=req.input, identity=req.identity,
-            request_id=req.request_id, now=now,
-        ))
-        return wire.Empty()
-
-    async def request_cancel_workflow(
-        self, ns: str, req: wire.RequestCancelWorkflowRequest
-    ) -> wire.Empty:
-        _check_id("request_id", req.request_id, required=False)
-        engine = self.engine
-        await self._run_op_on(ns, req.execution, lambda st, now: engine.request_cancel(
-            st, reason=req.reason, identity=req.identity, request_id=req.request_id, now=now,
-        ))
-        return wire.Empty()
-
-    async def terminate_workflow(self, ns: str, req: wire.TerminateWorkflowRequest) -> wire.Empty:
-        _check_payloads("details", req.details)
-        engine = self.engine
-        await self._run_op_on(ns, req.execution, lambda st, now: engine.terminate(
-            st, reason=req.reason or "terminated by a client", identity=req.identity,
-            details=req.details, now=now,
-        ))
-        return wire.Empty()
-
-    async def signal_with_start_workflow(
-        self, ns: str, req: wire.SignalWithStartWorkflowRequest
-    ) -> wire.StartWorkflowResponse:
-        """Signal the running run of ``req.start.workflow_id``, or start one and signal it.
-
-        Both happen in one log entry, so the new run's first workflow task sees the signal.
-        The start's request id makes a retry idempotent: it signals nothing twice.
-        """
-        start = req.start
-        for name in ("workflow_id", "workflow_type", "task_queue", "request_id"):
-            _check_id(name, getattr(start, name))
-        _check_payloads("input", start.input)
-        _check_payloads("signal input", req.signal_input)
-        run_id = str(uuid.uuid4())
-        engine = self.engine
-
-        def op(b: Batch) -> wire.StartWorkflowResponse:
-            cur = b.current()
-            if cur is not None and cur.status == wire.WorkflowExecutionStatus.RUNNING:
-                resp = wire.StartWorkflowResponse(run_id=cur.run_id, started=False)
-            else:
-                resp = engine.start_in_batch(b, start, namespace=ns, run_id=run_id)
-            st = b.load(resp.run_id)
-            b.record(st, engine.signal(
-                st, signal_name=req.signal_name, input=req.signal_input,
-                identity=start.identity, request_id=start.request_id, now=b.now,
-            ))
-            return resp
-
-        return await self.shard(ns, start.workflow_id).run_op(ns, start.workflow_id, op)
-
-    # --- queries -------------------------------------------------------------------------
-
-    async def query_workflow(
-        self, ns: str, req: wire.QueryWorkflowRequest
-    ) -> wire.QueryWorkflowResponse:
-        """Run a query handler on a worker against the run's committed state (open or closed)."""
-        wf_id = req.execution.workflow_id
-        _check_id("workflow_id", wf_id)
-        _check_id("query_type", req.query.query_type)
-        _check_payloads("query_args", req.query.query_args)
-        if not 0 < req.timeout_s <= POLL_WAIT_MAX_S:
-            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
-        shard = self.shard(ns, wf_id)
-        st = self._read_state(shard, ns, wf_id, req.execution.run_id)
-        result = await self.queries.ask(
-            shard=shard.shard_id, namespace=ns, workflow_id=wf_id, run_id=st.run_id,
-            task_queue=st.task_queue, query=req.query, timeout_s=req.timeout_s,
-        )
-        return wire.QueryWorkflowResponse(result=result)
-
-    async def respond_query_task(self, ns: str, req: wire.RespondQueryTaskRequest) -> wire.Empty:
-        _check_payloads("result", req.result)
-        self.queries.answer(req)
-        return wire.Empty()
-
-    def _query_task(self, task: DispatchTask) -> wire.WorkflowTask | None:
-        """The query task for a poller: the run's committed history and the query.
-
-        None when the asker gave up or the run is gone. A workflow task in flight is left
-        out (its Started event): the query sees the state as of the last completed task.
-        """
-        pending = self.queries.waiting(task.query_id)
-        if pending is None:
-            return None
-        shard = self.shards[task.shard]
-        try:
-            st = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
-        except wire.ShoalError:
-            return None
-        history = shard.history(task.namespace, task.workflow_id, task.run_id, st.next_event_id - 1)
-        if history and history[-1].event_type == wire.EventType.WORKFLOW_TASK_STARTED:
-            history = history[:-1]
-        return wire.WorkflowTask(
-            task_token=b"", workflow_id=st.workflow_id, run_id=st.run_id,
-            workflow_type=st.workflow_type, attempt=0, started_event_id=0,
-            previous_started_event_id=0, history=history, scheduled_time=0.0, started_time=0.0,
-            query_id=task.query_id, query=pending.query,
-        )
 
     # --- workflow tasks ----------------------------------------------------------------
 

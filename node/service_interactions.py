@@ -1,0 +1,149 @@
+"""Request handlers for what clients do to running workflows: signals, signal-with-start,
+cancel requests, terminate, and queries (a mixin of ``Service``, sharing its fields).
+
+Owns: validating those requests and running their engine calls in the workflow's mailbox;
+queries go to ``node/queries.py`` instead (nothing is written). Must not: make bytes or
+change state other than through ``Shard.run_op``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from shoal import wire
+from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
+from shoal.node.matching import DispatchTask
+from shoal.node.shard import Batch
+
+if TYPE_CHECKING:
+    from shoal.node.service import Service
+
+_RUNNING = wire.WorkflowExecutionStatus.RUNNING
+
+
+class InteractionsMixin:
+    """Signals, cancel requests, terminate and queries for ``Service``."""
+
+    # --- signals, cancel requests, terminate ---------------------------------------------
+
+    async def _run_op_on(self: Service, ns: str, execution: wire.WorkflowExecution, change) -> None:
+        """Apply ``change(engine, state, now) -> Transition`` to a run ('' = current run)."""
+        wf_id = execution.workflow_id
+        _check_id("workflow_id", wf_id)
+        _check_id("run_id", execution.run_id, required=False)
+
+        def op(b: Batch) -> None:
+            st = b.load(execution.run_id)
+            b.record(st, change(st, b.now))
+
+        await self.shard(ns, wf_id).run_op(ns, wf_id, op)
+
+    async def signal_workflow(self: Service, ns: str, req: wire.SignalWorkflowRequest) -> wire.Empty:
+        _check_id("request_id", req.request_id, required=False)
+        _check_payloads("signal input", req.input)
+        engine = self.engine
+        await self._run_op_on(ns, req.execution, lambda st, now: engine.signal(
+            st, signal_name=req.signal_name, input=req.input, identity=req.identity,
+            request_id=req.request_id, now=now,
+        ))
+        return wire.Empty()
+
+    async def request_cancel_workflow(
+        self, ns: str, req: wire.RequestCancelWorkflowRequest
+    ) -> wire.Empty:
+        _check_id("request_id", req.request_id, required=False)
+        engine = self.engine
+        await self._run_op_on(ns, req.execution, lambda st, now: engine.request_cancel(
+            st, reason=req.reason, identity=req.identity, request_id=req.request_id, now=now,
+        ))
+        return wire.Empty()
+
+    async def terminate_workflow(self: Service, ns: str, req: wire.TerminateWorkflowRequest) -> wire.Empty:
+        _check_payloads("details", req.details)
+        engine = self.engine
+        await self._run_op_on(ns, req.execution, lambda st, now: engine.terminate(
+            st, reason=req.reason or "terminated by a client", identity=req.identity,
+            details=req.details, now=now,
+        ))
+        return wire.Empty()
+
+    async def signal_with_start_workflow(
+        self, ns: str, req: wire.SignalWithStartWorkflowRequest
+    ) -> wire.StartWorkflowResponse:
+        """Signal the running run of ``req.start.workflow_id``, or start one and signal it.
+
+        Both happen in one log entry, so the new run's first workflow task sees the signal.
+        The start's request id makes a retry idempotent: it signals nothing twice.
+        """
+        start = req.start
+        for name in ("workflow_id", "workflow_type", "task_queue", "request_id"):
+            _check_id(name, getattr(start, name))
+        _check_payloads("input", start.input)
+        _check_payloads("signal input", req.signal_input)
+        run_id = str(uuid.uuid4())
+        engine = self.engine
+
+        def op(b: Batch) -> wire.StartWorkflowResponse:
+            cur = b.current()
+            if cur is not None and cur.status == _RUNNING:
+                resp = wire.StartWorkflowResponse(run_id=cur.run_id, started=False)
+            else:
+                resp = engine.start_in_batch(b, start, namespace=ns, run_id=run_id)
+            st = b.load(resp.run_id)
+            b.record(st, engine.signal(
+                st, signal_name=req.signal_name, input=req.signal_input,
+                identity=start.identity, request_id=start.request_id, now=b.now,
+            ))
+            return resp
+
+        return await self.shard(ns, start.workflow_id).run_op(ns, start.workflow_id, op)
+
+    # --- queries -------------------------------------------------------------------------
+
+    async def query_workflow(
+        self, ns: str, req: wire.QueryWorkflowRequest
+    ) -> wire.QueryWorkflowResponse:
+        """Run a query handler on a worker against the run's committed state (open or closed)."""
+        wf_id = req.execution.workflow_id
+        _check_id("workflow_id", wf_id)
+        _check_id("query_type", req.query.query_type)
+        _check_payloads("query_args", req.query.query_args)
+        if not 0 < req.timeout_s <= POLL_WAIT_MAX_S:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
+        shard = self.shard(ns, wf_id)
+        st = self._read_state(shard, ns, wf_id, req.execution.run_id)
+        result = await self.queries.ask(
+            shard=shard.shard_id, namespace=ns, workflow_id=wf_id, run_id=st.run_id,
+            task_queue=st.task_queue, query=req.query, timeout_s=req.timeout_s,
+        )
+        return wire.QueryWorkflowResponse(result=result)
+
+    async def respond_query_task(self: Service, ns: str, req: wire.RespondQueryTaskRequest) -> wire.Empty:
+        _check_payloads("result", req.result)
+        self.queries.answer(req)
+        return wire.Empty()
+
+    def _query_task(self: Service, task: DispatchTask) -> wire.WorkflowTask | None:
+        """The query task for a poller: the run's committed history and the query.
+
+        None when the asker gave up or the run is gone. A workflow task in flight is left
+        out (its Started event): the query sees the state as of the last completed task.
+        """
+        pending = self.queries.waiting(task.query_id)
+        if pending is None:
+            return None
+        shard = self.shards[task.shard]
+        try:
+            st = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
+        except wire.ShoalError:
+            return None
+        history = shard.history(task.namespace, task.workflow_id, task.run_id, st.next_event_id - 1)
+        if history and history[-1].event_type == wire.EventType.WORKFLOW_TASK_STARTED:
+            history = history[:-1]
+        return wire.WorkflowTask(
+            task_token=b"", workflow_id=st.workflow_id, run_id=st.run_id,
+            workflow_type=st.workflow_type, attempt=0, started_event_id=0,
+            previous_started_event_id=0, history=history, scheduled_time=0.0, started_time=0.0,
+            query_id=task.query_id, query=pending.query,
+        )
