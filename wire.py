@@ -523,6 +523,14 @@ class WorkflowExecutionStatus(IntEnum):
     TIMED_OUT = 7
 
 
+class ParentClosePolicy(IntEnum):
+    """Numbers as Temporal's: what happens to a running child when its parent closes."""
+
+    TERMINATE = 1
+    ABANDON = 2
+    REQUEST_CANCEL = 3
+
+
 class IdReusePolicy(IntEnum):
     """Numbers as Temporal's ``WorkflowIdReusePolicy``."""
 
@@ -670,6 +678,7 @@ class WorkflowTaskFailedCause(IntEnum):
     BAD_START_CHILD_EXECUTION_ATTRIBUTES = 12
     BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES = 13
     BAD_SEARCH_ATTRIBUTES = 14
+    BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES = 15
     START_TIMER_DUPLICATE_ID = 9
     WORKFLOW_WORKER_UNHANDLED_FAILURE = 22
     NON_DETERMINISTIC_ERROR = 24
@@ -904,6 +913,166 @@ class ActivityTaskCanceledAttributes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecution:
+    workflow_id: str
+    run_id: str = ""  # empty: the current run
+
+
+# --- child workflows and external workflows (issue 4) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartChildWorkflowExecutionInitiatedAttributes:
+    KIND: ClassVar[int] = EventType.START_CHILD_WORKFLOW_EXECUTION_INITIATED
+    namespace: str
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    input: Payloads = field(default_factory=list)
+    workflow_execution_timeout_s: float | None = None
+    workflow_run_timeout_s: float | None = None
+    workflow_task_timeout_s: float | None = None
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE
+    workflow_task_completed_event_id: int = 0
+    workflow_id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE
+    retry_policy: RetryPolicy | None = None
+    memo: dict[str, bytes] = field(default_factory=dict)
+    search_attributes: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartChildWorkflowExecutionFailedAttributes:
+    KIND: ClassVar[int] = EventType.START_CHILD_WORKFLOW_EXECUTION_FAILED
+    namespace: str
+    workflow_id: str
+    workflow_type: str
+    cause: str  # WORKFLOW_ALREADY_EXISTS
+    initiated_event_id: int
+    workflow_task_completed_event_id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowExecutionStartedAttributes:
+    KIND: ClassVar[int] = EventType.CHILD_WORKFLOW_EXECUTION_STARTED
+    namespace: str
+    initiated_event_id: int
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowExecutionCompletedAttributes:
+    KIND: ClassVar[int] = EventType.CHILD_WORKFLOW_EXECUTION_COMPLETED
+    result: Payloads = field(default_factory=list)
+    namespace: str
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    initiated_event_id: int
+    started_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowExecutionFailedAttributes:
+    KIND: ClassVar[int] = EventType.CHILD_WORKFLOW_EXECUTION_FAILED
+    failure: Failure
+    namespace: str
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    initiated_event_id: int
+    started_event_id: int
+    retry_state: RetryState = RetryState.RETRY_POLICY_NOT_SET
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowExecutionCanceledAttributes:
+    KIND: ClassVar[int] = EventType.CHILD_WORKFLOW_EXECUTION_CANCELED
+    details: Payloads = field(default_factory=list)
+    namespace: str
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    initiated_event_id: int
+    started_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowExecutionTimedOutAttributes:
+    KIND: ClassVar[int] = EventType.CHILD_WORKFLOW_EXECUTION_TIMED_OUT
+    namespace: str
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    initiated_event_id: int
+    started_event_id: int
+    retry_state: RetryState = RetryState.TIMEOUT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildWorkflowExecutionTerminatedAttributes:
+    KIND: ClassVar[int] = EventType.CHILD_WORKFLOW_EXECUTION_TERMINATED
+    namespace: str
+    workflow_execution: WorkflowExecution
+    workflow_type: str
+    initiated_event_id: int
+    started_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelExternalWorkflowExecutionInitiatedAttributes:
+    KIND: ClassVar[int] = EventType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    workflow_task_completed_event_id: int
+    namespace: str
+    workflow_execution: WorkflowExecution
+    child_workflow_only: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelExternalWorkflowExecutionFailedAttributes:
+    KIND: ClassVar[int] = EventType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
+    cause: str  # EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND
+    workflow_task_completed_event_id: int = 0
+    namespace: str
+    workflow_execution: WorkflowExecution
+    initiated_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalWorkflowExecutionCancelRequestedAttributes:
+    KIND: ClassVar[int] = EventType.EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    initiated_event_id: int
+    namespace: str
+    workflow_execution: WorkflowExecution
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalExternalWorkflowExecutionInitiatedAttributes:
+    KIND: ClassVar[int] = EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+    workflow_task_completed_event_id: int
+    namespace: str
+    workflow_execution: WorkflowExecution
+    signal_name: str
+    input: Payloads = field(default_factory=list)
+    child_workflow_only: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalExternalWorkflowExecutionFailedAttributes:
+    KIND: ClassVar[int] = EventType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED
+    cause: str
+    workflow_task_completed_event_id: int = 0
+    namespace: str
+    workflow_execution: WorkflowExecution
+    initiated_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalWorkflowExecutionSignaledAttributes:
+    KIND: ClassVar[int] = EventType.EXTERNAL_WORKFLOW_EXECUTION_SIGNALED
+    initiated_event_id: int
+    namespace: str
+    workflow_execution: WorkflowExecution
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerRecordedAttributes:
     KIND: ClassVar[int] = EventType.MARKER_RECORDED
     marker_name: str
@@ -948,6 +1117,20 @@ EventAttributes = Union[
     WorkflowExecutionContinuedAsNewAttributes,
     ActivityTaskCancelRequestedAttributes,
     ActivityTaskCanceledAttributes,
+    StartChildWorkflowExecutionInitiatedAttributes,
+    StartChildWorkflowExecutionFailedAttributes,
+    ChildWorkflowExecutionStartedAttributes,
+    ChildWorkflowExecutionCompletedAttributes,
+    ChildWorkflowExecutionFailedAttributes,
+    ChildWorkflowExecutionCanceledAttributes,
+    ChildWorkflowExecutionTimedOutAttributes,
+    ChildWorkflowExecutionTerminatedAttributes,
+    RequestCancelExternalWorkflowExecutionInitiatedAttributes,
+    RequestCancelExternalWorkflowExecutionFailedAttributes,
+    ExternalWorkflowExecutionCancelRequestedAttributes,
+    SignalExternalWorkflowExecutionInitiatedAttributes,
+    SignalExternalWorkflowExecutionFailedAttributes,
+    ExternalWorkflowExecutionSignaledAttributes,
 ]
 
 for _cls in get_args(EventAttributes):
@@ -1019,6 +1202,42 @@ class StartTimerCommand:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartChildWorkflowExecutionCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.START_CHILD_WORKFLOW_EXECUTION
+    workflow_id: str
+    workflow_type: str
+    task_queue: str = ""  # empty: the parent's
+    input: Payloads = field(default_factory=list)
+    workflow_execution_timeout_s: float | None = None
+    workflow_run_timeout_s: float | None = None
+    workflow_task_timeout_s: float | None = None
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE
+    workflow_id_reuse_policy: IdReusePolicy = IdReusePolicy.ALLOW_DUPLICATE
+    retry_policy: RetryPolicy | None = None
+    memo: dict[str, bytes] = field(default_factory=dict)
+    search_attributes: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelExternalWorkflowExecutionCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION
+    workflow_id: str
+    run_id: str = ""
+    child_workflow_only: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalExternalWorkflowExecutionCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION
+    workflow_id: str
+    run_id: str = ""
+    signal_name: str
+    input: Payloads = field(default_factory=list)
+    child_workflow_only: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RequestCancelActivityTaskCommand:
     KIND: ClassVar[int] = _COMMAND_TAG + CommandType.REQUEST_CANCEL_ACTIVITY_TASK
     scheduled_event_id: int
@@ -1087,6 +1306,9 @@ Command = Union[
     RecordMarkerCommand,
     ContinueAsNewWorkflowExecutionCommand,
     RequestCancelActivityTaskCommand,
+    StartChildWorkflowExecutionCommand,
+    RequestCancelExternalWorkflowExecutionCommand,
+    SignalExternalWorkflowExecutionCommand,
 ]
 
 for _cls in get_args(Command):
@@ -1110,12 +1332,6 @@ class HandshakeResponse:
     node_id: str
     cluster_name: str
     num_shards: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowExecution:
-    workflow_id: str
-    run_id: str = ""  # empty: the current run
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

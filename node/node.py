@@ -26,6 +26,7 @@ from shoal.node.server import Dispatcher, NodeIdentity, serve
 from shoal.node.service import Service
 from shoal.node.shard import Shard
 from shoal.node.timers import TimerProcessor
+from shoal.node.transfers import TransferProcessor
 from shoal.store import records, tables
 from shoal.store.env import Store
 from shoal.store.shardlog import LocalShardLog
@@ -103,10 +104,12 @@ class Node:
                 engine = HistoryEngine(HistoryConfig())
                 shards: list[Shard] = []
                 timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
+                transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
                 for sid in range(meta.num_shards):
                     shards.append(Shard(
                         sid, store=store, shard_log=LocalShardLog(sid, store, writer, write_entries=False),
                         engine=engine, matching=matching, timers=timers, clock=self.clock,
+                        transfers=transfers,
                     ))
                 service = Service(store=store, shards=shards, matching=matching, engine=engine,
                                   clock=self.clock)
@@ -114,6 +117,7 @@ class Node:
                 for shard in shards:
                     shard.load()
                 await nursery.start(timers.run)
+                await nursery.start(transfers.run)
                 identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
                 port = await nursery.start(serve, Dispatcher(service, identity), cfg.host, cfg.port)
                 self.port = port

@@ -22,6 +22,7 @@ from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payl
 from shoal.node.matching import DispatchTask, Matching
 from shoal.node.queries import Queries
 from shoal.node.service_interactions import InteractionsMixin
+from shoal.node.service_transfers import TransfersMixin
 from shoal.node.routing import shard_for
 from shoal.node.shard import Batch, Shard
 from shoal.store import records, tables
@@ -58,7 +59,7 @@ def _decode_token(raw: bytes) -> wire.TaskToken:
         raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, "task_token is not a valid token") from None
 
 
-class Service(InteractionsMixin):
+class Service(InteractionsMixin, TransfersMixin):
     """Handles every op for this node. One instance per node."""
 
     def __init__(

@@ -46,6 +46,10 @@ class TimerSink(Protocol):
     def add(self, shard: int, task: records.TimerTask) -> None: ...
 
 
+class TransferSink(Protocol):
+    def add(self, shard: int, task: records.TransferTask) -> None: ...
+
+
 Op = Callable[["Batch"], Any]
 
 
@@ -173,8 +177,10 @@ class Shard:
         matching: Matching,
         timers: TimerSink,
         clock: Callable[[], float] = time.time,
+        transfers: TransferSink | None = None,
     ) -> None:
         self.shard_id = shard_id
+        self.transfers = transfers
         self.store, self.log, self.engine = store, shard_log, engine
         self.matching, self.timers, self.clock = matching, timers, clock
         self._mailboxes: dict[tuple[str, str], list[_Pending]] = {}
@@ -203,7 +209,7 @@ class Shard:
             transfers = list(tables.scan_transfer_tasks(txn, self.shard_id))
             timers = list(tables.scan_timer_tasks(txn, self.shard_id))
         for t in transfers:
-            self.matching.add(self._dispatch_task(t))
+            self._hand_off(t)
         for tt in timers:
             self.timers.add(self.shard_id, tt)
         if transfers or timers:
@@ -348,12 +354,19 @@ class Shard:
             else:
                 del self._histories[key]  # out of step (or closed): read it again if needed
         for t in batch.transfer_tasks:
-            self.matching.add(self._dispatch_task(t))
+            self._hand_off(t)
         for tt in batch.timer_tasks:
             self.timers.add(self.shard_id, tt)
         # Long polls wait for results, so only a close (or a new current run) wakes them.
         if batch.closed_runs or batch.current_changed:
             self._notify((batch.namespace, batch.workflow_id))
+
+    def _hand_off(self, t: records.TransferTask) -> None:
+        """Workflow and activity tasks go to matching; cross-workflow ones to the processor."""
+        if t.kind in records.MATCHED_TRANSFER_KINDS:
+            self.matching.add(self._dispatch_task(t))
+        elif self.transfers is not None:
+            self.transfers.add(self.shard_id, t)
 
     def _dispatch_task(self, t: records.TransferTask) -> DispatchTask:
         return DispatchTask(

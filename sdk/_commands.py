@@ -70,6 +70,16 @@ def matches(command: wire.Command, event: wire.HistoryEvent) -> bool:
     if isinstance(command, wire.RequestCancelActivityTaskCommand):
         return (isinstance(a, wire.ActivityTaskCancelRequestedAttributes)
                 and a.scheduled_event_id == command.scheduled_event_id)
+    if isinstance(command, wire.StartChildWorkflowExecutionCommand):
+        return (isinstance(a, wire.StartChildWorkflowExecutionInitiatedAttributes)
+                and a.workflow_id == command.workflow_id and a.workflow_type == command.workflow_type)
+    if isinstance(command, wire.SignalExternalWorkflowExecutionCommand):
+        return (isinstance(a, wire.SignalExternalWorkflowExecutionInitiatedAttributes)
+                and a.workflow_execution.workflow_id == command.workflow_id
+                and a.signal_name == command.signal_name)
+    if isinstance(command, wire.RequestCancelExternalWorkflowExecutionCommand):
+        return (isinstance(a, wire.RequestCancelExternalWorkflowExecutionInitiatedAttributes)
+                and a.workflow_execution.workflow_id == command.workflow_id)
     if isinstance(command, wire.CancelWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionCanceledAttributes)
     if isinstance(command, wire.ContinueAsNewWorkflowExecutionCommand):

@@ -25,6 +25,7 @@ from shoal import wire
 from shoal.sdk import exceptions
 from shoal.sdk._commands import TERMINAL_COMMANDS, ProducedCommand
 from shoal.sdk._definition import WorkflowDefinition
+from shoal.sdk._children import ChildrenMixin
 from shoal.sdk._interactions import ContinueAsNewError, InteractionsMixin
 from shoal.sdk._loop import DurableTimerHandle, WorkflowLoop
 from shoal.sdk.common import RetryPolicy
@@ -64,7 +65,7 @@ def seed_from_run_id(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
-class WorkflowRuntime(InteractionsMixin):
+class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
     """The state of one run of one workflow, advanced one workflow task at a time.
 
     Args:
@@ -101,6 +102,7 @@ class WorkflowRuntime(InteractionsMixin):
         self._args: list[Any] = []
         self._start_main = False  # start the run method once this task's events are applied
         self._init_interactions()
+        self._init_children()
 
     # --- driven by the instance ------------------------------------------------------
 
@@ -143,6 +145,8 @@ class WorkflowRuntime(InteractionsMixin):
             act = self._activities.get(produced.seq)
             if act is not None:
                 act.scheduled_event_id = event.event_id
+        else:
+            self._on_child_recorded(produced.seq, event)
 
     def dispose(self) -> None:
         """Cancel every task so workflow ``finally`` blocks run now, on this loop.
@@ -191,6 +195,8 @@ class WorkflowRuntime(InteractionsMixin):
                 self._on_signal(a)
         elif isinstance(a, wire.WorkflowExecutionCancelRequestedAttributes):
             self._on_cancel_requested()
+        elif self._apply_child_event(event):
+            pass
         elif event.event_type in _CLOSING_EVENTS:
             pass  # closed by the server; no later task will run this code
         else:

@@ -22,6 +22,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping,
                     MutableMapping, NoReturn, Optional, Sequence, TypeVar, Union)
 
 from shoal.sdk._commands import NondeterminismError
+from shoal.sdk._children import ChildWorkflowCancellationType, ParentClosePolicy
 from shoal.sdk._interactions import ContinueAsNewError
 from shoal.sdk._definition import (HandlerDefinition, WorkflowDefinition, defn, init, query,
                                    run, signal, update)
@@ -41,7 +42,9 @@ __all__ = [
     "random", "wait_condition", "sleep", "in_workflow", "logger", "unsafe",
     "set_signal_handler", "get_signal_handler", "set_dynamic_signal_handler",
     "get_dynamic_signal_handler", "continue_as_new", "ContinueAsNewError", "patched",
-    "deprecate_patch",
+    "deprecate_patch", "start_child_workflow", "execute_child_workflow", "ChildWorkflowHandle",
+    "ChildWorkflowCancellationType", "ParentClosePolicy", "get_external_workflow_handle",
+    "ExternalWorkflowHandle",
 ]
 
 ReturnType = TypeVar("ReturnType")
@@ -345,6 +348,107 @@ def patched(id: str) -> bool:
 def deprecate_patch(id: str) -> None:
     """Mark patch ``id`` as the only branch left: runs from before the patch have finished."""
     _runtime().patched(id, deprecated=True)
+
+
+# --- child workflows and other workflows ------------------------------------------------
+
+
+class ChildWorkflowHandle(asyncio.Task, Generic[ReturnType]):  # type: ignore[type-arg]
+    """A started child: an ``asyncio.Task`` for its result (``ChildWorkflowError`` if it
+    failed, was cancelled, timed out or was terminated). ``cancel()`` asks the child to
+    cancel, per the ``cancellation_type`` it was started with."""
+
+    id: str
+    first_execution_run_id: str
+
+    async def signal(self, signal: Union[str, Callable[..., Any]], arg: Any = _NO_ARG, *,
+                     args: Sequence[Any] = ()) -> None:
+        """Signal the child (recorded in both histories before this returns)."""
+        await _signal_external(self.id, "", signal, arg, args, child_only=True)
+
+
+class ExternalWorkflowHandle:
+    """Another workflow, to signal or cancel from this one (``get_external_workflow_handle``)."""
+
+    def __init__(self, workflow_id: str, run_id: Optional[str]) -> None:
+        self.id, self.run_id = workflow_id, run_id
+
+    async def signal(self, signal: Union[str, Callable[..., Any]], arg: Any = _NO_ARG, *,
+                     args: Sequence[Any] = ()) -> None:
+        """Signal it. Raises ``ApplicationError`` if it does not exist or is closed."""
+        await _signal_external(self.id, self.run_id or "", signal, arg, args, child_only=False)
+
+    async def cancel(self) -> None:
+        """Ask it to cancel. Raises ``ApplicationError`` if it does not exist or is closed."""
+        from shoal import wire
+
+        await _runtime().external_command(wire.RequestCancelExternalWorkflowExecutionCommand(
+            workflow_id=self.id, run_id=self.run_id or ""), f"cancel workflow {self.id!r}")
+
+
+def get_external_workflow_handle(workflow_id: str, *, run_id: Optional[str] = None) -> ExternalWorkflowHandle:
+    """A handle to signal or cancel another workflow by id."""
+    _runtime()
+    return ExternalWorkflowHandle(workflow_id, run_id)
+
+
+async def _signal_external(workflow_id: str, run_id: str, signal: Any, arg: Any,
+                           args: Sequence[Any], *, child_only: bool) -> None:
+    from shoal import wire
+
+    name = signal if isinstance(signal, str) else getattr(signal, "__shoal_signal_definition__").name
+    values = list(args) if arg is _NO_ARG else [arg]
+    rt = _runtime()
+    await rt.external_command(wire.SignalExternalWorkflowExecutionCommand(
+        workflow_id=workflow_id, run_id=run_id, signal_name=name,
+        input=rt.converter.to_payloads(values), child_workflow_only=child_only,
+    ), f"signal workflow {workflow_id!r}")
+
+
+async def start_child_workflow(
+    workflow: Any, arg: Any = _NO_ARG, *, args: Sequence[Any] = (), id: Optional[str] = None,
+    task_queue: Optional[str] = None, result_type: Optional[type] = None,
+    cancellation_type: ChildWorkflowCancellationType = ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+    parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE,
+    execution_timeout: Optional[timedelta] = None, run_timeout: Optional[timedelta] = None,
+    task_timeout: Optional[timedelta] = None, id_reuse_policy: int = 1,
+    retry_policy: Optional[RetryPolicy] = None, memo: Optional[Mapping[str, Any]] = None,
+    search_attributes: Optional[Mapping[str, Any]] = None, **_ignored: Any,
+) -> ChildWorkflowHandle[Any]:
+    """Start a child workflow; returns once it started, with a handle for its result.
+
+    ``id`` defaults to a deterministic uuid4; the task queue to this workflow's.
+
+    Raises:
+        WorkflowAlreadyStartedError: a workflow with that id is running.
+    """
+    if arg is not _NO_ARG:
+        if args:
+            raise ValueError("pass either arg or args, not both")
+        args = [arg]
+    name, ret_type = _resolve_workflow_ref(workflow)
+    rt = _runtime()
+    child = await rt.start_child(
+        workflow_type=name, args=list(args), workflow_id=id or str(uuid4()), task_queue=task_queue,
+        result_type=result_type or ret_type, execution_timeout=execution_timeout,
+        run_timeout=run_timeout, task_timeout=task_timeout, id_reuse_policy=int(id_reuse_policy),
+        retry_policy=retry_policy, parent_close_policy=ParentClosePolicy(parent_close_policy),
+        cancellation_type=ChildWorkflowCancellationType(cancellation_type),
+        memo=dict(memo) if memo else None,
+        search_attributes=dict(search_attributes) if search_attributes else None)
+    handle: ChildWorkflowHandle[Any] = ChildWorkflowHandle(
+        rt.child_result(child), loop=rt.loop, name=f"child:{child.workflow_id}")
+    handle.id, handle.first_execution_run_id = child.workflow_id, child.run_id
+    return handle
+
+
+async def execute_child_workflow(workflow: Any, arg: Any = _NO_ARG, **kwargs: Any) -> Any:
+    """``start_child_workflow`` and wait for the child's result; same arguments.
+
+    Raises:
+        ChildWorkflowError: the child failed, was cancelled, timed out or was terminated.
+    """
+    return await (await start_child_workflow(workflow, arg, **kwargs))
 
 
 class _Unsafe:

@@ -20,6 +20,16 @@ class TransferKind(IntEnum):
 
     WORKFLOW_TASK = 1
     ACTIVITY_TASK = 2
+    # Cross-workflow effects, carried out by the node's transfer processor (the run's
+    # state holds their details, keyed by ``scheduled_event_id`` = the initiating event):
+    START_CHILD = 3  # start the child named by a StartChildWorkflowExecutionInitiated
+    CANCEL_EXTERNAL = 4  # request cancel of the workflow a RequestCancelExternal... names
+    SIGNAL_EXTERNAL = 5  # signal the workflow a SignalExternal... names
+    CHILD_CLOSED = 6  # tell this closed child's parent how it ended
+    PARENT_CLOSE_POLICY = 7  # terminate or cancel a running child of this closed parent
+
+
+MATCHED_TRANSFER_KINDS = frozenset({TransferKind.WORKFLOW_TASK, TransferKind.ACTIVITY_TASK})
 
 
 class TimerKind(IntEnum):
@@ -103,6 +113,33 @@ class ActivityInfo:
 
 
 @dataclass(slots=True, kw_only=True)
+class ChildInfo:
+    """A child workflow this run initiated and that has not closed (as the parent sees it)."""
+
+    initiated_event_id: int
+    namespace: str
+    workflow_id: str
+    workflow_type: str
+    parent_close_policy: wire.ParentClosePolicy
+    started_event_id: int = 0  # ChildWorkflowExecutionStarted; 0: not started yet
+    run_id: str = ""  # the child's first run, once started
+
+
+@dataclass(slots=True, kw_only=True)
+class ExternalRequest:
+    """A cancel request or signal to another workflow, waiting to be delivered."""
+
+    initiated_event_id: int
+    namespace: str
+    workflow_id: str
+    run_id: str = ""
+    child_workflow_only: bool = False
+    signal_name: str = ""  # empty: a cancel request
+    input: wire.Payloads = field(default_factory=list)
+    reason: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
 class TimerInfo:
     timer_id: str
     started_event_id: int
@@ -166,6 +203,13 @@ class ExecutionState:
     signal_request_ids: list[str] = field(default_factory=list)
     cancel_requested: bool = False
     cancel_request_id: str = ""
+    # --- child and external workflows (issue 4) ---
+    children: dict[int, ChildInfo] = field(default_factory=dict)  # by initiated event id
+    external_requests: dict[int, ExternalRequest] = field(default_factory=dict)
+    # Kept when a child closes so its parent can be told (a continued run inherits them).
+    parent: wire.WorkflowExecution | None = None
+    parent_namespace: str = ""
+    parent_initiated_event_id: int = 0
 
 
 SIGNAL_REQUEST_IDS_MAX = 1000

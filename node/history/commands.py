@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from shoal import wire
-from shoal.node.history import activities, interactions, retry
+from shoal.node.history import activities, children, interactions, retry
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Txn
 from shoal.store import records
@@ -166,6 +166,20 @@ def _validate_interaction(check: _Check, cmd: wire.Command) -> wire.Command:
                           "or is already being cancelled")
         check.cancel_requested.add(sid)
         return cmd
+    if isinstance(cmd, wire.StartChildWorkflowExecutionCommand):
+        problem = children.check_start_child(check.state, cmd, check.cfg)
+        if problem is not None:
+            raise _Reject(Cause.BAD_START_CHILD_EXECUTION_ATTRIBUTES, problem)
+        return cmd
+    if isinstance(cmd, (wire.RequestCancelExternalWorkflowExecutionCommand,
+                        wire.SignalExternalWorkflowExecutionCommand)):
+        problem = children.check_external(cmd, check.cfg)
+        if problem is not None:
+            cause = (Cause.BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES
+                     if isinstance(cmd, wire.SignalExternalWorkflowExecutionCommand)
+                     else Cause.BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES)
+            raise _Reject(cause, problem)
+        return cmd
     if isinstance(cmd, wire.RecordMarkerCommand):
         problem = interactions.check_marker(cmd, check.cfg)
         if problem is not None:
@@ -275,6 +289,11 @@ def apply(
             )
         elif isinstance(cmd, wire.RequestCancelActivityTaskCommand):
             activities.request_cancel(txn, txn.state.activities[cmd.scheduled_event_id], completed_event_id)
+        elif isinstance(cmd, wire.StartChildWorkflowExecutionCommand):
+            children.initiate_child(txn, cmd, completed_event_id)
+        elif isinstance(cmd, (wire.RequestCancelExternalWorkflowExecutionCommand,
+                              wire.SignalExternalWorkflowExecutionCommand)):
+            children.initiate_external(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.RecordMarkerCommand):
             interactions.record_marker(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.CancelWorkflowExecutionCommand):

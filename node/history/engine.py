@@ -18,6 +18,7 @@ from typing import Protocol
 from shoal import wire
 from shoal.node.history import activities, interactions, start, timeouts, workflow_task
 from shoal.node.history import commands as command_rules
+from shoal.node.history.children import CrossWorkflowMixin
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Transition, Txn
 from shoal.store import records
@@ -67,8 +68,11 @@ class StartBatch(Protocol):
     def add_run(self, state: records.ExecutionState) -> None: ...
 
 
-class HistoryEngine:
-    """Sans-IO state machine of workflow runs. Stateless itself: one per node is enough."""
+class HistoryEngine(CrossWorkflowMixin):
+    """Sans-IO state machine of workflow runs. Stateless itself: one per node is enough.
+
+    Child and external-workflow callbacks come from ``children.CrossWorkflowMixin``.
+    """
 
     def __init__(self, cfg: HistoryConfig | None = None) -> None:
         self.cfg = cfg or HistoryConfig()
@@ -87,6 +91,7 @@ class HistoryEngine:
         current: records.CurrentRun | None,
         previous: records.ExecutionState | None = None,
         now: float,
+        parent: start.ParentRef | None = None,
     ) -> StartResult:
         """Start a run of ``req.workflow_id``, applying its id reuse policy.
 
@@ -120,11 +125,12 @@ class HistoryEngine:
                 previous, reason="terminated by a start with TERMINATE_IF_RUNNING",
                 identity=req.identity, now=now,
             )
-        state, tr = start.new_run(req, namespace=namespace, run_id=run_id, now=now, cfg=self.cfg)
+        state, tr = start.new_run(req, namespace=namespace, run_id=run_id, now=now, cfg=self.cfg, parent=parent)
         return StartResult(response=tr.response, state=state, transition=tr, previous=prev_tr)
 
     def start_in_batch(
-        self, b: StartBatch, req: wire.StartWorkflowRequest, *, namespace: str, run_id: str
+        self, b: StartBatch, req: wire.StartWorkflowRequest, *, namespace: str, run_id: str,
+        parent: start.ParentRef | None = None,
     ) -> wire.StartWorkflowResponse:
         """Glue for the shard shell: run ``start_workflow`` against its batch and stage it."""
         current = b.current()
@@ -136,7 +142,8 @@ class HistoryEngine:
                 if exc.code != wire.Code.NOT_FOUND:
                     raise
         res = self.start_workflow(
-            req, namespace=namespace, run_id=run_id, current=current, previous=previous, now=b.now
+            req, namespace=namespace, run_id=run_id, current=current, previous=previous, now=b.now,
+            parent=parent,
         )
         if res.state is None:
             return res.response

@@ -8,6 +8,8 @@ timers. Must not: terminate the previous run itself (``engine.py`` composes that
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import math
 
 from shoal import wire
@@ -102,6 +104,14 @@ def check_reuse(
     return False
 
 
+class ParentRef(NamedTuple):
+    """The run that started a child, and the event that initiated it."""
+
+    namespace: str
+    execution: wire.WorkflowExecution
+    initiated_event_id: int
+
+
 def new_run(
     req: wire.StartWorkflowRequest,
     *,
@@ -110,12 +120,17 @@ def new_run(
     now: float,
     cfg: HistoryConfig,
     continued_from: records.ExecutionState | None = None,
+    parent: ParentRef | None = None,
 ) -> tuple[records.ExecutionState, Transition]:
     """Build a run from a checked request: WorkflowExecutionStarted, a workflow task, timers.
 
     ``continued_from``: the run this one continues as new; the chain keeps its first run's
-    id and its execution deadline.
+    id, its execution deadline and its parent. ``parent``: the run that started this one as
+    its child.
     """
+    if continued_from is not None and continued_from.parent is not None:
+        parent = ParentRef(continued_from.parent_namespace, continued_from.parent,
+                           continued_from.parent_initiated_event_id)
     run_timeout = _timeout("workflow_run_timeout_s", req.workflow_run_timeout_s)
     exec_timeout = _timeout("workflow_execution_timeout_s", req.workflow_execution_timeout_s)
     # As Temporal: a run may not outlive its execution; an unset run timeout is the execution's.
@@ -144,16 +159,22 @@ def new_run(
         execution_expiration_time=exec_expiration,
         memo=dict(req.memo), search_attributes=dict(req.search_attributes),
     )
+    if parent is not None:
+        state.parent_namespace, state.parent, state.parent_initiated_event_id = parent
     txn = Txn(state, now, cfg)
     txn.append(
         wire.WorkflowExecutionStartedAttributes(
             workflow_type=req.workflow_type, task_queue=req.task_queue, input=list(req.input),
             workflow_execution_timeout_s=exec_timeout, workflow_run_timeout_s=run_timeout,
             workflow_task_timeout_s=wt_timeout, attempt=1, first_execution_run_id=first_run_id,
-            continued_execution_run_id=continued_run_id, original_execution_run_id=run_id, identity=req.identity, request_id=req.request_id,
+            continued_execution_run_id=continued_run_id, original_execution_run_id=run_id,
+            identity=req.identity, request_id=req.request_id,
             retry_policy=req.retry_policy, memo=dict(req.memo),
             search_attributes=dict(req.search_attributes),
             workflow_execution_expiration_time=exec_expiration,
+            parent_workflow_id=parent.execution.workflow_id if parent else None,
+            parent_run_id=parent.execution.run_id if parent else None,
+            parent_initiated_event_id=parent.initiated_event_id if parent else None,
         )
     )
     workflow_task.schedule(txn, attempt=1)

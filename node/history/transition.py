@@ -31,6 +31,14 @@ _ACTIVITY_CLOSE = (
     wire.ActivityTaskCanceledAttributes,
 )
 
+_CHILD_CLOSE = (
+    wire.ChildWorkflowExecutionCompletedAttributes,
+    wire.ChildWorkflowExecutionFailedAttributes,
+    wire.ChildWorkflowExecutionCanceledAttributes,
+    wire.ChildWorkflowExecutionTimedOutAttributes,
+    wire.ChildWorkflowExecutionTerminatedAttributes,
+)
+
 _CLOSE_STATUS = {
     wire.WorkflowExecutionCompletedAttributes: wire.WorkflowExecutionStatus.COMPLETED,
     wire.WorkflowExecutionFailedAttributes: wire.WorkflowExecutionStatus.FAILED,
@@ -119,15 +127,25 @@ class Txn:
             return False
         pending, st.buffered_events = st.buffered_events, []
         started_ids: dict[int, int] = {}
+        child_started_ids: dict[int, int] = {}
         for ev in pending:
             attrs = ev.attributes
             if isinstance(attrs, _ACTIVITY_CLOSE) and attrs.started_event_id == BUFFERED_STARTED_ID:
                 attrs = dataclasses.replace(
                     attrs, started_event_id=started_ids[attrs.scheduled_event_id]
                 )
+            elif isinstance(attrs, _CHILD_CLOSE) and attrs.started_event_id == BUFFERED_STARTED_ID:
+                attrs = dataclasses.replace(
+                    attrs, started_event_id=child_started_ids[attrs.initiated_event_id]
+                )
             event_id = self.append(attrs, event_time=ev.event_time)
             if isinstance(attrs, wire.ActivityTaskStartedAttributes):
                 started_ids[attrs.scheduled_event_id] = event_id
+            elif isinstance(attrs, wire.ChildWorkflowExecutionStartedAttributes):
+                child_started_ids[attrs.initiated_event_id] = event_id
+                child = st.children.get(attrs.initiated_event_id)
+                if child is not None:
+                    child.started_event_id = event_id
         return True
 
     # --- outbox ------------------------------------------------------------------------
@@ -197,7 +215,19 @@ class Txn:
         st.activities.clear()
         st.activity_ids.clear()
         st.timers.clear()
+        st.external_requests.clear()
+        self._cross_workflow_effects(attrs)
         self.tr.closed = True
+
+    def _cross_workflow_effects(self, attrs: Any) -> None:
+        """A closing run tells its parent (unless it continues as new: the chain goes on)
+        and applies its parent close policy to its running children."""
+        st = self.state
+        if st.parent is not None and not isinstance(attrs, wire.WorkflowExecutionContinuedAsNewAttributes):
+            self.transfer(TransferKind.CHILD_CLOSED, "", 0, 1)
+        for child in st.children.values():
+            if child.run_id and child.parent_close_policy != wire.ParentClosePolicy.ABANDON:
+                self.transfer(TransferKind.PARENT_CLOSE_POLICY, "", child.initiated_event_id, 1)
 
     def finish(self) -> Transition:
         """End the transition: enforce the history limit and check invariants on exit.

@@ -54,6 +54,16 @@ class Run:
         self.timers: list[records.TimerTask] = []
         self.apply(res.transition)
 
+    @classmethod
+    def adopt(cls, engine: HistoryEngine, state: records.ExecutionState, first: Transition,
+              now: float = 100.0) -> Run:
+        """Drive a run the engine built elsewhere (a child, a continued run)."""
+        run = cls.__new__(cls)
+        run.engine, run.now, run.state = engine, now, state
+        run.history, run.transfers, run.timers = [], [], []
+        run.apply(first)
+        return run
+
     # --- the shell's part ------------------------------------------------------------
 
     def apply(self, tr: Transition) -> Transition:
