@@ -10,6 +10,7 @@ from shoal.sdk.client import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
 )
 from shoal.sdk.history import WorkflowHistory
 
@@ -24,4 +25,5 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowHistory",
     "WorkflowQueryFailedError",
+    "WorkflowUpdateFailedError",
 ]

@@ -450,6 +450,7 @@ class Op(StrEnum):
     REQUEST_CANCEL_WORKFLOW = "request_cancel_workflow"
     QUERY_WORKFLOW = "query_workflow"
     RESPOND_QUERY_TASK = "respond_query_task"
+    UPDATE_WORKFLOW = "update_workflow"
     RECORD_ACTIVITY_HEARTBEAT = "record_activity_heartbeat"
     RESPOND_ACTIVITY_TASK_CANCELED = "respond_activity_task_canceled"
 
@@ -679,6 +680,7 @@ class WorkflowTaskFailedCause(IntEnum):
     BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES = 13
     BAD_SEARCH_ATTRIBUTES = 14
     BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES = 15
+    BAD_UPDATE_ATTRIBUTES = 16
     START_TIMER_DUPLICATE_ID = 9
     WORKFLOW_WORKER_UNHANDLED_FAILURE = 22
     NON_DETERMINISTIC_ERROR = 24
@@ -1072,6 +1074,42 @@ class ExternalWorkflowExecutionSignaledAttributes:
     workflow_execution: WorkflowExecution
 
 
+# --- updates (issue 4) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateRequest:
+    """An update as the client sent it; a workflow task carries it to the worker."""
+
+    update_id: str
+    name: str
+    input: Payloads = field(default_factory=list)
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateOutcome:
+    """How an update ended: ``result``, or ``failure`` (rejected by the validator, or the
+    handler raised)."""
+
+    result: Payloads | None = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionUpdateAcceptedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED
+    accepted_request: UpdateRequest  # replay re-runs the handler from this
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowExecutionUpdateCompletedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED
+    update_id: str
+    accepted_event_id: int
+    outcome: UpdateOutcome
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerRecordedAttributes:
     KIND: ClassVar[int] = EventType.MARKER_RECORDED
@@ -1131,6 +1169,8 @@ EventAttributes = Union[
     SignalExternalWorkflowExecutionInitiatedAttributes,
     SignalExternalWorkflowExecutionFailedAttributes,
     ExternalWorkflowExecutionSignaledAttributes,
+    WorkflowExecutionUpdateAcceptedAttributes,
+    WorkflowExecutionUpdateCompletedAttributes,
 ]
 
 for _cls in get_args(EventAttributes):
@@ -1172,6 +1212,11 @@ class CommandType(IntEnum):
     START_CHILD_WORKFLOW_EXECUTION = 11
     SIGNAL_EXTERNAL_WORKFLOW_EXECUTION = 12
     UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 13
+    # Temporal carries update answers as protocol messages beside the commands; shoal makes
+    # them commands (numbers past Temporal's range).
+    ACCEPT_UPDATE = 50
+    REJECT_UPDATE = 51
+    COMPLETE_UPDATE = 52
 
 
 _COMMAND_TAG = 100  # keeps command tags apart from event-attribute tags in one registry
@@ -1235,6 +1280,28 @@ class SignalExternalWorkflowExecutionCommand:
     signal_name: str
     input: Payloads = field(default_factory=list)
     child_workflow_only: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptUpdateCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.ACCEPT_UPDATE
+    request: UpdateRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectUpdateCommand:
+    """The validator refused the update: nothing is recorded; the caller gets ``failure``."""
+
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.REJECT_UPDATE
+    update_id: str
+    failure: Failure
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteUpdateCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.COMPLETE_UPDATE
+    update_id: str
+    outcome: UpdateOutcome
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1309,6 +1376,9 @@ Command = Union[
     StartChildWorkflowExecutionCommand,
     RequestCancelExternalWorkflowExecutionCommand,
     SignalExternalWorkflowExecutionCommand,
+    AcceptUpdateCommand,
+    RejectUpdateCommand,
+    CompleteUpdateCommand,
 ]
 
 for _cls in get_args(Command):
@@ -1482,6 +1552,8 @@ class WorkflowTask:
     # A query task (no token, records nothing): answer it with RESPOND_QUERY_TASK.
     query_id: str = ""
     query: WorkflowQuery | None = None
+    # Updates waiting for this run: the worker validates and accepts or rejects each.
+    updates: list[UpdateRequest] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1647,6 +1719,19 @@ class RespondQueryTaskRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateWorkflowRequest:
+    execution: WorkflowExecution
+    request: UpdateRequest
+    wait_s: float = 60.0  # how long to wait for the outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateWorkflowResponse:
+    run_id: str
+    outcome: UpdateOutcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordActivityHeartbeatRequest:
     task_token: bytes
     details: Payloads | None = None  # None: keep the last details
@@ -1687,6 +1772,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.REQUEST_CANCEL_WORKFLOW: (RequestCancelWorkflowRequest, Empty),
     Op.QUERY_WORKFLOW: (QueryWorkflowRequest, QueryWorkflowResponse),
     Op.RESPOND_QUERY_TASK: (RespondQueryTaskRequest, Empty),
+    Op.UPDATE_WORKFLOW: (UpdateWorkflowRequest, UpdateWorkflowResponse),
     Op.RECORD_ACTIVITY_HEARTBEAT: (RecordActivityHeartbeatRequest, RecordActivityHeartbeatResponse),
     Op.RESPOND_ACTIVITY_TASK_CANCELED: (RespondActivityTaskCanceledRequest, Empty),
 }

@@ -60,6 +60,7 @@ class Dispatcher:
             wire.Op.TERMINATE_WORKFLOW: service.terminate_workflow,
             wire.Op.QUERY_WORKFLOW: service.query_workflow,
             wire.Op.RESPOND_QUERY_TASK: service.respond_query_task,
+            wire.Op.UPDATE_WORKFLOW: service.update_workflow,
             wire.Op.RECORD_ACTIVITY_HEARTBEAT: service.record_activity_heartbeat,
             wire.Op.RESPOND_ACTIVITY_TASK_CANCELED: service.respond_activity_task_canceled,
         }

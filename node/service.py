@@ -21,6 +21,7 @@ from shoal.node.history.engine import HistoryEngine
 from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
 from shoal.node.matching import DispatchTask, Matching
 from shoal.node.queries import Queries
+from shoal.node.updates import Updates
 from shoal.node.service_interactions import InteractionsMixin
 from shoal.node.service_transfers import TransfersMixin
 from shoal.node.routing import shard_for
@@ -74,6 +75,7 @@ class Service(InteractionsMixin, TransfersMixin):
         self.store, self.shards, self.matching = store, shards, matching
         self.engine, self.clock = engine, clock
         self.queries = Queries(matching)
+        self.updates = Updates()
 
     def shard(self, namespace: str, workflow_id: str) -> Shard:
         return self.shards[shard_for(namespace, workflow_id, len(self.shards))]
@@ -213,7 +215,8 @@ class Service(InteractionsMixin, TransfersMixin):
         full = history + list(wt.history)
         return wire.PollWorkflowTaskResponse(
             task=dataclasses.replace(
-                wt, history=[e for e in full if e.event_id <= wt.started_event_id]
+                wt, history=[e for e in full if e.event_id <= wt.started_event_id],
+                updates=self.updates.unaccepted((ns, task.workflow_id, task.run_id)),
             )
         )
 
@@ -288,6 +291,9 @@ class Service(InteractionsMixin, TransfersMixin):
         request_id = str(uuid.uuid4())
         new_run_id = str(uuid.uuid4())  # used only if a command continues the run as new
 
+        key = (ns, token.workflow_id, token.run_id)
+        settled: list = []
+
         def op(b: Batch) -> list[wire.ActivityTask]:
             st = b.load(token.run_id)
             tr = engine.complete_workflow_task(
@@ -296,6 +302,11 @@ class Service(InteractionsMixin, TransfersMixin):
             )
             eager = self._take_eager(st, tr, eager_ids)
             b.record(st, tr)
+            settled[:] = [tr.accepted_updates, tr.update_outcomes]
+            waiting = {u.update_id for u in self.updates.unaccepted(key)}
+            if waiting - set(tr.accepted_updates) - set(tr.update_outcomes):
+                # Updates arrived while the task ran: a task must carry them.
+                b.record(st, engine.schedule_update_task(st, now=b.now))
             started = []
             for t in eager:
                 # Same entry as the schedule: one commit instead of a poll and another.
@@ -308,6 +319,8 @@ class Service(InteractionsMixin, TransfersMixin):
             return started
 
         tasks = await self._token_op(ns, token, op)
+        if settled:
+            self.updates.settle(key, *settled)  # committed: answer the callers
         return wire.CompleteWorkflowTaskResponse(activity_tasks=tasks)
 
     @staticmethod

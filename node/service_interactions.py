@@ -9,6 +9,8 @@ change state other than through ``Shard.run_op``.
 from __future__ import annotations
 
 import uuid
+
+import trio
 from typing import TYPE_CHECKING
 
 from shoal import wire
@@ -147,3 +149,65 @@ class InteractionsMixin:
             previous_started_event_id=0, history=history, scheduled_time=0.0, started_time=0.0,
             query_id=task.query_id, query=pending.query,
         )
+
+    # --- updates ---------------------------------------------------------------------
+
+    async def update_workflow(self: Service, ns: str, req: wire.UpdateWorkflowRequest) -> wire.UpdateWorkflowResponse:
+        """Deliver an update to the run's workflow and wait for its outcome.
+
+        Rejected or failed updates are an outcome with a failure, not an error.
+        """
+        wf_id, request = req.execution.workflow_id, req.request
+        _check_id("workflow_id", wf_id)
+        _check_id("update_id", request.update_id)
+        _check_id("update name", request.name)
+        _check_payloads("update input", request.input)
+        if not 0 < req.wait_s <= POLL_WAIT_MAX_S:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"wait_s must be in (0, {POLL_WAIT_MAX_S:g}]")
+        shard = self.shard(ns, wf_id)
+        engine, updates = self.engine, self.updates
+
+        def op(b: Batch):
+            st = b.load(req.execution.run_id)
+            done = st.completed_updates.get(request.update_id)
+            if done is not None:
+                return st.run_id, done
+            if st.status != _RUNNING:
+                raise wire.ShoalError(wire.Code.WORKFLOW_NOT_RUNNING,
+                                      f"workflow {wf_id!r} run {st.run_id} is {st.status.name}")
+            pending = updates.register((ns, wf_id, st.run_id), request,
+                                       accepted=request.update_id in st.accepted_updates)
+            if st.workflow_task is None:
+                b.record(st, engine.schedule_update_task(st, now=b.now))
+            return st.run_id, pending
+
+        run_id, found = await shard.run_op(ns, wf_id, op)
+        if isinstance(found, wire.UpdateOutcome):
+            return wire.UpdateWorkflowResponse(run_id=run_id, outcome=found)
+        return await self._await_update(shard, ns, wf_id, run_id, found, req.wait_s)
+
+    async def _await_update(self: Service, shard, ns: str, wf_id: str, run_id: str, pending,
+                            wait_s: float) -> wire.UpdateWorkflowResponse:
+        with trio.move_on_after(wait_s):
+            while not pending.done.is_set():
+                changed = shard.changed_event(ns, wf_id)
+                st = self._read_state(shard, ns, wf_id, run_id)
+                if st.status != _RUNNING and not pending.done.is_set():
+                    self.updates.forget((ns, wf_id, run_id), pending)
+                    raise wire.ShoalError(
+                        wire.Code.WORKFLOW_NOT_RUNNING,
+                        f"workflow {wf_id!r} run {run_id} closed ({st.status.name}) before update "
+                        f"{pending.request.update_id!r} completed")
+                async with trio.open_nursery() as nursery:
+                    async def first(ev) -> None:
+                        await ev.wait()
+                        nursery.cancel_scope.cancel()
+                    nursery.start_soon(first, pending.done)
+                    nursery.start_soon(first, changed)
+        if pending.outcome is None:
+            self.updates.forget((ns, wf_id, run_id), pending)
+            raise wire.ShoalError(
+                wire.Code.DEADLINE_EXCEEDED,
+                f"update {pending.request.update_id!r} of workflow {wf_id!r} did not complete within "
+                f"{wait_s:g}s{'' if pending.accepted else ': no worker accepted it (is one polling?)'}")
+        return wire.UpdateWorkflowResponse(run_id=run_id, outcome=pending.outcome)

@@ -29,6 +29,8 @@ COMMAND_EVENT_TYPES = frozenset({
     ET.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
     ET.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
     ET.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    ET.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+    ET.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 })
 
 TERMINAL_COMMANDS = (wire.CompleteWorkflowExecutionCommand, wire.FailWorkflowExecutionCommand,
@@ -80,6 +82,12 @@ def matches(command: wire.Command, event: wire.HistoryEvent) -> bool:
     if isinstance(command, wire.RequestCancelExternalWorkflowExecutionCommand):
         return (isinstance(a, wire.RequestCancelExternalWorkflowExecutionInitiatedAttributes)
                 and a.workflow_execution.workflow_id == command.workflow_id)
+    if isinstance(command, wire.AcceptUpdateCommand):
+        return (isinstance(a, wire.WorkflowExecutionUpdateAcceptedAttributes)
+                and a.accepted_request.update_id == command.request.update_id)
+    if isinstance(command, wire.CompleteUpdateCommand):
+        return (isinstance(a, wire.WorkflowExecutionUpdateCompletedAttributes)
+                and a.update_id == command.update_id)
     if isinstance(command, wire.CancelWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionCanceledAttributes)
     if isinstance(command, wire.ContinueAsNewWorkflowExecutionCommand):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from shoal import wire
 from shoal.sdk import exceptions
-from shoal.sdk._definition import HandlerDefinition
+from shoal.sdk._definition import _VALIDATOR_ATTR, HandlerDefinition
 from shoal.sdk.common import RetryPolicy
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class InteractionsMixin:
         self._buffered_signals: list[tuple[str, list[bytes]]] = []
         self.cancel_requested = False
         self._patches: dict[str, bool] = {}  # patch id -> what patched() answered (memo)
+        self._updates_seen: set[str] = set()
         # Patch ids whose markers history holds up to the end of the task being replayed.
         self.recorded_patches: set[str] = set()
 
@@ -202,6 +203,66 @@ class InteractionsMixin:
         if produced:
             raise QueryError(f"query handler {name!r} tried to change the workflow; queries are read-only")
         return self.converter.to_payloads([result])
+
+    # --- updates -------------------------------------------------------------------------
+
+    def _on_update(self: WorkflowRuntime, request: wire.UpdateRequest) -> None:
+        """Validate and accept (or reject) an update, then run its handler as a task.
+
+        Replays only see accepted updates, and skip the validator (as temporalio): it ran
+        when the update was first delivered, and its verdict is in history.
+        """
+        uid = request.update_id
+        if uid in self._updates_seen:
+            return  # redelivered (the task was retried, or the request was re-sent)
+        self._updates_seen.add(uid)
+        hd = self.defn.updates.get(request.name) or self.defn.updates.get(None)
+        problem: Optional[BaseException] = None
+        args: list[Any] = []
+        if self._obj is None:
+            problem = exceptions.ApplicationError("the workflow has not started yet", type="UpdateRejected")
+        elif hd is None:
+            known = sorted(n for n in self.defn.updates if n is not None)
+            problem = exceptions.ApplicationError(
+                f"workflow {self.defn.name!r} has no update handler {request.name!r} (known updates: {known})",
+                type="UpdateNotFound")
+        else:
+            try:
+                args = self.converter.from_payloads(list(request.input), None if hd.name is None else hd.arg_types)
+                if hd.name is None:
+                    args = [request.name, args]
+                validator = getattr(hd.fn, _VALIDATOR_ATTR, None)
+                if validator is not None and not self.replaying:
+                    with self.loop.entered():
+                        validator(self._obj, *args)
+            except Exception as exc:
+                problem = exc
+        if problem is not None:
+            if not self.replaying:
+                self._add(wire.RejectUpdateCommand(
+                    update_id=uid, failure=exceptions.error_to_failure(problem, self.converter)))
+            return
+        self._add(wire.AcceptUpdateCommand(request=request))
+        assert hd is not None
+        self.loop.create_task(self._run_update(uid, hd.fn.__get__(self._obj), args), name=f"update:{request.name}")
+
+    async def _run_update(self: WorkflowRuntime, uid: str, fn: Callable[..., Any], args: list[Any]) -> None:
+        try:
+            result = fn(*args)
+            if inspect.isawaitable(result):
+                result = await result
+            outcome = wire.UpdateOutcome(result=self.converter.to_payloads([result]))
+        except ContinueAsNewError as can:
+            self._add(can.command)
+            return
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            if not isinstance(exc, (exceptions.FailureError, *self.defn.failure_exception_types)):
+                self.task_failure = exc  # a bug: retry the task, as temporalio does
+                return
+            outcome = wire.UpdateOutcome(failure=exceptions.error_to_failure(exc, self.converter))
+        self._add(wire.CompleteUpdateCommand(update_id=uid, outcome=outcome))
 
     # --- patches -------------------------------------------------------------------------
 

@@ -107,13 +107,14 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
     # --- driven by the instance ------------------------------------------------------
 
     def run_task(self, started: wire.HistoryEvent, events: list[wire.HistoryEvent],
-                 *, replaying: bool) -> list[ProducedCommand]:
+                 *, replaying: bool, updates: list[wire.UpdateRequest] = ()) -> list[ProducedCommand]:
         """Apply ``events`` (history since the last task), then run until blocked.
 
         Args:
             started: The WorkflowTaskStarted event of the task: its time is ``loop.time()``.
             events: Non-command events to apply, in history order.
             replaying: True when history already records this task's outcome.
+            updates: Updates this task delivers (accepted ones only, when replaying).
 
         Returns:
             The commands this task produced, in order. Check ``task_failure`` first.
@@ -133,6 +134,8 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             # After this task's signals: their handlers run before the run method starts.
             self._start_main = False
             self._main = self.loop.create_task(self._run_main(), name=f"workflow:{self.workflow_id}")
+        for request in updates:
+            self._on_update(request)
         error = self.loop.run_until_idle(self._check_conditions, lambda: self.task_failure is not None)
         if error is not None and self.task_failure is None:
             self.task_failure = error

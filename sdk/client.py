@@ -19,7 +19,7 @@ from shoal.sdk import exceptions as _exc
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
 from shoal.sdk.connection import RPCError, ServiceConnection
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
-from shoal.sdk._definition import _QUERY_ATTR, _SIGNAL_ATTR
+from shoal.sdk._definition import _QUERY_ATTR, _SIGNAL_ATTR, _UPDATE_ATTR
 from shoal.sdk.workflow import _resolve_workflow_ref
 
 WorkflowExecutionStatus = wire.WorkflowExecutionStatus
@@ -42,6 +42,18 @@ class WorkflowFailureError(_exc.FailureError):
 
 class WorkflowQueryFailedError(_exc.TemporalError):
     """The query handler raised, or the workflow has no handler of that name."""
+
+
+class WorkflowUpdateFailedError(_exc.TemporalError):
+    """The update was rejected by its validator or its handler raised; see ``cause``."""
+
+    def __init__(self, *, cause: BaseException) -> None:
+        super().__init__("Workflow update failed")
+        self.__cause__ = cause
+
+    @property
+    def cause(self) -> BaseException:
+        return self.__cause__  # type: ignore[return-value]
 
 
 class WorkflowContinuedAsNewError(_exc.TemporalError):
@@ -416,6 +428,36 @@ class WorkflowHandle:
             raise
         hint = result_type or ret_type
         values = conv.from_payloads(resp.result, [hint] if hint is not None else None)
+        return values[0] if values else None
+
+    async def execute_update(
+        self, update: str | Callable[..., Any], arg: Any = _NO_ARG, *, args: Sequence[Any] = (),
+        id: str | None = None, result_type: type | None = None,
+        timeout: timedelta = timedelta(seconds=60),
+    ) -> Any:
+        """Run a ``@workflow.update`` handler in the running workflow and return its result.
+
+        The validator (if any) runs first; a rejected update records nothing in history.
+        ``id`` makes a retry idempotent: the same id gets the same outcome.
+
+        Raises:
+            WorkflowUpdateFailedError: the validator rejected it or the handler raised;
+                ``cause`` is the error.
+            RPCError: WORKFLOW_NOT_RUNNING; DEADLINE_EXCEEDED if it did not complete in time.
+        """
+        name, ret_type = _handler_name_and_result(update, _UPDATE_ATTR)
+        values = list(args) if arg is _NO_ARG else [arg]
+        conv = self._client.data_converter
+        resp = await self._client.service.call(wire.Op.UPDATE_WORKFLOW, wire.UpdateWorkflowRequest(
+            execution=self._execution(self.run_id),
+            request=wire.UpdateRequest(update_id=id or str(uuid.uuid4()), name=name,
+                                       input=conv.to_payloads(values), identity=self._client.identity),
+            wait_s=timeout.total_seconds(),
+        ))
+        if resp.outcome.failure is not None:
+            raise WorkflowUpdateFailedError(cause=_exc.failure_to_error(resp.outcome.failure, conv))
+        hint = result_type or ret_type
+        values = conv.from_payloads(resp.outcome.result or [], [hint] if hint is not None else None)
         return values[0] if values else None
 
     async def cancel(self) -> None:

@@ -210,7 +210,7 @@ class Worker:
             ))
             events = task.history
         try:
-            activation = cached.instance.activate(events)
+            activation = cached.instance.activate(events, task.updates)
         except Exception as exc:  # the instance's own bug: fail the task, keep serving
             log.exception("workflow activation crashed run_id=%s", task.run_id)
             await self._fail_wt(task, wire.WorkflowTaskFailedCause.WORKFLOW_WORKER_UNHANDLED_FAILURE,

@@ -62,6 +62,17 @@ def _nondeterminism(message: str) -> _TaskFailed:
     return _TaskFailed(failure, Cause.NON_DETERMINISTIC_ERROR)
 
 
+def _accepted_updates(events: list[wire.HistoryEvent], start: int) -> list[wire.UpdateRequest]:
+    """Updates a replayed task accepted (its command block's UpdateAccepted events)."""
+    found = []
+    for event in events[start:]:
+        if event.event_type not in COMMAND_EVENT_TYPES:
+            break
+        if isinstance(event.attributes, wire.WorkflowExecutionUpdateAcceptedAttributes):
+            found.append(event.attributes.accepted_request)
+    return found
+
+
 class _Replay:
     """Consumes history for one ``WorkflowRuntime``; survives across activations."""
 
@@ -78,10 +89,13 @@ class _Replay:
         return (not self.failed and self.awaiting_outcome
                 and first.event_type == ET.WORKFLOW_TASK_COMPLETED)
 
-    def feed(self, events: list[wire.HistoryEvent]) -> Activation:
-        """Process ``events``; return the current task's commands or a task failure."""
+    def feed(self, events: list[wire.HistoryEvent], updates: list[wire.UpdateRequest] = ()) -> Activation:
+        """Process ``events``; return the current task's commands or a task failure.
+
+        ``updates`` are delivered with the current (last, not yet completed) task.
+        """
         try:
-            return self._feed(events)
+            return self._feed(events, list(updates))
         except _TaskFailed as tf:
             self.failed = True
             return Activation(failure=tf.failure, cause=tf.cause)
@@ -90,7 +104,7 @@ class _Replay:
             tf = _nondeterminism(str(exc))
             return Activation(failure=tf.failure, cause=tf.cause)
 
-    def _feed(self, events: list[wire.HistoryEvent]) -> Activation:
+    def _feed(self, events: list[wire.HistoryEvent], updates: list[wire.UpdateRequest]) -> Activation:
         for i, event in enumerate(events):
             et = event.event_type
             if self.matching and et not in COMMAND_EVENT_TYPES:
@@ -103,7 +117,10 @@ class _Replay:
                     continue
                 if following is not None:
                     self._note_patches(events, i + 2)
-                self._run_task(event, replaying=following is not None)
+                    task_updates = _accepted_updates(events, i + 2)
+                else:
+                    task_updates = updates
+                self._run_task(event, replaying=following is not None, updates=task_updates)
                 if following is None:
                     self.awaiting_outcome = True
                     assert self.expect is not None
@@ -128,9 +145,10 @@ class _Replay:
             self._end_matching(None)
         return Activation()
 
-    def _run_task(self, started: wire.HistoryEvent, *, replaying: bool) -> None:
+    def _run_task(self, started: wire.HistoryEvent, *, replaying: bool,
+                  updates: list[wire.UpdateRequest]) -> None:
         events, self.pending = self.pending, []
-        produced = self.runtime.run_task(started, events, replaying=replaying)
+        produced = self.runtime.run_task(started, events, replaying=replaying, updates=updates)
         failure = self.runtime.task_failure
         if failure is not None:
             rt = self.runtime
@@ -207,7 +225,8 @@ class WorkflowInstance:
         """Whether the run has produced its Complete/Fail command."""
         return self._replay is not None and self._replay.runtime.closed
 
-    def activate(self, events: list[wire.HistoryEvent]) -> Activation:
+    def activate(self, events: list[wire.HistoryEvent],
+                 updates: list[wire.UpdateRequest] = ()) -> Activation:
         """Advance the run by the events it has not seen yet.
 
         Args:
@@ -238,8 +257,8 @@ class WorkflowInstance:
             # were not recorded (or a previous activation failed), so it cannot go on.
             self._drop_run()
             replay = self._replay = _Replay(self._new_runtime())
-            return replay.feed(self._history)
-        return replay.feed(events)
+            return replay.feed(self._history, updates)
+        return replay.feed(events, updates)
 
     def query(self, history: list[wire.HistoryEvent], name: str, args: list[bytes]) -> list[bytes]:
         """Replay ``history`` (a query task's: no task in flight) and run query ``name``.

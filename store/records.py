@@ -162,6 +162,9 @@ class WorkflowTaskInfo:
     # take, and they are written only if the attempt completes, so a task that keeps
     # failing does not grow history.
     transient: bool = False
+    # Scheduled only to deliver updates (Temporal's speculative task): transient, and if it
+    # completes with nothing but rejections it is dropped without a trace in history.
+    speculative: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -210,9 +213,15 @@ class ExecutionState:
     parent: wire.WorkflowExecution | None = None
     parent_namespace: str = ""
     parent_initiated_event_id: int = 0
+    # --- updates (issue 4) ---
+    accepted_updates: dict[str, int] = field(default_factory=dict)  # id -> Accepted event id
+    # Outcomes of completed updates, so a retried request gets the same answer (bounded: the
+    # oldest are forgotten past UPDATES_COMPLETED_MAX).
+    completed_updates: dict[str, wire.UpdateOutcome] = field(default_factory=dict)
 
 
 SIGNAL_REQUEST_IDS_MAX = 1000
+UPDATES_COMPLETED_MAX = 1000
 
 
 @dataclass(slots=True, kw_only=True)

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from shoal import wire
-from shoal.node.history import activities, children, interactions, retry
+from shoal.node.history import activities, children, interactions, retry, updates
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Txn
 from shoal.store import records
@@ -77,6 +77,7 @@ class _Check:
     canceled_timer_ids: set[str] = dataclasses.field(default_factory=set)
     unbuffered_fired: int = 0  # buffered TimerFired events a CancelTimer will remove
     cancel_requested: set[int] = dataclasses.field(default_factory=set)  # activities
+    updates: updates.UpdateCheck = dataclasses.field(default_factory=updates.UpdateCheck)
     close: type | None = None
 
 
@@ -179,6 +180,11 @@ def _validate_interaction(check: _Check, cmd: wire.Command) -> wire.Command:
                      if isinstance(cmd, wire.SignalExternalWorkflowExecutionCommand)
                      else Cause.BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES)
             raise _Reject(cause, problem)
+        return cmd
+    if isinstance(cmd, updates.UPDATE_COMMANDS):
+        problem = updates.check(check.state, check.updates, cmd, check.cfg)
+        if problem is not None:
+            raise _Reject(Cause.BAD_UPDATE_ATTRIBUTES, problem)
         return cmd
     if isinstance(cmd, wire.RecordMarkerCommand):
         problem = interactions.check_marker(cmd, check.cfg)
@@ -294,6 +300,8 @@ def apply(
         elif isinstance(cmd, (wire.RequestCancelExternalWorkflowExecutionCommand,
                               wire.SignalExternalWorkflowExecutionCommand)):
             children.initiate_external(txn, cmd, completed_event_id)
+        elif isinstance(cmd, updates.UPDATE_COMMANDS):
+            updates.apply(txn, cmd)
         elif isinstance(cmd, wire.RecordMarkerCommand):
             interactions.record_marker(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.CancelWorkflowExecutionCommand):

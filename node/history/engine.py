@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shoal import wire
-from shoal.node.history import activities, interactions, start, timeouts, workflow_task
+from shoal.node.history import activities, interactions, start, timeouts, updates, workflow_task
 from shoal.node.history import commands as command_rules
 from shoal.node.history.children import CrossWorkflowMixin
 from shoal.node.history.config import HistoryConfig
@@ -229,6 +229,13 @@ class HistoryEngine(CrossWorkflowMixin):
         interactions.request_cancel(txn, reason=reason, identity=identity, request_id=request_id)
         return txn.finish()
 
+    def schedule_update_task(self, state: records.ExecutionState, *, now: float) -> Transition:
+        """Updates wait for this run: schedule a speculative workflow task unless one is
+        pending (no events; nothing at all if the run is closed)."""
+        txn = self._txn(state, now)
+        updates.schedule_task(txn)
+        return txn.finish()
+
     # --- workflow tasks ----------------------------------------------------------------
 
     def record_workflow_task_started(
@@ -309,6 +316,14 @@ class HistoryEngine(CrossWorkflowMixin):
         if problem is not None:
             failure = wire.Failure(message=problem.message, kind=wire.FailureKind.SERVER, source="shoal")
             workflow_task.fail(txn, cause=problem.cause, failure=failure, identity=identity)
+            return txn.finish()
+        wt = state.workflow_task
+        assert wt is not None
+        if wt.speculative and not state.buffered_events and updates.only_rejections(valid):
+            # Only rejected updates: the task leaves no trace (as Temporal's speculative task).
+            for cmd in valid:
+                updates.apply(txn, cmd)
+            workflow_task.drop_speculative(txn)
             return txn.finish()
         completed_id = workflow_task.complete(txn, identity=identity)
         state.last_workflow_task_failure = None

@@ -67,6 +67,10 @@ class Transition:
     # Continue-as-new: the successor run (its state and first transition), which the shell
     # adds and makes current in the same entry.
     new_run: tuple[records.ExecutionState, Transition] | None = None
+    # Updates this transition accepted, and outcomes it settled (rejected or completed):
+    # the shell answers their callers once the entry has committed.
+    accepted_updates: list[str] = field(default_factory=list)
+    update_outcomes: dict[str, wire.UpdateOutcome] = field(default_factory=dict)
 
 
 def event_type_of(attrs: Any) -> wire.EventType:

@@ -33,11 +33,15 @@ def dispatch_backoff_s(cfg: HistoryConfig, attempt: int) -> float:
     return min(cfg.workflow_task_backoff_initial_s * 2.0 ** min(extra - 1, 60), cfg.workflow_task_backoff_max_s)
 
 
-def schedule(txn: Txn, *, attempt: int) -> records.WorkflowTaskInfo:
-    """Schedule the run's next workflow task (none may be pending) and dispatch it."""
+def schedule(txn: Txn, *, attempt: int, speculative: bool = False) -> records.WorkflowTaskInfo:
+    """Schedule the run's next workflow task (none may be pending) and dispatch it.
+
+    ``speculative``: a task only to deliver updates; it is transient (no events) so that
+    one that only rejects them leaves no trace (see ``drop_speculative``).
+    """
     st = txn.state
     assert st.workflow_task is None, "one workflow task at a time"
-    transient = attempt > 1
+    transient = attempt > 1 or speculative
     if transient:
         scheduled_event_id = st.next_event_id  # the id its Scheduled event will take
     else:
@@ -50,6 +54,7 @@ def schedule(txn: Txn, *, attempt: int) -> records.WorkflowTaskInfo:
     wt = records.WorkflowTaskInfo(
         scheduled_event_id=scheduled_event_id, attempt=attempt, task_queue=st.task_queue,
         timeout_s=st.workflow_task_timeout_s, scheduled_time=txn.now, transient=transient,
+        speculative=speculative,
     )
     st.workflow_task = wt
     delay = dispatch_backoff_s(txn.cfg, attempt)
@@ -88,7 +93,7 @@ def start(txn: Txn, *, identity: str, request_id: str) -> wire.WorkflowTask:
     if wt.transient and wt.scheduled_event_id != st.next_event_id:
         # Events arrived since the transient attempt was scheduled and took its ids: make
         # it a normal task with real events, attempt 1 (as Temporal does).
-        wt.transient = False
+        wt.transient = wt.speculative = False
         wt.attempt = 1
         wt.scheduled_event_id = txn.append(_scheduled_attrs(wt), event_time=wt.scheduled_time)
     wt.started_time = txn.now
@@ -165,6 +170,14 @@ def complete(txn: Txn, *, identity: str) -> int:
     st.last_started_event_id = wt.started_event_id
     st.workflow_task = None
     return completed_id
+
+
+def drop_speculative(txn: Txn) -> None:
+    """End a speculative task that only rejected updates: it never existed in history."""
+    st = txn.state
+    wt = st.workflow_task
+    assert wt is not None and wt.speculative and wt.transient and not st.buffered_events
+    st.workflow_task = None
 
 
 def fail(

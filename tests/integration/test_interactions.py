@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from shoal import activity, workflow
-from shoal.client import Client, WorkflowFailureError, WorkflowQueryFailedError
+from shoal.client import Client, WorkflowFailureError, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from shoal.common import EventType
 from shoal.sdk.connection import RPCError
 from shoal.exceptions import ApplicationError, CancelledError, TerminatedError
@@ -398,3 +398,72 @@ async def _signals_seen(handle, n: int) -> bool:
     signals = [e.event_id for e in history if e.event_type == wire.EventType.WORKFLOW_EXECUTION_SIGNALED]
     completed = [e.event_id for e in history if e.event_type == wire.EventType.WORKFLOW_TASK_COMPLETED]
     return len(signals) >= n and bool(completed) and completed[-1] > signals[n - 1]
+
+
+# --- updates ----------------------------------------------------------------------------
+
+
+@workflow.defn
+class ShoppingCart:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.checked_out = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: self.checked_out)
+        return self.items
+
+    @workflow.update
+    async def add_item(self, item: str) -> int:
+        await workflow.sleep(0.01)  # an async handler that waits on a durable timer
+        self.items.append(item)
+        return len(self.items)
+
+    @add_item.validator
+    def validate_item(self, item: str) -> None:
+        if not item:
+            raise ValueError("empty item name")
+        if self.checked_out:
+            raise ValueError("cart is checked out")
+
+    @workflow.update
+    def checkout(self) -> str:
+        self.checked_out = True
+        return f"{len(self.items)} items"
+
+
+async def test_updates_return_results_and_rejections_leave_no_event(client: Client) -> None:
+    tq = _id("tq")
+    async with Worker(client, task_queue=tq, workflows=[ShoppingCart]):
+        handle = await client.start_workflow(ShoppingCart.run, id=_id("cart"), task_queue=tq)
+        assert await handle.execute_update(ShoppingCart.add_item, "apple") == 1
+        assert await handle.execute_update("add_item", "pear", id="pear-1") == 2
+        assert await handle.execute_update("add_item", "pear", id="pear-1") == 2  # same id: same answer
+        before = await _raw_history(handle)
+        with pytest.raises(WorkflowUpdateFailedError) as exc:
+            await handle.execute_update(ShoppingCart.add_item, "")
+        assert "empty item name" in str(exc.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as exc:
+            await handle.execute_update("no_such_update")
+        assert "no update handler 'no_such_update'" in str(exc.value.cause)
+        assert len(await _raw_history(handle)) == len(before)  # rejections recorded nothing
+        assert await handle.execute_update(ShoppingCart.checkout) == "2 items"
+        assert await handle.result() == ["apple", "pear"]
+    history = await _raw_history(handle)
+    assert check_history(history) == []
+    types = [e.event_type for e in history]
+    assert types.count(wire.EventType.WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 3
+    assert types.count(wire.EventType.WORKFLOW_EXECUTION_UPDATE_COMPLETED) == 3
+
+
+async def test_update_handlers_replay_on_a_fresh_worker(client: Client) -> None:
+    tq = _id("tq")
+    async with Worker(client, task_queue=tq, workflows=[ShoppingCart], max_cached_workflows=0):
+        handle = await client.start_workflow(ShoppingCart.run, id=_id("cart2"), task_queue=tq)
+        assert await handle.execute_update(ShoppingCart.add_item, "a") == 1
+        assert await handle.execute_update(ShoppingCart.add_item, "b") == 2
+        assert await handle.execute_update(ShoppingCart.checkout) == "2 items"
+        assert await handle.result() == ["a", "b"]
+        desc = await handle.describe()
+        assert desc.raw_description.last_workflow_task_failure is None
