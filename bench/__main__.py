@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-FULL = {"w1_runs": 200, "w2_workflows": 1000, "w2_in_flight": 100, "w3_timers": 500}
-QUICK = {"w1_runs": 30, "w2_workflows": 100, "w2_in_flight": 20, "w3_timers": 50}
+FULL = {"w1_runs": 200, "w2_workflows": 1000, "w2_in_flight": 100, "w3_timers": 500,
+        "w4_signals": 2000, "w4_in_flight": 50}
+QUICK = {"w1_runs": 30, "w2_workflows": 100, "w2_in_flight": 20, "w3_timers": 50,
+         "w4_signals": 200, "w4_in_flight": 20}
 
 
 def _free_port() -> int:
@@ -120,7 +122,6 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "sizes": sizes,
         "shoal_1node_r1": run_shoal(sizes),
-        "W4": "not measured: signals arrive with the workflow-semantics issue",
     }
     if a.temporal:
         result["temporal_dev_sqlite"] = run_temporal(sizes)

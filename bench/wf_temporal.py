@@ -36,3 +36,18 @@ class TwoSecondTimer:
     @workflow.run
     async def run(self) -> None:
         await asyncio.sleep(2)
+
+
+@workflow.defn
+class SignalCounter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @workflow.run
+    async def run(self, expected: int) -> int:
+        await workflow.wait_condition(lambda: self.count >= expected)
+        return self.count
+
+    @workflow.signal
+    def bump(self) -> None:
+        self.count += 1

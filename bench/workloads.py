@@ -103,10 +103,39 @@ async def w3_timer_lateness(sdk: Sdk, timers: int) -> dict[str, Any]:
                                   for k, v in latency_summary(lateness).items()}}
 
 
+async def w4_signals(sdk: Sdk, signals: int, in_flight: int) -> dict[str, Any]:
+    """W4: ``signals`` signals into one workflow, ``in_flight`` senders at a time.
+
+    ``signals_per_s`` counts acknowledged signals (each is recorded in history before its
+    call returns); ``drained_s`` is until the workflow has handled them all and returned.
+    """
+    tq = _tq("w4")
+    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.SignalCounter]):
+        handle = await sdk.client.start_workflow(sdk.wf.SignalCounter.run, signals,
+                                                 id=f"w4-{uuid.uuid4()}", task_queue=tq)
+        ms: list[float] = []
+
+        def one() -> Callable[[], Awaitable[None]]:
+            async def go() -> None:
+                t0 = time.perf_counter()
+                await handle.signal(sdk.wf.SignalCounter.bump)
+                ms.append((time.perf_counter() - t0) * 1000)
+            return go
+
+        t0 = time.perf_counter()
+        await sdk.run_limited([one() for _ in range(signals)], in_flight)
+        acked = time.perf_counter() - t0
+        assert await handle.result() == signals
+        drained = time.perf_counter() - t0
+    return {"signals": signals, "in_flight": in_flight, "signals_per_s": round(signals / acked, 1),
+            "drained_s": round(drained, 2), **{f"signal_{k}": v for k, v in latency_summary(ms).items()}}
+
+
 async def run_all(sdk: Sdk, sizes: dict[str, int]) -> dict[str, Any]:
-    """W1-W3 in order, with the sizes ``bench/__main__.py`` chose."""
+    """W1-W4 in order, with the sizes ``bench/__main__.py`` chose."""
     return {
         "W1": await w1_latency(sdk, sizes["w1_runs"]),
         "W2": await w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"]),
         "W3": await w3_timer_lateness(sdk, sizes["w3_timers"]),
+        "W4": await w4_signals(sdk, sizes["w4_signals"], sizes["w4_in_flight"]),
     }
