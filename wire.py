@@ -1554,6 +1554,9 @@ class WorkflowTask:
     query: WorkflowQuery | None = None
     # Updates waiting for this run: the worker validates and accepts or rejects each.
     updates: list[UpdateRequest] = field(default_factory=list)
+    # Taken from the worker's sticky queue: ``history`` holds only the events after
+    # ``previous_started_event_id`` (the worker has the rest cached).
+    sticky: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1566,6 +1569,10 @@ class CompleteWorkflowTaskRequest:
     task_token: bytes
     commands: list[Command] = field(default_factory=list)
     identity: str = ""
+    # Sticky execution: the worker keeps the run cached; send its next workflow task to this
+    # queue with only new events, falling back to the normal queue after the timeout.
+    sticky_task_queue: str = ""
+    sticky_schedule_to_start_timeout_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -46,8 +46,12 @@ async def w1_latency(sdk: Sdk, runs: int) -> dict[str, Any]:
     return latency_summary(ms)
 
 
-async def w2_throughput(sdk: Sdk, workflows: int, in_flight: int) -> dict[str, Any]:
-    """W2: ``workflows`` runs of 3 sequential activities, ``in_flight`` at a time."""
+async def w2_throughput(sdk: Sdk, workflows: int, in_flight: int, *, cache: bool = True) -> dict[str, Any]:
+    """W2: ``workflows`` runs of 3 sequential activities, ``in_flight`` at a time.
+
+    ``cache=False`` runs the worker with ``max_cached_workflows=0``: no sticky execution,
+    every workflow task replays the run's full history.
+    """
     tq = _tq("w2")
     ms: list[float] = []
 
@@ -60,8 +64,9 @@ async def w2_throughput(sdk: Sdk, workflows: int, in_flight: int) -> dict[str, A
             ms.append((time.perf_counter() - t0) * 1000)
         return go
 
+    extra = {} if cache else {"max_cached_workflows": 0}
     async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.ThreeActivities],
-                          activities=[sdk.wf.bench_echo]):
+                          activities=[sdk.wf.bench_echo], **extra):
         t0 = time.perf_counter()
         await sdk.run_limited([one(i) for i in range(workflows)], in_flight)
         elapsed = time.perf_counter() - t0
@@ -136,6 +141,7 @@ async def run_all(sdk: Sdk, sizes: dict[str, int]) -> dict[str, Any]:
     return {
         "W1": await w1_latency(sdk, sizes["w1_runs"]),
         "W2": await w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"]),
+        "W2_no_cache": await w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"], cache=False),
         "W3": await w3_timer_lateness(sdk, sizes["w3_timers"]),
         "W4": await w4_signals(sdk, sizes["w4_signals"], sizes["w4_in_flight"]),
     }

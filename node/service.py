@@ -210,6 +210,8 @@ class Service(InteractionsMixin, TransfersMixin):
         history = self.shards[task.shard].history(
             ns, task.workflow_id, task.run_id, wt.started_event_id
         )
+        if wt.sticky:  # the sticky worker has the rest cached
+            history = [e for e in history if e.event_id > wt.previous_started_event_id]
         # The engine's task carries only the transient events (a retried task's
         # Scheduled/Started, not stored); the stored history comes first.
         full = history + list(wt.history)
@@ -283,6 +285,10 @@ class Service(InteractionsMixin, TransfersMixin):
         self, ns: str, req: wire.CompleteWorkflowTaskRequest
     ) -> wire.CompleteWorkflowTaskResponse:
         token = _decode_token(req.task_token)
+        _check_id("sticky_task_queue", req.sticky_task_queue, required=False)
+        if not 0 < req.sticky_schedule_to_start_timeout_s <= POLL_WAIT_MAX_S:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                                  f"sticky_schedule_to_start_timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
         engine = self.engine
         eager_ids = {
             c.activity_id for c in req.commands
@@ -298,7 +304,8 @@ class Service(InteractionsMixin, TransfersMixin):
             st = b.load(token.run_id)
             tr = engine.complete_workflow_task(
                 st, token=token, commands=req.commands, identity=req.identity, now=b.now,
-                new_run_id=new_run_id,
+                new_run_id=new_run_id, sticky_task_queue=req.sticky_task_queue,
+                sticky_schedule_to_start_timeout_s=req.sticky_schedule_to_start_timeout_s,
             )
             eager = self._take_eager(st, tr, eager_ids)
             b.record(st, tr)

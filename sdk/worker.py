@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 import logging
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -86,6 +87,7 @@ class Worker:
         max_concurrent_activity_task_polls: int = 16,
         identity: str | None = None,
         disable_eager_activity_execution: bool = False,
+        sticky_queue_schedule_to_start_timeout: timedelta = timedelta(seconds=5),
     ) -> None:
         if not workflows and not activities:
             raise ValueError("a worker needs at least one workflow or activity")
@@ -109,6 +111,8 @@ class Worker:
         self._wf_polls = max_concurrent_workflow_task_polls
         self._act_polls = max_concurrent_activity_task_polls
         self._max_cached = max_cached_workflows
+        self._sticky_queue = f"{task_queue}-sticky-{uuid.uuid4().hex[:12]}"
+        self._sticky_timeout_s = sticky_queue_schedule_to_start_timeout.total_seconds()
         self._eager = not disable_eager_activity_execution
         self._cache: collections.OrderedDict[str, _CachedRun] = collections.OrderedDict()
         self._nursery_cm: Any = None
@@ -141,6 +145,11 @@ class Worker:
                 for _ in range(self._wf_polls):
                     nursery.start_soon(self._poll_loop, wire.Op.POLL_WORKFLOW_TASK, slots,
                                        self._run_workflow_task, nursery)
+                if self._max_cached > 0:
+                    # This worker's sticky queue: next tasks of runs it caches, new events only.
+                    for _ in range(max(1, self._wf_polls // 2)):
+                        nursery.start_soon(self._poll_loop, wire.Op.POLL_WORKFLOW_TASK, slots,
+                                           self._run_workflow_task, nursery, self._sticky_queue)
             if self._activities:
                 slots = trio.Semaphore(self._max_activities)
                 self._activity_slots, self._task_nursery = slots, nursery
@@ -149,9 +158,9 @@ class Worker:
                                        self._run_activity, nursery)
 
     async def _poll_loop(self, op: wire.Op, slots: trio.Semaphore, run: Callable[..., Any],
-                         nursery: trio.Nursery) -> None:
+                         nursery: trio.Nursery, task_queue: str = "") -> None:
         req_type = wire.OP_TYPES[op][0]
-        req = req_type(task_queue=self.task_queue, identity=self.identity, wait_s=POLL_WAIT_S)
+        req = req_type(task_queue=task_queue or self.task_queue, identity=self.identity, wait_s=POLL_WAIT_S)
         while True:
             await slots.acquire()
             try:
@@ -225,21 +234,26 @@ class Worker:
             ))
             return
         commands, reserved = self._mark_eager(activation.commands)
+        closes = any(isinstance(c, TERMINAL_COMMANDS) for c in activation.commands)
+        keep = self._max_cached > 0 and not closes
+        if keep:
+            # Cached before the completion is sent: the next task may reach the sticky queue
+            # as soon as the node commits it, before the completion's answer reaches us.
+            cached.last_started_event_id = task.started_event_id
+            self._cache[task.run_id] = cached
+            while len(self._cache) > self._max_cached:
+                self._cache.popitem(last=False)[1].instance.close()
         try:
             resp = await self._report(wire.Op.COMPLETE_WORKFLOW_TASK, wire.CompleteWorkflowTaskRequest(
                 task_token=task.task_token, commands=commands, identity=self.identity,
+                sticky_task_queue=self._sticky_queue if keep else "",
+                sticky_schedule_to_start_timeout_s=self._sticky_timeout_s,
             ))
         except BaseException:
             self._run_eager([], reserved)
             raise
         self._run_eager(resp.activity_tasks if resp is not None else [], reserved)
-        closes = any(isinstance(c, TERMINAL_COMMANDS) for c in activation.commands)
-        if self._max_cached > 0 and not closes:
-            cached.last_started_event_id = task.started_event_id
-            self._cache[task.run_id] = cached
-            while len(self._cache) > self._max_cached:
-                self._cache.popitem(last=False)[1].instance.close()
-        else:
+        if not keep:
             cached.instance.close()
 
     async def _answer_query(self, task: wire.WorkflowTask, query: wire.WorkflowQuery) -> None:

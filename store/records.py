@@ -165,6 +165,7 @@ class WorkflowTaskInfo:
     # Scheduled only to deliver updates (Temporal's speculative task): transient, and if it
     # completes with nothing but rejections it is dropped without a trace in history.
     speculative: bool = False
+    sticky: bool = False  # dispatched to the worker's sticky queue (task_queue is that queue)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -213,6 +214,9 @@ class ExecutionState:
     parent: wire.WorkflowExecution | None = None
     parent_namespace: str = ""
     parent_initiated_event_id: int = 0
+    # Sticky execution: the queue of the worker that caches this run ('' = none).
+    sticky_task_queue: str = ""
+    sticky_schedule_to_start_timeout_s: float = 5.0
     # --- updates (issue 4) ---
     accepted_updates: dict[str, int] = field(default_factory=dict)  # id -> Accepted event id
     # Outcomes of completed updates, so a retried request gets the same answer (bounded: the

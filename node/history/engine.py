@@ -296,11 +296,15 @@ class HistoryEngine(CrossWorkflowMixin):
         identity: str,
         now: float,
         new_run_id: str = "",
+        sticky_task_queue: str = "",
+        sticky_schedule_to_start_timeout_s: float = 5.0,
     ) -> Transition:
         """The worker finished a workflow task with ``commands``.
 
         ``new_run_id`` is the id a ContinueAsNew command gives the next run (made by the
         caller, as every id); the transition's ``new_run`` then holds that run.
+        ``sticky_task_queue``: the worker caches the run; its next task goes there (empty:
+        the normal queue).
 
         Valid commands: WorkflowTaskCompleted, then one group of events per command in
         order, then the events that arrived meanwhile, then a new workflow task if there
@@ -325,6 +329,9 @@ class HistoryEngine(CrossWorkflowMixin):
                 updates.apply(txn, cmd)
             workflow_task.drop_speculative(txn)
             return txn.finish()
+        state.sticky_task_queue = sticky_task_queue
+        if sticky_task_queue:
+            state.sticky_schedule_to_start_timeout_s = max(sticky_schedule_to_start_timeout_s, 0.1)
         completed_id = workflow_task.complete(txn, identity=identity)
         state.last_workflow_task_failure = None
         command_rules.apply(

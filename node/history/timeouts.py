@@ -62,6 +62,11 @@ def on_workflow_task_timeout(txn: Txn, task: records.TimerTask) -> None:
     wt = txn.state.workflow_task
     if wt is None or wt.scheduled_event_id != task.event_id or wt.attempt != task.attempt:
         return
+    if task.timeout_type == wire.TimeoutType.SCHEDULE_TO_START:
+        # Sticky schedule-to-start: only matters if the sticky worker has not started it.
+        if not wt.started_event_id and wt.sticky:
+            workflow_task.fall_back_from_sticky(txn)
+        return
     if not wt.started_event_id:
         return  # start-to-close timers are armed at start; nothing to time out yet
     failure = wire.Failure(

@@ -42,17 +42,19 @@ def schedule(txn: Txn, *, attempt: int, speculative: bool = False) -> records.Wo
     st = txn.state
     assert st.workflow_task is None, "one workflow task at a time"
     transient = attempt > 1 or speculative
+    sticky = bool(st.sticky_task_queue)
+    queue = st.sticky_task_queue or st.task_queue
     if transient:
         scheduled_event_id = st.next_event_id  # the id its Scheduled event will take
     else:
         scheduled_event_id = txn.append(
             wire.WorkflowTaskScheduledAttributes(
-                task_queue=st.task_queue, start_to_close_timeout_s=st.workflow_task_timeout_s,
+                task_queue=queue, start_to_close_timeout_s=st.workflow_task_timeout_s,
                 attempt=attempt,
             )
         )
     wt = records.WorkflowTaskInfo(
-        scheduled_event_id=scheduled_event_id, attempt=attempt, task_queue=st.task_queue,
+        scheduled_event_id=scheduled_event_id, attempt=attempt, task_queue=queue, sticky=sticky,
         timeout_s=st.workflow_task_timeout_s, scheduled_time=txn.now, transient=transient,
         speculative=speculative,
     )
@@ -64,7 +66,24 @@ def schedule(txn: Txn, *, attempt: int, speculative: bool = False) -> records.Wo
         txn.timer(TimerKind.WORKFLOW_TASK_RETRY, txn.now + delay, event_id=scheduled_event_id, attempt=attempt)
     else:
         txn.transfer(TransferKind.WORKFLOW_TASK, wt.task_queue, scheduled_event_id, attempt)
+    if sticky:
+        # The caching worker may be gone: fall back to the normal queue if not started soon.
+        txn.timer(TimerKind.WORKFLOW_TASK_TIMEOUT, txn.now + st.sticky_schedule_to_start_timeout_s,
+                  event_id=scheduled_event_id, attempt=attempt,
+                  timeout_type=wire.TimeoutType.SCHEDULE_TO_START)
     return wt
+
+
+def fall_back_from_sticky(txn: Txn) -> None:
+    """The sticky worker did not start the task in time: offer it on the normal queue (its
+    next poller gets the full history) and stop being sticky until a worker asks again."""
+    st = txn.state
+    wt = st.workflow_task
+    assert wt is not None and wt.sticky and not wt.started_event_id
+    st.sticky_task_queue = ""
+    wt.sticky = False
+    wt.task_queue = st.task_queue
+    txn.transfer(TransferKind.WORKFLOW_TASK, wt.task_queue, wt.scheduled_event_id, wt.attempt)
 
 
 def _scheduled_attrs(wt: records.WorkflowTaskInfo) -> wire.WorkflowTaskScheduledAttributes:
@@ -127,6 +146,7 @@ def build_task(state: records.ExecutionState, history: list[wire.HistoryEvent]) 
         workflow_type=state.workflow_type, attempt=wt.attempt,
         started_event_id=wt.started_event_id, previous_started_event_id=state.last_started_event_id,
         history=history, scheduled_time=wt.scheduled_time, started_time=wt.started_time,
+        sticky=wt.sticky,
     )
 
 
@@ -178,6 +198,9 @@ def drop_speculative(txn: Txn) -> None:
     wt = st.workflow_task
     assert wt is not None and wt.speculative and wt.transient and not st.buffered_events
     st.workflow_task = None
+    # The worker's cached run has seen this task's transient events, whose ids the next
+    # task reuses: send that one to the normal queue with full history (a replay).
+    st.sticky_task_queue = ""
 
 
 def fail(
@@ -197,6 +220,7 @@ def fail(
     st = txn.state
     wt = st.workflow_task
     assert wt is not None
+    st.sticky_task_queue = ""  # as Temporal: a failed or timed-out task resets stickiness
     if not wt.transient:
         if cause is None:
             txn.append(

@@ -165,3 +165,47 @@ def test_build_workflow_task_joins_stored_and_transient_history(run: Run) -> Non
     assert [e.event_id for e in full.history] == [1, 2, 3, 4, 5, 6]
     assert full.task_token == task.task_token
     assert token_of(full).started_event_id == 6
+
+
+# --- sticky execution ---------------------------------------------------------------------
+
+
+def _complete_sticky(run: Run, queue: str = "q-sticky-w1", timeout: float = 5.0, commands=()) -> None:
+    task = run.poll_wt()
+    run.apply(run.engine.complete_workflow_task(
+        run.state, token=token_of(task), commands=list(commands), identity="w1", now=run.now,
+        sticky_task_queue=queue, sticky_schedule_to_start_timeout_s=timeout))
+
+
+def test_next_task_goes_to_the_sticky_queue_with_a_fallback_timer(run: Run) -> None:
+    _complete_sticky(run)
+    run.signal("wake")
+    t = run.wt_dispatch()
+    assert t.task_queue == "q-sticky-w1"
+    timer = run.timer(TimerKind.WORKFLOW_TASK_TIMEOUT, event_id=t.scheduled_event_id)
+    assert timer.timeout_type == wire.TimeoutType.SCHEDULE_TO_START and timer.fire_time == run.now + 5.0
+    task = run.poll_wt()
+    assert task.sticky and task.previous_started_event_id == 3
+    # Started in time: the schedule-to-start timer does nothing.
+    before = len(run.history)
+    run.fire(timer)
+    assert len(run.history) == before and run.state.workflow_task.started_event_id
+
+
+def test_sticky_task_not_started_in_time_falls_back_to_the_normal_queue(run: Run) -> None:
+    _complete_sticky(run, timeout=2.0)
+    run.signal("wake")
+    timer = run.timer(TimerKind.WORKFLOW_TASK_TIMEOUT, timeout_type=wire.TimeoutType.SCHEDULE_TO_START)
+    run.fire(timer)
+    assert run.wt_dispatch().task_queue == "q"
+    assert run.state.sticky_task_queue == ""
+    task = run.poll_wt()
+    assert not task.sticky
+
+
+def test_a_failed_task_resets_stickiness(run: Run) -> None:
+    _complete_sticky(run)
+    run.signal("wake")
+    task = run.poll_wt()
+    run.fail_wt(task, cause=wire.WorkflowTaskFailedCause.RESET_STICKY_TASK_QUEUE)
+    assert run.state.sticky_task_queue == "" and run.wt_dispatch().task_queue == "q"
