@@ -89,7 +89,6 @@ class WireError(ShoalError):
 
 T = TypeVar("T")
 
-_Decoder = Callable[[Any, str, int], Any]
 _Decoder = Callable[[Any, int], Any]
 _DECODERS: dict[Any, _Decoder] = {}
 _ENCODERS: dict[type, Callable[[Any], Any]] = {}
@@ -453,6 +452,7 @@ class Op(StrEnum):
     UPDATE_WORKFLOW = "update_workflow"
     RECORD_ACTIVITY_HEARTBEAT = "record_activity_heartbeat"
     RESPOND_ACTIVITY_TASK_CANCELED = "respond_activity_task_canceled"
+    COUNT_WORKFLOWS = "count_workflows"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1111,6 +1111,13 @@ class WorkflowExecutionUpdateCompletedAttributes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UpsertWorkflowSearchAttributesAttributes:
+    KIND: ClassVar[int] = EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    workflow_task_completed_event_id: int
+    search_attributes: dict[str, bytes] = field(default_factory=dict)  # b"": remove the key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerRecordedAttributes:
     KIND: ClassVar[int] = EventType.MARKER_RECORDED
     marker_name: str
@@ -1171,6 +1178,7 @@ EventAttributes = Union[
     ExternalWorkflowExecutionSignaledAttributes,
     WorkflowExecutionUpdateAcceptedAttributes,
     WorkflowExecutionUpdateCompletedAttributes,
+    UpsertWorkflowSearchAttributesAttributes,
 ]
 
 for _cls in get_args(EventAttributes):
@@ -1283,6 +1291,12 @@ class SignalExternalWorkflowExecutionCommand:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UpsertWorkflowSearchAttributesCommand:
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    search_attributes: dict[str, bytes]  # an empty payload removes the attribute
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AcceptUpdateCommand:
     KIND: ClassVar[int] = _COMMAND_TAG + CommandType.ACCEPT_UPDATE
     request: UpdateRequest
@@ -1379,6 +1393,7 @@ Command = Union[
     AcceptUpdateCommand,
     RejectUpdateCommand,
     CompleteUpdateCommand,
+    UpsertWorkflowSearchAttributesCommand,
 ]
 
 for _cls in get_args(Command):
@@ -1511,7 +1526,7 @@ class ListWorkflowsRequest:
     status: WorkflowExecutionStatus | None = None
     workflow_type: str | None = None
     task_queue: str | None = None
-    query: str = ""  # issue 4: Temporal-style list filter
+    query: str = ""  # Temporal-style list filter (node/list_filter.py); ANDed with the rest
     page_size: int = 100
     next_page_token: bytes | None = None
 
@@ -1520,6 +1535,23 @@ class ListWorkflowsRequest:
 class ListWorkflowsResponse:
     executions: list[WorkflowExecutionInfo]
     next_page_token: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountWorkflowsRequest:
+    query: str = ""  # the list filter; ``GROUP BY ExecutionStatus`` fills ``groups``
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountWorkflowsGroup:
+    status: WorkflowExecutionStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CountWorkflowsResponse:
+    count: int
+    groups: list[CountWorkflowsGroup] = field(default_factory=list)  # by count, largest first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1782,6 +1814,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.UPDATE_WORKFLOW: (UpdateWorkflowRequest, UpdateWorkflowResponse),
     Op.RECORD_ACTIVITY_HEARTBEAT: (RecordActivityHeartbeatRequest, RecordActivityHeartbeatResponse),
     Op.RESPOND_ACTIVITY_TASK_CANCELED: (RespondActivityTaskCanceledRequest, Empty),
+    Op.COUNT_WORKFLOWS: (CountWorkflowsRequest, CountWorkflowsResponse),
 }
 
 

@@ -88,6 +88,8 @@ def matches(command: wire.Command, event: wire.HistoryEvent) -> bool:
     if isinstance(command, wire.CompleteUpdateCommand):
         return (isinstance(a, wire.WorkflowExecutionUpdateCompletedAttributes)
                 and a.update_id == command.update_id)
+    if isinstance(command, wire.UpsertWorkflowSearchAttributesCommand):
+        return isinstance(a, wire.UpsertWorkflowSearchAttributesAttributes)
     if isinstance(command, wire.CancelWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionCanceledAttributes)
     if isinstance(command, wire.ContinueAsNewWorkflowExecutionCommand):

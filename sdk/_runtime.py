@@ -222,6 +222,8 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             first_execution_run_id=a.first_execution_run_id or self.run_id,
             continued_run_id=a.continued_execution_run_id,
             retry_policy=None if a.retry_policy is None else RetryPolicy.from_wire(a.retry_policy),
+            search_attributes=self._decode_map(a.search_attributes),
+            memo=self._decode_map(a.memo),
         )
         # The object exists before any signal is applied, so its handlers can receive them.
         try:
@@ -232,6 +234,26 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             return
         self._bind_handlers(self._obj)
         self._start_main = True
+
+    def _decode_map(self, encoded: dict[str, bytes]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, payload in encoded.items():
+            try:
+                (out[key],) = self.converter.from_payloads([payload], None)
+            except Exception:  # not ours to decode: keep the raw payload
+                out[key] = payload
+        return out
+
+    def upsert_search_attributes(self, attributes: dict[str, Any]) -> None:
+        """``workflow.upsert_search_attributes``: an UpsertWorkflowSearchAttributes command."""
+        encoded = {k: b"" if v is None else self.converter.to_payloads([v])[0] for k, v in attributes.items()}
+        self._add(wire.UpsertWorkflowSearchAttributesCommand(search_attributes=encoded))
+        assert self.info is not None
+        for key, value in attributes.items():
+            if value is None:
+                self.info.search_attributes.pop(key, None)
+            else:
+                self.info.search_attributes[key] = value
 
     def _activity_for(self, scheduled_event_id: int,
                       event: wire.HistoryEvent) -> Optional[_PendingActivity]:

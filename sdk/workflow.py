@@ -42,7 +42,7 @@ __all__ = [
     "random", "wait_condition", "sleep", "in_workflow", "logger", "unsafe",
     "set_signal_handler", "get_signal_handler", "set_dynamic_signal_handler",
     "get_dynamic_signal_handler", "continue_as_new", "ContinueAsNewError", "patched",
-    "deprecate_patch", "start_child_workflow", "execute_child_workflow", "ChildWorkflowHandle",
+    "deprecate_patch", "upsert_search_attributes", "memo", "start_child_workflow", "execute_child_workflow", "ChildWorkflowHandle",
     "ChildWorkflowCancellationType", "ParentClosePolicy", "get_external_workflow_handle",
     "ExternalWorkflowHandle",
 ]
@@ -78,6 +78,9 @@ class Info:
     cron_schedule: Optional[str] = None
     parent: None = None
     headers: Mapping[str, bytes] = field(default_factory=dict)
+    # Decoded; ``upsert_search_attributes`` updates it in place.
+    search_attributes: MutableMapping[str, Any] = field(default_factory=dict)
+    memo: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def workflow_start_time(self) -> datetime:
@@ -334,6 +337,17 @@ def continue_as_new(
         args=args, workflow=name, task_queue=task_queue, run_timeout=run_timeout,
         task_timeout=task_timeout, retry_policy=retry_policy, memo=memo,
         search_attributes=search_attributes))
+
+
+def upsert_search_attributes(attributes: Mapping[str, Any]) -> None:
+    """Add or change this run's search attributes (``None`` removes one); ``list_workflows``
+    queries see them once this workflow task completes."""
+    _runtime().upsert_search_attributes(dict(attributes))
+
+
+def memo() -> Mapping[str, Any]:
+    """The memo the run was started with, decoded."""
+    return info().memo
 
 
 def patched(id: str) -> bool:

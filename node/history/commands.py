@@ -186,6 +186,11 @@ def _validate_interaction(check: _Check, cmd: wire.Command) -> wire.Command:
         if problem is not None:
             raise _Reject(Cause.BAD_UPDATE_ATTRIBUTES, problem)
         return cmd
+    if isinstance(cmd, wire.UpsertWorkflowSearchAttributesCommand):
+        problem = interactions.check_upsert(check.state, cmd, check.cfg)
+        if problem is not None:
+            raise _Reject(Cause.BAD_SEARCH_ATTRIBUTES, problem)
+        return cmd
     if isinstance(cmd, wire.RecordMarkerCommand):
         problem = interactions.check_marker(cmd, check.cfg)
         if problem is not None:
@@ -302,6 +307,8 @@ def apply(
             children.initiate_external(txn, cmd, completed_event_id)
         elif isinstance(cmd, updates.UPDATE_COMMANDS):
             updates.apply(txn, cmd)
+        elif isinstance(cmd, wire.UpsertWorkflowSearchAttributesCommand):
+            interactions.upsert_search_attributes(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.RecordMarkerCommand):
             interactions.record_marker(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.CancelWorkflowExecutionCommand):

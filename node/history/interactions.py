@@ -146,3 +146,38 @@ def _new_run_request(
         search_attributes=dict(st.search_attributes if cmd.search_attributes is None else cmd.search_attributes),
     )
 
+
+SEARCH_ATTRIBUTES_MAX = 100
+SEARCH_ATTRIBUTE_NAME_CHARS_MAX = 256
+
+
+def check_upsert(state: records.ExecutionState, cmd: wire.UpsertWorkflowSearchAttributesCommand,
+                 cfg: HistoryConfig) -> str | None:
+    """Why an UpsertWorkflowSearchAttributes command is invalid, or None."""
+    if not cmd.search_attributes:
+        return "UpsertWorkflowSearchAttributes names no attributes"
+    for name in cmd.search_attributes:
+        if not name or len(name) > SEARCH_ATTRIBUTE_NAME_CHARS_MAX:
+            return f"search attribute names must be 1 to {SEARCH_ATTRIBUTE_NAME_CHARS_MAX} characters"
+    merged = {**state.search_attributes, **cmd.search_attributes}
+    count = sum(1 for v in merged.values() if v)
+    if count > SEARCH_ATTRIBUTES_MAX:
+        return f"{count} search attributes; the limit is {SEARCH_ATTRIBUTES_MAX}"
+    size = sum(len(v) for v in cmd.search_attributes.values())
+    if size > cfg.payload_bytes_max:
+        return f"search attributes are {size} bytes; the limit is {cfg.payload_bytes_max} bytes"
+    return None
+
+
+def upsert_search_attributes(txn: Txn, cmd: wire.UpsertWorkflowSearchAttributesCommand,
+                             completed_event_id: int) -> None:
+    """Record the upsert and apply it to the run's search attributes (visibility follows)."""
+    txn.append(wire.UpsertWorkflowSearchAttributesAttributes(
+        workflow_task_completed_event_id=completed_event_id,
+        search_attributes=dict(cmd.search_attributes)))
+    attrs = txn.state.search_attributes
+    for name, value in cmd.search_attributes.items():
+        if value:
+            attrs[name] = value
+        else:
+            attrs.pop(name, None)

@@ -467,3 +467,30 @@ async def test_update_handlers_replay_on_a_fresh_worker(client: Client) -> None:
         assert await handle.result() == ["a", "b"]
         desc = await handle.describe()
         assert desc.raw_description.last_workflow_task_failure is None
+
+
+# --- search attributes and memo -----------------------------------------------------------
+
+
+@workflow.defn
+class Staged:
+    @workflow.run
+    async def run(self) -> dict:
+        assert workflow.info().search_attributes == {"Stage": "new"}
+        workflow.upsert_search_attributes({"Stage": "working", "Owner": "ann"})
+        await workflow.sleep(0.01)
+        workflow.upsert_search_attributes({"Owner": None})
+        return {"sa": dict(workflow.info().search_attributes), "memo": dict(workflow.memo())}
+
+
+async def test_upsert_search_attributes_and_memo(client: Client) -> None:
+    tq = _id("tq")
+    async with Worker(client, task_queue=tq, workflows=[Staged], max_cached_workflows=0):
+        handle = await client.start_workflow(Staged.run, id=_id("sa"), task_queue=tq,
+                                             search_attributes={"Stage": "new"}, memo={"note": "hi"})
+        assert await handle.result() == {"sa": {"Stage": "working"}, "memo": {"note": "hi"}}
+    history = await _raw_history(handle)
+    upserts = [e for e in history if e.event_type == wire.EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES]
+    assert len(upserts) == 2 and upserts[1].attributes.search_attributes == {"Owner": b""}
+    info = (await handle.describe()).raw_description.info
+    assert set(info.search_attributes) == {"Stage"}
