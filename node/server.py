@@ -48,6 +48,7 @@ class Dispatcher:
             wire.Op.DESCRIBE_WORKFLOW: service.describe_workflow,
             wire.Op.GET_HISTORY: service.get_history,
             wire.Op.LIST_WORKFLOWS: service.list_workflows,
+            wire.Op.COUNT_WORKFLOWS: service.count_workflows,
             wire.Op.POLL_WORKFLOW_TASK: service.poll_workflow_task,
             wire.Op.COMPLETE_WORKFLOW_TASK: service.complete_workflow_task,
             wire.Op.FAIL_WORKFLOW_TASK: service.fail_workflow_task,

@@ -8,6 +8,7 @@ tables do), or change state other than through ``Shard.run_op``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import time
@@ -19,6 +20,7 @@ import trio
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
+from shoal.node import list_filter
 from shoal.node.matching import DispatchTask, Matching
 from shoal.node.queries import Queries
 from shoal.node.updates import Updates
@@ -154,12 +156,39 @@ class Service(InteractionsMixin, TransfersMixin):
         self, ns: str, req: wire.ListWorkflowsRequest
     ) -> wire.ListWorkflowsResponse:
         _check_page_size(req.page_size)
-        if req.query:
+        query = list_filter.parse(req.query)
+        if query.group_by_status:
             raise wire.ShoalError(
                 wire.Code.INVALID_ARGUMENT,
-                "list queries are not supported yet; filter by status, workflow_type or task_queue",
+                "GROUP BY is for counting; use count_workflows, or drop GROUP BY to list",
             )
         offset = _page_token(req.next_page_token, default=0)
+        found = self._matching_runs(ns, req, query)
+        query.sort(found)
+        page = found[offset : offset + req.page_size]
+        more = offset + req.page_size < len(found)
+        return wire.ListWorkflowsResponse(
+            executions=page, next_page_token=wire.dumps(offset + req.page_size) if more else None
+        )
+
+    async def count_workflows(
+        self, ns: str, req: wire.CountWorkflowsRequest
+    ) -> wire.CountWorkflowsResponse:
+        query = list_filter.parse(req.query)
+        found = self._matching_runs(ns, wire.ListWorkflowsRequest(), query)
+        groups: list[wire.CountWorkflowsGroup] = []
+        if query.group_by_status:
+            by_status = collections.Counter(info.status for info in found)
+            groups = [
+                wire.CountWorkflowsGroup(status=status, count=n)
+                for status, n in sorted(by_status.items(), key=lambda kv: (-kv[1], kv[0]))
+            ]
+        return wire.CountWorkflowsResponse(count=len(found), groups=groups)
+
+    def _matching_runs(
+        self, ns: str, req: wire.ListWorkflowsRequest, query: list_filter.ListFilter
+    ) -> list[wire.WorkflowExecutionInfo]:
+        """Every visibility row of ``ns`` that the request's fields and its query accept."""
         found: list[wire.WorkflowExecutionInfo] = []
         with self.store.read() as txn:
             for shard in self.shards:
@@ -170,13 +199,9 @@ class Service(InteractionsMixin, TransfersMixin):
                         continue
                     if req.task_queue is not None and info.task_queue != req.task_queue:
                         continue
-                    found.append(info)
-        found.sort(key=lambda i: (-i.start_time, i.workflow_id, i.run_id))
-        page = found[offset : offset + req.page_size]
-        more = offset + req.page_size < len(found)
-        return wire.ListWorkflowsResponse(
-            executions=page, next_page_token=wire.dumps(offset + req.page_size) if more else None
-        )
+                    if query.matches(info):
+                        found.append(info)
+        return found
 
     def _read_state(
         self, shard: Shard, ns: str, wf_id: str, run_id: str

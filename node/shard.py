@@ -306,9 +306,13 @@ class Shard:
                     )
                 )
             muts.append(tables.put_execution(sid, st))
-            # Visibility (list) changes only when a run starts or closes; rewriting it on
-            # every entry cost an encode and a B-tree write per request for nothing.
-            if ch.first_event_id == 1 or run_id in batch.closed_runs:
+            # Visibility (list) changes only when a run starts, upserts search attributes or
+            # closes; rewriting it on every entry cost an encode and a B-tree write per
+            # request for nothing.
+            if ch.first_event_id == 1 or run_id in batch.closed_runs or any(
+                e.event_type == wire.EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+                for e in ch.events
+            ):
                 muts.append(tables.put_visibility(sid, execution_info(st), st.namespace))
         if batch.current_changed:
             cur = self._currents[(batch.namespace, batch.workflow_id)]

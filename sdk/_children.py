@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from shoal import wire
 from shoal.sdk import exceptions
+from shoal.sdk.converter import encode_search_attributes
 
 if TYPE_CHECKING:
     from shoal.sdk._runtime import WorkflowRuntime
@@ -105,7 +106,7 @@ class ChildrenMixin:
             workflow_id_reuse_policy=wire.IdReusePolicy(int(id_reuse_policy)),
             retry_policy=None if retry_policy is None else retry_policy.to_wire(),
             memo={k: conv.to_payloads([v])[0] for k, v in (memo or {}).items()},
-            search_attributes={k: conv.to_payloads([v])[0] for k, v in (search_attributes or {}).items()},
+            search_attributes=encode_search_attributes(search_attributes or {}),
         ), seq)
         try:
             child.run_id = await asyncio.shield(child.started)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from shoal import wire
 from shoal.sdk import exceptions
+from shoal.sdk.converter import encode_search_attributes
 from shoal.sdk._definition import _VALIDATOR_ATTR, HandlerDefinition
 from shoal.sdk.common import RetryPolicy
 
@@ -160,8 +161,8 @@ class InteractionsMixin:
             workflow_task_timeout_s=None if task_timeout is None else task_timeout.total_seconds(),
             retry_policy=None if retry_policy is None else retry_policy.to_wire(),
             memo=None if memo is None else {k: conv.to_payloads([v])[0] for k, v in memo.items()},
-            search_attributes=None if search_attributes is None else {
-                k: conv.to_payloads([v])[0] for k, v in search_attributes.items()},
+            search_attributes=None if search_attributes is None else encode_search_attributes(
+                search_attributes),
         )
 
     # --- queries -------------------------------------------------------------------------

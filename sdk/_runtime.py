@@ -29,7 +29,7 @@ from shoal.sdk._children import ChildrenMixin
 from shoal.sdk._interactions import ContinueAsNewError, InteractionsMixin
 from shoal.sdk._loop import DurableTimerHandle, WorkflowLoop
 from shoal.sdk.common import RetryPolicy
-from shoal.sdk.converter import DataConverter
+from shoal.sdk.converter import DataConverter, decode_search_attributes, encode_search_attributes
 from shoal.sdk.workflow import ActivityHandle, Info
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             first_execution_run_id=a.first_execution_run_id or self.run_id,
             continued_run_id=a.continued_execution_run_id,
             retry_policy=None if a.retry_policy is None else RetryPolicy.from_wire(a.retry_policy),
-            search_attributes=self._decode_map(a.search_attributes),
+            search_attributes=decode_search_attributes(a.search_attributes),
             memo=self._decode_map(a.memo),
         )
         # The object exists before any signal is applied, so its handlers can receive them.
@@ -246,7 +246,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
 
     def upsert_search_attributes(self, attributes: dict[str, Any]) -> None:
         """``workflow.upsert_search_attributes``: an UpsertWorkflowSearchAttributes command."""
-        encoded = {k: b"" if v is None else self.converter.to_payloads([v])[0] for k, v in attributes.items()}
+        encoded = encode_search_attributes(attributes)
         self._add(wire.UpsertWorkflowSearchAttributesCommand(search_attributes=encoded))
         assert self.info is not None
         for key, value in attributes.items():

@@ -15,6 +15,7 @@ from typing import Any
 
 from shoal import wire
 from shoal.sdk import converter as _converter
+from shoal.sdk.converter import decode_search_attributes, encode_search_attributes
 from shoal.sdk import exceptions as _exc
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
 from shoal.sdk.connection import RPCError, ServiceConnection
@@ -85,16 +86,41 @@ class WorkflowExecution:
     close_time: datetime | None
     execution_time: datetime | None
     history_length: int
+    search_attributes: Mapping[str, Any]
     raw_info: wire.WorkflowExecutionInfo
+    data_converter: _converter.DataConverter
 
     @classmethod
-    def _from_info(cls, info: wire.WorkflowExecutionInfo) -> WorkflowExecution:
+    def _from_info(
+        cls, info: wire.WorkflowExecutionInfo, data_converter: _converter.DataConverter
+    ) -> WorkflowExecution:
         return cls(
             id=info.workflow_id, run_id=info.run_id, workflow_type=info.workflow_type,
             task_queue=info.task_queue, status=info.status, start_time=_dt(info.start_time),  # type: ignore[arg-type]
             close_time=_dt(info.close_time), execution_time=_dt(info.execution_time),
-            history_length=info.history_length, raw_info=info,
+            history_length=info.history_length,
+            search_attributes=decode_search_attributes(info.search_attributes),
+            raw_info=info, data_converter=data_converter,
         )
+
+    async def memo(self) -> dict[str, Any]:
+        """The memo the run was started with, decoded (``temporalio``'s ``memo()``)."""
+        return {
+            k: self.data_converter.from_payload(v) for k, v in self.raw_info.memo.items()
+        }
+
+    async def memo_value(self, key: str, default: Any = None, *, type_hint: Any = None) -> Any:
+        """One memo value, rebuilt as ``type_hint``; ``default`` when the memo lacks ``key``."""
+        raw = self.raw_info.memo.get(key)
+        return default if raw is None else self.data_converter.from_payload(raw, type_hint)
+
+
+@dataclass(frozen=True)
+class WorkflowExecutionCount:
+    """``count_workflows``: how many runs match, and per status with GROUP BY."""
+
+    count: int
+    groups: list[tuple[WorkflowExecutionStatus, int]]
 
 
 @dataclass(frozen=True)
@@ -194,9 +220,7 @@ class Client:
             workflow_task_timeout_s=_seconds(task_timeout),
             retry_policy=retry_policy.to_wire() if retry_policy else None,
             memo={k: conv.to_payloads([v])[0] for k, v in (memo or {}).items()},
-            search_attributes={
-                k: conv.to_payloads([v])[0] for k, v in (search_attributes or {}).items()
-            },
+            search_attributes=encode_search_attributes(search_attributes or {}),
             identity=self.identity,
         )
         try:
@@ -261,7 +285,15 @@ class Client:
         task_queue: str | None = None,
         page_size: int = 1000,
     ) -> AsyncIterator[WorkflowExecution]:
-        """Iterate over runs, newest first, optionally filtered."""
+        """Iterate over the runs a list filter accepts, newest first (or as ORDER BY says).
+
+        ``query`` is Temporal's list filter, e.g. ``WorkflowType = 'Order' AND
+        ExecutionStatus = 'Running' AND StartTime > '2026-11-01T00:00:00Z'``; custom search
+        attributes are named as given at start. The keyword filters are ANDed with it.
+
+        Raises:
+            RPCError: INVALID_ARGUMENT for a query that does not parse (the message says where).
+        """
         token: bytes | None = None
         while True:
             resp = await self.service.call(wire.Op.LIST_WORKFLOWS, wire.ListWorkflowsRequest(
@@ -269,10 +301,24 @@ class Client:
                 query=query or "", page_size=page_size, next_page_token=token,
             ))
             for info in resp.executions:
-                yield WorkflowExecution._from_info(info)
+                yield WorkflowExecution._from_info(info, self.data_converter)
             token = resp.next_page_token
             if not token:
                 return
+
+    async def count_workflows(self, query: str | None = None) -> WorkflowExecutionCount:
+        """How many runs the list filter accepts; ``GROUP BY ExecutionStatus`` adds groups.
+
+        Raises:
+            RPCError: INVALID_ARGUMENT for a query that does not parse.
+        """
+        resp = await self.service.call(
+            wire.Op.COUNT_WORKFLOWS, wire.CountWorkflowsRequest(query=query or "")
+        )
+        return WorkflowExecutionCount(
+            count=resp.count,
+            groups=[(WorkflowExecutionStatus(g.status), g.count) for g in resp.groups],
+        )
 
 
 class AsyncActivityHandle:
@@ -486,7 +532,7 @@ class WorkflowHandle:
             wire.Op.DESCRIBE_WORKFLOW,
             wire.DescribeWorkflowRequest(execution=self._execution(self.run_id)),
         )
-        base = WorkflowExecution._from_info(resp.info)
+        base = WorkflowExecution._from_info(resp.info, self._client.data_converter)
         return WorkflowExecutionDescription(
             **{f: getattr(base, f) for f in base.__dataclass_fields__}, raw_description=resp
         )

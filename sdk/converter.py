@@ -20,7 +20,10 @@ from typing import Any, Optional, Sequence, Union, get_args, get_origin
 
 import cbor2
 
-__all__ = ["DataConverter", "PayloadConverter", "default", "value_to_type"]
+__all__ = [
+    "DataConverter", "PayloadConverter", "default", "value_to_type",
+    "encode_search_attributes", "decode_search_attributes",
+]
 
 
 class PayloadConverter:
@@ -86,6 +89,46 @@ class DataConverter:
 
 
 DataConverter.default = DataConverter()
+
+
+_SEARCH_ATTRIBUTE_TYPES = (str, int, float, bool, datetime.datetime)
+
+
+def encode_search_attributes(attributes: typing.Mapping[str, Any]) -> dict[str, bytes]:
+    """Search attribute values as the node reads them to filter lists.
+
+    Always the default converter, whatever the client's: the node decodes these bytes to
+    evaluate list queries, unlike every other payload. A ``None`` value (for
+    ``upsert_search_attributes``) becomes empty bytes: "remove this key".
+
+    Raises:
+        TypeError: A value is not a str, int, float, bool, datetime or list of those.
+    """
+    out: dict[str, bytes] = {}
+    for key, value in attributes.items():
+        if value is None:
+            out[key] = b""
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if not isinstance(item, _SEARCH_ATTRIBUTE_TYPES):
+                raise TypeError(
+                    f"search attribute {key!r}: {type(item).__name__} values cannot be searched;"
+                    " use str, int, float, bool, datetime, or a list of those"
+                )
+        out[key] = DataConverter.default.to_payload(list(value) if isinstance(value, tuple) else value)
+    return out
+
+
+def decode_search_attributes(encoded: typing.Mapping[str, bytes]) -> dict[str, Any]:
+    """The values ``encode_search_attributes`` wrote (datetimes come back as ISO strings)."""
+    out: dict[str, Any] = {}
+    for key, payload in encoded.items():
+        try:
+            out[key] = DataConverter.default.from_payload(payload)
+        except ValueError:  # not written by an SDK: keep the raw bytes
+            out[key] = payload
+    return out
 
 
 def default() -> DataConverter:
