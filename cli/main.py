@@ -10,6 +10,7 @@ import typer
 
 from shoal.cli import node as node_cmds
 from shoal.cli import sim as sim_cmds
+from shoal.cli import workflow as workflow_cmds
 
 app = typer.Typer(
     name="shoal",
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(node_cmds.app, name="node")
 app.add_typer(sim_cmds.app, name="sim")
+app.add_typer(workflow_cmds.app, name="workflow")
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ class ServiceConnection:
             trio.lowlevel.spawn_system_task(self._run_link, link, opened)
             await opened.wait()
             if link.ws is None:
-                raise ConnectionLost(f"cannot connect to {self.address}: {link.error}")
+                raise ConnectionLost(f"cannot connect to {self.address}: {_reason(link.error)}")
             self._link = link
             answer = await self._call_on(link, wire.Op.HANDSHAKE, wire.HandshakeRequest(
                 protocol_version=wire.PROTOCOL_VERSION, namespace=self.namespace,
@@ -202,3 +202,14 @@ class ServiceConnection:
                 raise err
             await trio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The innermost error of a failed connect, readable (trio groups and wraps them)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    while exc is not None and not str(exc) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if exc is None:
+        return "no answer"
+    return str(exc) or type(exc).__name__
