@@ -2105,6 +2105,7 @@ class ReplKind(IntEnum):
     CATCH_UP = 305
     CATCH_UP_REPLY = 306
     INSTALL_SNAPSHOT = 307
+    SNAPSHOT_CHUNK = 308
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -2245,7 +2246,24 @@ class InstallSnapshot:
     data: Any = None  # opaque to replication: the shard's tables
 
 
-ReplMessage = Union[Prepare, Promise, Append, AppendAck, CatchUp, CatchUpReply, InstallSnapshot]
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotChunk:
+    """Leader -> member, ahead of :class:`InstallSnapshot`: one bounded piece of the shard's
+    state as of ``index``. The node's driver streams these (the core never sees them) and
+    hands the assembled rows to the core with the ``InstallSnapshot`` that names ``chunks``.
+    ``rows`` is a log-entry payload of puts (``store.tables.encode_mutations``)."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.SNAPSHOT_CHUNK
+    shard: int
+    epoch: Epoch
+    index: int
+    seq: int  # 0, 1, ... in order
+    rows: bytes
+
+
+ReplMessage = Union[Prepare, Promise, Append, AppendAck, CatchUp, CatchUpReply, InstallSnapshot,
+                    SnapshotChunk]
 
 
 def encode_repl(msg: ReplMessage) -> bytes:

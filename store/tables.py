@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+import cbor2
+
 from shoal import wire
 from shoal.store import records
 
@@ -45,13 +47,20 @@ TIMER_TASKS = "timer_tasks"
 VISIBILITY = "visibility"
 SHARD_LOG = "shard_log"
 SHARD_STATE = "shard_state"
+REPL_LOG = "repl_log"  # a replicated shard's log entries (wire.ReplEntry), by index
+REPL_STATE = "repl_state"  # a replicated shard's promise and log base (ReplicaHardState)
 
 ALL_TABLES = (
     META, SHARD_META, EXECUTIONS, CURRENT_RUNS, HISTORY, TRANSFER_TASKS, TIMER_TASKS,
-    VISIBILITY, SHARD_LOG, SHARD_STATE,
+    VISIBILITY, SHARD_LOG, SHARD_STATE, REPL_LOG, REPL_STATE,
 )
 # Tables whose keys start with the shard id (all but ``meta``): a shard's whole data.
 SHARD_TABLES = tuple(t for t in ALL_TABLES if t != META)
+# A shard's state machine: what its log entries change and a snapshot carries. The log and
+# its bookkeeping (entries, promise, applied index) are not part of it.
+SHARD_STATE_MACHINE_TABLES = tuple(
+    t for t in SHARD_TABLES if t not in (SHARD_LOG, SHARD_STATE, REPL_LOG, REPL_STATE)
+)
 
 KEY_BYTES_MAX = 511  # LMDB's compiled-in limit (mdb_env_get_maxkeysize)
 # Stored values may be far bigger than a wire frame (a whole log entry): decode them with a
@@ -83,6 +92,19 @@ class LogEntry:
     epoch: int
     index: int
     mutations: list[Mutation]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplicaHardState:
+    """What a replicated shard's log keeps besides entries: the promise and the log base.
+
+    ``base_*`` name the last entry a snapshot or compaction replaced (index 0: none).
+    """
+
+    promised: wire.Epoch = wire.EPOCH_ZERO
+    base_index: int = 0
+    base_epoch: wire.Epoch = wire.EPOCH_ZERO
+    base_config: wire.ShardConfig | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -404,6 +426,68 @@ def put_shard_log_state(shard: int, state: ShardLogState) -> Mutation:
 def get_shard_log_state(txn: ReadTxn, shard: int) -> ShardLogState | None:
     """How far this node has applied a shard's log, if it has ever applied an entry."""
     return _get(txn, SHARD_STATE, enc_shard(shard), ShardLogState)
+
+
+# --- the replicated shard log (issue 6) ----------------------------------------------------
+
+
+def put_repl_entry(shard: int, entry: wire.ReplEntry) -> Mutation:
+    """Store (or overwrite) a replicated log entry."""
+    return Mutation(table=REPL_LOG, key=log_key(shard, entry.index), value=wire.dumps(entry))
+
+
+def delete_repl_entry(shard: int, index: int) -> Mutation:
+    return Mutation(table=REPL_LOG, key=log_key(shard, index))
+
+
+def scan_repl_log(txn: ReadTxn, shard: int, from_index: int = 0) -> Iterator[wire.ReplEntry]:
+    """A shard's stored replicated entries with index >= ``from_index``, in order."""
+    for _, raw in txn.scan(REPL_LOG, enc_shard(shard), log_key(shard, from_index)):
+        yield decode(wire.ReplEntry, raw)
+
+
+def put_replica_hard_state(shard: int, state: ReplicaHardState) -> Mutation:
+    return Mutation(table=REPL_STATE, key=enc_shard(shard), value=wire.dumps(state))
+
+
+def get_replica_hard_state(txn: ReadTxn, shard: int) -> ReplicaHardState | None:
+    return _get(txn, REPL_STATE, enc_shard(shard), ReplicaHardState)
+
+
+def encode_mutations(mutations: list[Mutation]) -> bytes:
+    """A log entry's payload: its mutations as one CBOR value."""
+    return cbor2.dumps([[m.table, m.key, m.value] for m in mutations])
+
+
+def decode_mutations(payload: bytes) -> list[Mutation]:
+    """The mutations of a log entry's payload, each checked.
+
+    Raises:
+        ShoalError(MALFORMED or INVALID_ARGUMENT): the payload is not a list of valid
+            mutations (nothing is applied then).
+    """
+    try:
+        rows = cbor2.loads(payload)
+    except Exception as exc:  # noqa: BLE001 - cbor2 raises several types for bad bytes
+        raise wire.WireError(wire.Code.MALFORMED, f"log entry payload is not CBOR: {exc}") from None
+    if not isinstance(rows, list):
+        raise wire.WireError(wire.Code.MALFORMED, "log entry payload is not a list")
+    out: list[Mutation] = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)):
+            raise wire.WireError(wire.Code.MALFORMED, "log entry mutation is not [table, key, value]")
+        m = Mutation(table=row[0], key=row[1], value=row[2])
+        check_mutation(m)
+        out.append(m)
+    return out
+
+
+def scan_shard_state_machine(txn: ReadTxn, shard: int) -> Iterator[tuple[str, bytes, bytes]]:
+    """Every state-machine row of ``shard`` as (table, key, value): a snapshot's content."""
+    prefix = enc_shard(shard)
+    for table in SHARD_STATE_MACHINE_TABLES:
+        for key, value in txn.scan(table, prefix):
+            yield table, key, value
 
 
 def check_mutation(m: Mutation) -> None:

@@ -1,0 +1,134 @@
+"""The LMDB side of one shard replica: what the consensus core asks to make durable.
+
+Owns: rebuilding a replica's ``PersistedState`` from LMDB after a restart; turning the
+durable parts of a core ``Output`` (promise, snapshot install, entries to persist or
+truncate, compaction) and the entries to apply into ONE list of mutations, so the
+group-commit writer makes them durable in one transaction with one fsync shared with every
+other shard's writes; and reading a snapshot of the shard's state machine as bounded chunks.
+Must not: decide anything (the core does) or await (the driver commits what it builds).
+
+Entries are applied to the shard's tables in the same transaction that records the applied
+index (DESIGN §4), so after a crash the tables and ``applied`` always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shoal import wire
+from shoal.node.replication.types import PersistedState, SnapshotInstall, SnapshotMeta
+from shoal.store import tables
+from shoal.store.env import Store
+
+SNAPSHOT_CHUNK_BYTES = 256 * 1024  # rows per SnapshotChunk, well under a wire frame
+
+
+class ReplicaStorage:
+    """Durable state of one shard's replica on this node.
+
+    Tracks what is stored (the last entry index, the hard state) so it can build the
+    deletes that truncation and compaction need without reading the disk.
+    """
+
+    def __init__(self, store: Store, shard: int) -> None:
+        self.store, self.shard = store, shard
+        with store.read() as txn:
+            self.hard = tables.get_replica_hard_state(txn, shard) or tables.ReplicaHardState()
+            log_state = tables.get_shard_log_state(txn, shard)
+            self._entries = tuple(tables.scan_repl_log(txn, shard, self.hard.base_index + 1))
+        self.applied = log_state.applied_index if log_state else 0
+        self.last_stored = self._entries[-1].index if self._entries else self.hard.base_index
+
+    def persisted_state(self) -> PersistedState:
+        """What the core is rebuilt from (read once, at open)."""
+        snapshot = None
+        if self.hard.base_index:
+            assert self.hard.base_config is not None
+            snapshot = SnapshotMeta(self.hard.base_index, self.hard.base_epoch,
+                                    self.hard.base_config)
+        return PersistedState(promised=self.hard.promised, snapshot=snapshot,
+                              entries=self._entries, applied=max(self.applied,
+                                                                 self.hard.base_index))
+
+    def durable_mutations(
+        self, *, hard_state: wire.Epoch | None, install: SnapshotInstall | None,
+        persist: list[wire.ReplEntry], compact: SnapshotMeta | None,
+        apply: list[wire.ReplEntry],
+    ) -> list[tables.Mutation]:
+        """Mutations for one atomic write: the Output's durable parts, in its order, then
+        the applied entries' own mutations and the new applied index.
+
+        The tracked state moves on as if the write succeeded; a failed write is fatal for
+        the replica (its driver stops), so there is nothing to roll back.
+
+        Raises:
+            ShoalError: an entry payload or snapshot is not valid mutations.
+        """
+        sid = self.shard
+        out: list[tables.Mutation] = []
+        hard = self.hard
+        if hard_state is not None:
+            hard = replace(hard, promised=hard_state)
+        if install is not None:
+            out.extend(self._install_mutations(install))
+            hard = replace(hard, base_index=install.meta.index, base_epoch=install.meta.epoch,
+                           base_config=install.meta.config)
+            self.applied = install.meta.index
+            self.last_stored = install.meta.index
+        for e in persist:
+            # Storing entry i replaces whatever was stored at i and after it.
+            out.extend(tables.delete_repl_entry(sid, i) for i in range(e.index, self.last_stored + 1))
+            out.append(tables.put_repl_entry(sid, e))
+            self.last_stored = e.index
+        if compact is not None and compact.index > hard.base_index:
+            out.extend(tables.delete_repl_entry(sid, i)
+                       for i in range(hard.base_index + 1, compact.index + 1))
+            hard = replace(hard, base_index=compact.index, base_epoch=compact.epoch,
+                           base_config=compact.config)
+            self.last_stored = max(self.last_stored, compact.index)
+        if hard != self.hard:
+            out.append(tables.put_replica_hard_state(sid, hard))
+            self.hard = hard
+        for e in apply:
+            if e.kind == wire.EntryKind.NORMAL and e.payload is not None:
+                out.extend(tables.decode_mutations(e.payload))
+            self.applied = e.index
+        if apply:
+            out.append(tables.put_shard_log_state(
+                sid, tables.ShardLogState(applied_index=self.applied)))
+        return out
+
+    def _install_mutations(self, install: SnapshotInstall) -> list[tables.Mutation]:
+        """Replace the shard's state machine with the snapshot's rows and drop its log."""
+        rows = install.data if isinstance(install.data, list) else []
+        out: list[tables.Mutation] = []
+        with self.store.read() as txn:
+            for table, key, _ in tables.scan_shard_state_machine(txn, self.shard):
+                out.append(tables.Mutation(table=table, key=key))
+            out.extend(tables.delete_repl_entry(self.shard, e.index)
+                       for e in tables.scan_repl_log(txn, self.shard))
+        out.extend(rows)
+        out.append(tables.put_shard_log_state(
+            self.shard, tables.ShardLogState(applied_index=install.meta.index)))
+        return out
+
+    def snapshot_chunks(self, chunk_bytes: int = SNAPSHOT_CHUNK_BYTES) -> list[bytes]:
+        """The applied state as payloads of puts, each about ``chunk_bytes`` at most.
+
+        Read in one LMDB read transaction, so it is a consistent view as of
+        ``self.applied`` (the driver calls this only once the applied entries' write is
+        durable). At least one chunk (an empty shard is one empty chunk).
+        """
+        chunks: list[bytes] = []
+        batch: list[tables.Mutation] = []
+        size = 0
+        with self.store.read() as txn:
+            for table, key, value in tables.scan_shard_state_machine(txn, self.shard):
+                batch.append(tables.Mutation(table=table, key=key, value=value))
+                size += len(key) + len(value) + 16
+                if size >= chunk_bytes:
+                    chunks.append(tables.encode_mutations(batch))
+                    batch, size = [], 0
+        if batch or not chunks:
+            chunks.append(tables.encode_mutations(batch))
+        return chunks
