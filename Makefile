@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean sim-sweep bench
+.PHONY: run test install clean sim-sweep bench bench-log
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m shoal.bench
+
+# Storage and replicated-log append throughput/latency on real LMDB (about a minute).
+bench-log: $(STAMP)
+	$(BIN)/python -m shoal.bench.store_bench
+	$(BIN)/python -m shoal.bench.log_bench
 
 # Long simulator sweeps (minutes); `make test` runs short versions of both.
 sim-sweep: $(STAMP)

@@ -39,15 +39,18 @@ ROW_BYTES = 256
 SHARDS = 16
 
 
-def _batch(shard: int, writer: int, n: int) -> list[tables.Mutation]:
+def batch(shard: int, writer: int, n: int) -> list[tables.Mutation]:
+    """One ~1 KiB batch of writer ``writer``'s ``n``-th commit, in ``shard``."""
     base = tables.enc_shard(shard) + b"bench-%03d-%09d-" % (writer, n)
     return [tables.Mutation(table=tables.HISTORY, key=base + bytes([i]), value=os.urandom(ROW_BYTES))
             for i in range(ROWS_PER_BATCH)]
 
 
-async def _drive(
+async def drive(
     concurrency: int, seconds: float, commit: Callable[[int, int], Awaitable[object]]
 ) -> tuple[int, list[float], float]:
+    """Run ``concurrency`` writers calling ``commit(writer, n)`` in a loop for ``seconds``;
+    return (commits, latencies in ms, elapsed s)."""
     latencies_ms: list[float] = []
     deadline = time.perf_counter() + seconds
 
@@ -72,16 +75,16 @@ async def _run_one(path: Path, mode: str, concurrency: int, seconds: float) -> d
         async with GroupCommitWriter.open(store) as writer:
             if mode == "writer":
                 async def commit(w: int, n: int) -> object:
-                    return await writer.commit(_batch(w % SHARDS, w, n))
+                    return await writer.commit(batch(w % SHARDS, w, n))
             else:
                 logs = [LocalShardLog(s, store, writer, write_entries=(mode == "shardlog"))
                         for s in range(SHARDS)]
 
                 async def commit(w: int, n: int) -> object:
                     log = logs[w % SHARDS]
-                    return await log.propose(_batch(log.shard, w, n))
+                    return await log.propose(batch(log.shard, w, n))
 
-            count, lat, elapsed = await _drive(concurrency, seconds, commit)
+            count, lat, elapsed = await drive(concurrency, seconds, commit)
         stats = writer.stats
         return {
             "mode": mode,

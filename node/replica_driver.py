@@ -194,6 +194,15 @@ class ReplicaDriver:
 
     async def _carry_out(self, outs: list[Output]) -> None:
         self.stats.outputs += len(outs)
+        now = self.clock()
+        last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
+        if last_persisted is not None and self._commits_alone():
+            # A sole voter commits what it persists: tell the core now, so the entries are
+            # applied in the SAME transaction that persists them (one fsync, not two). Safe
+            # because that transaction is atomic, and a failed write stops this replica.
+            outs.append(self.replica.on_persisted(last_persisted.epoch, last_persisted.index,
+                                                  now))
+            last_persisted = None
         # 1. Everything durable, and every applied entry, in one write.
         mutations: list[tables.Mutation] = []
         for out in outs:
@@ -204,14 +213,11 @@ class ReplicaDriver:
             self.stats.writes += 1
             await self.writer.commit(mutations)
         now = self.clock()
-        last_persisted: wire.ReplEntry | None = None
         last_applied = 0
         for out in outs:
             # 2. Only now may messages leave (no promise or ack outruns the disk).
             for dst, msg in out.send:
                 self.transport.send(self.me, dst, msg)
-            if out.persist:
-                last_persisted = out.persist[-1]
             if out.install is not None:
                 self.stats.snapshots_installed += 1
             # 3. Applied: answer proposals and reads.
@@ -234,6 +240,10 @@ class ReplicaDriver:
             self.feed(self.replica.on_applied(last_applied, now))
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _commits_alone(self) -> bool:
+        """This replica is the leader and the only voter: its own persistence commits."""
+        return self.replica.role is Role.LEADER and self.replica.config.voters == (self.me,)
 
     def _settle_proposal(self, e: wire.ReplEntry) -> None:
         waiter = self._proposals.pop(e.index, None)

@@ -197,3 +197,19 @@ def test_an_entry_payload_must_be_valid_mutations() -> None:
                 cbor2.dumps([["history", b"", b"v"]]), cbor2.dumps([[1, 2]])):
         with pytest.raises(wire.ShoalError):
             tables.decode_mutations(bad)
+
+
+async def test_a_sole_voter_persists_and_applies_each_entry_in_one_write(tmp_path: Path) -> None:
+    net, hosts = _group(tmp_path, "a")
+    async with trio.open_nursery() as nursery:
+        await hosts["a"].start(nursery, bootstrap=("a",))
+        driver = hosts["a"].driver
+        driver.feed(driver.replica.campaign(trio.current_time()))
+        await driver.wait_serving()
+        before = driver.stats.writes
+        log = ReplicatedShardLog(driver)
+        for i in range(20):  # one at a time: nothing to batch with
+            await log.propose(_put(i))
+        assert driver.stats.writes - before == 20
+        assert len(hosts["a"].rows()) == 20 and log.applied_index == driver.storage.applied
+        nursery.cancel_scope.cancel()
