@@ -151,11 +151,9 @@ class ClusterMembership:
                          "on" if self.cfg.cluster_key else "off")
                 self._apply(self.swim.join(self.seeds, self.clock()))
                 task_status.started()
-                try:
-                    await trio.sleep_forever()
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await self._links.aclose()
+                # Runs until cancelled; the peer connections' tasks live in this nursery,
+                # so cancelling it closes them too.
+                await trio.sleep_forever()
 
     async def leave(self) -> None:
         """Leave gracefully: tell the cluster, then keep gossiping for a few intervals

@@ -77,11 +77,6 @@ class PeerLinks:
                     await self._drop(peer)
         return wire.from_plain(wire.OP_TYPES[op][1], answer)
 
-    async def aclose(self) -> None:
-        """Close every cached connection."""
-        for peer in self._peers.values():
-            await self._drop(peer)
-
     async def _connect(self, addr: str) -> WebSocketConnection:
         ws = await connect_websocket_url(
             self._nursery, f"ws://{addr}", max_message_size=wire.FRAME_BYTES_MAX,
