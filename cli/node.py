@@ -1,7 +1,8 @@
 """``shoal node ...``: run a node process.
 
-Owns: parsing the node's command-line options, logging set-up, and turning SIGINT/SIGTERM into
-a clean shutdown. Must not: hold node logic (``shoal.node.node`` does).
+Owns: parsing the node's command-line options (cluster ones included: ``--join``,
+``--advertise``, ``--cluster-key-file``, ``--gossip-preset``), logging set-up, and turning
+SIGINT/SIGTERM into a graceful leave and a clean shutdown. Must not: hold node logic (``shoal.node.node`` does).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def start(
                     "or network: failures found about twice as fast)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
-    """Start a node and serve until SIGINT or SIGTERM (SIGTERM leaves the cluster first)."""
+    """Start a node and serve until SIGINT or SIGTERM (it leaves the cluster first)."""
     import trio
 
     from shoal import wire
@@ -83,8 +84,7 @@ def start(
                     logging.getLogger("shoal").info(
                         "stopping on signal=%s", signal.Signals(signum).name
                     )
-                    if signum == signal.SIGTERM:
-                        await node.leave()  # bounded: a few gossip intervals
+                    await node.leave()  # bounded: a few gossip intervals
                     nursery.cancel_scope.cancel()
                     break
 

@@ -157,9 +157,13 @@ class ClusterMembership:
 
     async def leave(self) -> None:
         """Leave gracefully: tell the cluster, then keep gossiping for a few intervals
-        (at most ``LEAVE_LINGER_MAX_S``) so the news spreads before we stop."""
+        (at most ``LEAVE_LINGER_MAX_S``) so the news spreads before we stop. Alone in the
+        cluster, there is nobody to tell and nothing to wait for."""
+        others = [m for m in self.swim.alive_members() if m.name != self.name]
         self._apply(self.swim.leave(self.clock()))
-        await trio.sleep(min(LEAVE_LINGER_MAX_S, LEAVE_GOSSIP_ROUNDS * self.cfg.gossip_interval_s))
+        if others:
+            await trio.sleep(min(LEAVE_LINGER_MAX_S,
+                                 LEAVE_GOSSIP_ROUNDS * self.cfg.gossip_interval_s))
 
     async def _receive_loop(self, sock: trio.socket.SocketType) -> None:
         while True:
