@@ -453,6 +453,9 @@ class Op(StrEnum):
     RECORD_ACTIVITY_HEARTBEAT = "record_activity_heartbeat"
     RESPOND_ACTIVITY_TASK_CANCELED = "respond_activity_task_canceled"
     COUNT_WORKFLOWS = "count_workflows"
+    # --- cluster membership (issue 5) ---
+    CLUSTER_STATUS = "cluster_status"
+    GOSSIP_STREAM = "gossip_stream"  # peer link: one gossip stream frame in, its answer out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1789,6 +1792,52 @@ class RespondActivityTaskCanceledRequest:
     identity: str = ""
 
 
+# --- cluster membership (issue 5) ---
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterStatusRequest:
+    """Ask a node for its view of the cluster (``shoal cluster status``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterMember:
+    """One member as the answering node sees it."""
+
+    name: str  # the member's node id
+    state: str  # "alive", "suspect", "dead" or "left"
+    incarnation: int
+    gossip_addr: str  # HOST:PORT of its UDP probes and peer link
+    api_addr: str  # ws:// address for clients and workers
+    last_contact_age_s: float | None = None  # since it last answered us; None: never (or us)
+    is_self: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterStatusResponse:
+    node: str  # the answering node's id
+    cluster_name: str
+    num_shards: int
+    members: list[ClusterMember] = field(default_factory=list)
+    health_score: int = 0  # Lifeguard local health: 0 is healthy
+    stats: dict[str, int] = field(default_factory=dict)  # gossip counters, by name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GossipStreamRequest:
+    """A peer's gossip stream message (push-pull, fallback ping) over the peer link.
+    ``frame`` is an ``encode_gossip`` frame, authenticated like a UDP packet."""
+
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GossipStreamResponse:
+    """The answer frame; empty when there is none (or the request was dropped)."""
+
+    frame: bytes = b""
+
+
 # Request and response body type of each op: the dispatcher's contract.
 OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.HANDSHAKE: (HandshakeRequest, HandshakeResponse),
@@ -1815,6 +1864,8 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.RECORD_ACTIVITY_HEARTBEAT: (RecordActivityHeartbeatRequest, RecordActivityHeartbeatResponse),
     Op.RESPOND_ACTIVITY_TASK_CANCELED: (RespondActivityTaskCanceledRequest, Empty),
     Op.COUNT_WORKFLOWS: (CountWorkflowsRequest, CountWorkflowsResponse),
+    Op.CLUSTER_STATUS: (ClusterStatusRequest, ClusterStatusResponse),
+    Op.GOSSIP_STREAM: (GossipStreamRequest, GossipStreamResponse),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from shoal.cli import cluster as cluster_cmds
 from shoal.cli import node as node_cmds
 from shoal.cli import sim as sim_cmds
 from shoal.cli import workflow as workflow_cmds
@@ -18,6 +19,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(cluster_cmds.app, name="cluster")
 app.add_typer(node_cmds.app, name="node")
 app.add_typer(sim_cmds.app, name="sim")
 app.add_typer(workflow_cmds.app, name="workflow")

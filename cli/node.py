@@ -1,7 +1,8 @@
 """``shoal node ...``: run a node process.
 
-Owns: parsing the node's command-line options, logging set-up, and turning SIGINT/SIGTERM into
-a clean shutdown. Must not: hold node logic (``shoal.node.node`` does).
+Owns: parsing the node's command-line options (cluster ones included: ``--join``,
+``--advertise``, ``--cluster-key-file``, ``--gossip-preset``), logging set-up, and turning
+SIGINT/SIGTERM into a graceful leave and a clean shutdown. Must not: hold node logic (``shoal.node.node`` does).
 """
 
 from __future__ import annotations
@@ -31,32 +32,59 @@ def start(
     num_shards: int = typer.Option(
         None, help="Shards of a new data dir (default 512); fixed once created."
     ),
+    join: list[str] = typer.Option(
+        None, "--join", help="HOST:PORT of a cluster member to join through; repeatable."),
+    advertise: str = typer.Option(
+        None, help="HOST:PORT peers and clients should use (default: the listen address)."),
+    cluster_key_file: Path = typer.Option(
+        None, help="A file of 32+ bytes of key material, the same on every node: gossip "
+                   "frames are authenticated with it."),
+    gossip_preset: str = typer.Option(
+        "lan", help="lan (memberlist's LAN defaults) or small (a few nodes on one machine "
+                    "or network: failures found about twice as fast)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
-    """Start a node and serve until SIGINT or SIGTERM."""
+    """Start a node and serve until SIGINT or SIGTERM (it leaves the cluster first)."""
     import trio
 
     from shoal import wire
-    from shoal.node.node import Node, NodeConfig
+    from shoal.node.membership import read_cluster_key
+    from shoal.node.node import GOSSIP_PRESETS, Node, NodeConfig
 
     host, port = parse_hostport(listen)
     if num_shards is not None and not 1 <= num_shards <= 65535:
         raise typer.BadParameter("--num-shards must be between 1 and 65535")
+    seeds = tuple(":".join(map(str, parse_hostport(j))) for j in join or [])
+    if advertise is not None:
+        parse_hostport(advertise)
+    if gossip_preset not in GOSSIP_PRESETS:
+        raise typer.BadParameter(f"{gossip_preset!r} is not one of {', '.join(GOSSIP_PRESETS)}",
+                                 param_hint="--gossip-preset")
+    key = None
+    if cluster_key_file is not None:
+        try:
+            key = read_cluster_key(cluster_key_file)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--cluster-key-file") from None
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    cfg = NodeConfig(data_dir=data_dir, host=host, port=port, num_shards=num_shards)
+    cfg = NodeConfig(data_dir=data_dir, host=host, port=port, num_shards=num_shards,
+                     seeds=seeds, advertise=advertise, cluster_key=key,
+                     gossip_preset=gossip_preset)
 
     async def main() -> None:
+        node = Node(cfg)
         async with trio.open_nursery() as nursery:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                await nursery.start(Node(cfg).run)
+                await nursery.start(node.run)
                 async for signum in signals:
                     logging.getLogger("shoal").info(
                         "stopping on signal=%s", signal.Signals(signum).name
                     )
+                    await node.leave()  # bounded: a few gossip intervals
                     nursery.cancel_scope.cancel()
                     break
 
@@ -65,7 +93,7 @@ def start(
     except BaseException as exc:  # noqa: BLE001 - report start-up errors as one line
         leaf = _leaf(exc)
         if isinstance(leaf, wire.ShoalError):
-            typer.secho(f"error: {leaf.message}", fg="red", err=True)
+            typer.secho(f"error: {leaf.message} [{leaf.code}]", fg="red", err=True)
         elif isinstance(leaf, OSError):
             typer.secho(f"error: cannot start the node: {leaf}", fg="red", err=True)
         elif isinstance(leaf, KeyboardInterrupt):

@@ -13,41 +13,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from shoal import wire
 from shoal.cli import render
+from shoal.cli.remote import ADDRESS, JSON_OUT
+from shoal.cli.remote import call as _call
+from shoal.cli.remote import fail as _fail
+from shoal.cli.remote import out as _out
 
 app = typer.Typer(help="Start, inspect and steer workflows.", no_args_is_help=True)
 
-DEFAULT_ADDRESS = "ws://127.0.0.1:7350"
-T = TypeVar("T")
-
 # --- shared options ---------------------------------------------------------------------
 
-ADDRESS = typer.Option(DEFAULT_ADDRESS, "--address", envvar="SHOAL_ADDRESS",
-                       help="The node to talk to (any node of the cluster).")
 NAMESPACE = typer.Option(wire.DEFAULT_NAMESPACE, "--namespace", "-n", envvar="SHOAL_NAMESPACE")
 WORKFLOW_ID = typer.Option(..., "--workflow-id", "-w", help="The workflow id.")
 RUN_ID = typer.Option("", "--run-id", "-r", help="A run of it; default: the current run.")
-JSON_OUT = typer.Option(False, "--json", help="Print JSON instead of tables.")
 INPUT = typer.Option(None, "--input", "-i",
                      help="An argument as JSON; repeat it for several arguments.")
-
-
-def _out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[red]error:[/red] {message}", markup=True)
-    raise typer.Exit(code)
 
 
 def _parse_json(option: str, text: str) -> Any:
@@ -92,31 +78,6 @@ def _duration(option: str, text: str | None) -> float | None:
     if seconds <= 0:
         raise typer.BadParameter("must be more than zero", param_hint=option)
     return seconds
-
-
-def _call(address: str, namespace: str, fn: Callable[[Any], Awaitable[T]]) -> T:
-    """Connect, run ``fn(client)`` under trio, and turn failures into one-line errors."""
-    import trio
-
-    from shoal.sdk.client import Client
-    from shoal.sdk.connection import ConnectionLost, RPCError
-
-    async def main() -> T:
-        client = await Client.connect(address, namespace=namespace)
-        try:
-            return await fn(client)
-        finally:
-            await client.service.close()
-
-    try:
-        return trio.run(main)
-    except RPCError as exc:
-        _fail(f"{exc.message} [{exc.code}]")
-    except (ConnectionLost, OSError) as exc:
-        _fail(f"cannot reach a node at {address} ({exc or type(exc).__name__}); start one with "
-              "`shoal node start` or point --address / SHOAL_ADDRESS at one")
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
 
 
 def _handle(client: Any, workflow_id: str, run_id: str) -> Any:

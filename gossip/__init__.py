@@ -1,8 +1,9 @@
 """SWIM + Lifeguard cluster membership (DESIGN §5): a sans-IO core per node.
 
 Public API: :class:`~shoal.gossip.swim.Swim` (the core), :class:`SwimConfig` (timing,
-``lan()`` / ``small()`` presets), :class:`Output` and the membership events. The trio UDP
-shell is a later step; ``sim/gossip_sim.py`` drives many cores over a fake network.
+``lan()`` / ``small()`` presets), :class:`Output` and the membership events. The trio shell
+(UDP and the peer link) is ``node/membership.py``; ``sim/gossip_sim.py`` drives many cores
+over a fake network.
 """
 
 from shoal.gossip.config import SwimConfig

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shoal import wire
 from shoal.wire import MemberState
@@ -27,6 +27,22 @@ class MemberInfo:
     incarnation: int
     state: MemberState
     meta: wire.MemberMeta
+    last_contact: float | None = field(default=None, compare=False)
+    """When we last heard from the member itself (an ack to our probe, a push-pull);
+    None if never. Not part of equality: two snapshots of one state compare equal."""
+
+
+def cluster_mismatch(mine: wire.MemberMeta, theirs: wire.MemberMeta) -> str | None:
+    """Why a member with metadata ``theirs`` cannot join our cluster, or None if it can.
+
+    The cluster identity is the name and NUM_SHARDS (DESIGN §3: fixed when the cluster is
+    created); the protocol version may differ between members during an upgrade.
+    """
+    if theirs.cluster_name != mine.cluster_name:
+        return f"cluster name {theirs.cluster_name!r} differs from ours ({mine.cluster_name!r})"
+    if theirs.num_shards != mine.num_shards:
+        return f"NUM_SHARDS {theirs.num_shards} differs from ours ({mine.num_shards})"
+    return None
 
 
 @dataclass(slots=True)
@@ -39,9 +55,11 @@ class Member:
     state: MemberState
     meta: wire.MemberMeta
     state_change: float  # when ``state`` last changed (for reaping and gossip-to-the-dead)
+    last_contact: float | None = None  # when the member itself last answered us
 
     def info(self) -> MemberInfo:
-        return MemberInfo(self.name, self.addr, self.incarnation, self.state, self.meta)
+        return MemberInfo(self.name, self.addr, self.incarnation, self.state, self.meta,
+                          self.last_contact)
 
     @property
     def dead_or_left(self) -> bool:

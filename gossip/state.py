@@ -24,7 +24,7 @@ from shoal.gossip.events import (
     MemberDied, MemberJoined, MemberLeft, MemberRecovered, MemberSuspected, MemberUpdated,
     Output, SwimStats,
 )
-from shoal.gossip.members import Member, MemberList
+from shoal.gossip.members import Member, MemberList, cluster_mismatch
 from shoal.gossip.suspicion import Suspicion, expected_confirmations, suspicion_timeout
 from shoal.wire import MemberState
 
@@ -66,8 +66,7 @@ class Membership:
         self.broadcasts.queue(key, msg, wire.gossip_message_size(msg))
 
     def _same_cluster(self, meta: wire.MemberMeta) -> bool:
-        mine = self.local.meta
-        return meta.cluster_name == mine.cluster_name and meta.num_shards == mine.num_shards
+        return cluster_mismatch(self.local.meta, meta) is None
 
     def local_state(self) -> list[wire.PushNodeState]:
         """Every member we know, for a push-pull exchange."""
@@ -206,6 +205,12 @@ class Membership:
                 # refute rather than trust one peer's verdict (memberlist mergeState).
                 self.suspect(wire.Suspect(node=r.node, incarnation=r.incarnation,
                                           source=self.me), now, out)
+
+    def contacted(self, name: str, now: float) -> None:
+        """Record that ``name`` itself just answered us (for "age of last contact")."""
+        m = self.members.get(name)
+        if m is not None:
+            m.last_contact = now
 
     def _drop_suspicion(self, name: str) -> None:
         self.suspicions.pop(name, None)

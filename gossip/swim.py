@@ -171,29 +171,46 @@ class Swim:
         """
         out = Output()
         if isinstance(data, (bytes, bytearray, memoryview)):
-            try:
-                data = wire.decode_gossip(bytes(data), self.cfg.cluster_key)
-            except wire.WireError as exc:
-                if exc.details.get("reason") == "auth":
-                    self.stats.dropped_auth += 1
-                else:
-                    self.stats.dropped_malformed += 1
+            decoded = self.decode_frame(data)
+            if decoded is None:
                 return out
+            data = decoded
         if isinstance(data, wire.GossipPacket) and not stream:
             self.stats.packets_received += 1
             for msg in data.messages:
                 self._on_gossip(src_addr, msg, now, out)
         elif isinstance(data, wire.GossipPacket):
-            self._on_stream_probe(src_addr, data, out)
+            self._on_stream_probe(src_addr, data, now, out)
         elif isinstance(data, wire.PushPullRequest) and stream:
             self._on_push_pull_request(src_addr, data, now, out)
         elif isinstance(data, wire.PushPullResponse) and stream:
             self.stats.push_pulls += 1
             self._joined = True
             self.state.merge(data.members, now, out)
+            self.state.contacted(data.source, now)
         else:
             self.stats.dropped_unexpected += 1
         return out
+
+    def decode_frame(self, data: bytes | bytearray | memoryview
+                     ) -> wire.GossipPacket | wire.PushPullRequest | wire.PushPullResponse | None:
+        """Decode and authenticate one frame with the cluster key.
+
+        A shell that must look at a stream message before handing it over (to answer on
+        the same link) decodes with this, so bad frames are counted in one place.
+
+        Returns:
+            The message, or None if the frame was dropped (counted in :attr:`stats` as
+            ``dropped_auth`` or ``dropped_malformed``).
+        """
+        try:
+            return wire.decode_gossip(bytes(data), self.cfg.cluster_key)
+        except wire.WireError as exc:
+            if exc.details.get("reason") == "auth":
+                self.stats.dropped_auth += 1
+            else:
+                self.stats.dropped_malformed += 1
+            return None
 
     def on_timer(self, key: TimerKey, now: float) -> Output:
         """Handle a timer firing. Stale firings (superseded timers) are ignored."""
@@ -316,7 +333,8 @@ class Swim:
             out.stream.append((p.addr, wire.GossipPacket(
                 messages=[wire.Ping(seq=seq, target=p.target)])))
 
-    def _on_stream_probe(self, src_addr: str, pkt: wire.GossipPacket, out: Output) -> None:
+    def _on_stream_probe(self, src_addr: str, pkt: wire.GossipPacket, now: float,
+                         out: Output) -> None:
         """A fallback ping or its ack over the reliable link (no piggybacking there)."""
         if len(pkt.messages) != 1:
             self.stats.dropped_unexpected += 1
@@ -331,7 +349,7 @@ class Swim:
             p = self._probe
             if p is not None and p.seq == msg.seq:
                 self.stats.fallback_acks += 1
-                self._on_ack(msg.seq, out)
+                self._on_ack(msg.seq, now, out)
         else:
             self.stats.dropped_unexpected += 1
 
@@ -413,7 +431,7 @@ class Swim:
                 return
             self._send(out, src_addr, [wire.Ack(seq=msg.seq)])
         elif isinstance(msg, wire.Ack):
-            self._on_ack(msg.seq, out)
+            self._on_ack(msg.seq, now, out)
         elif isinstance(msg, wire.Nack):
             if self._probe is not None and self._probe.seq == msg.seq:
                 self._probe.nacks += 1
@@ -422,11 +440,13 @@ class Swim:
         else:
             raise AssertionError(f"unhandled gossip message {type(msg).__name__}")
 
-    def _on_ack(self, seq: int, out: Output) -> None:
+    def _on_ack(self, seq: int, now: float, out: Output) -> None:
         p = self._probe
         if p is not None and p.seq == seq:
             self._probe = None  # done; its timers will find nothing to do
             self.awareness.apply_delta(-1)
+            # Direct, relayed or over the stream: the target itself answered our ping.
+            self.state.contacted(p.target, now)
             return
         relay = self._relays.pop(seq, None)
         if relay is not None:
@@ -448,6 +468,7 @@ class Swim:
         # Merge first (memberlist answers first): if their state says we are dead, our
         # answer then already carries the refutation and they take us back at once.
         self.state.merge(req.members, now, out)
+        self.state.contacted(req.source, now)
         out.stream.append((src_addr, wire.PushPullResponse(
             source=self.me, members=self.state.local_state())))
         self.stats.push_pulls += 1

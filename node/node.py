@@ -20,8 +20,10 @@ from pathlib import Path
 import trio
 
 from shoal import wire
+from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching import Matching
+from shoal.node.membership import ClusterMembership
 from shoal.node.server import Dispatcher, NodeIdentity, serve
 from shoal.node.service import Service
 from shoal.node.shard import Shard
@@ -51,6 +53,46 @@ class NodeConfig:
     num_shards: int | None = None
     """Shards of a NEW data dir (default 512); an existing one must match if given."""
     cluster_name: str = DEFAULT_CLUSTER_NAME
+    seeds: tuple[str, ...] = ()
+    """``HOST:PORT`` of members to join through (``--join``); empty starts a new cluster."""
+    advertise: str | None = None
+    """``HOST:PORT`` peers and clients should use (default: the listen address, with the
+    bound port when the port is 0). Required when listening on a wildcard address."""
+    cluster_key: bytes | None = None
+    """Authenticates every gossip frame (HMAC-SHA256); None sends plain frames."""
+    gossip_preset: str = "lan"
+    """``lan`` (memberlist's LAN defaults) or ``small`` (a few nodes on one machine or
+    network: failures found about twice as fast, at more risk of false suspicion)."""
+
+
+GOSSIP_PRESETS = ("lan", "small")
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
+
+
+def advertised_address(cfg: NodeConfig, bound_port: int) -> str:
+    """The ``HOST:PORT`` this node tells peers and clients (see ``NodeConfig.advertise``).
+
+    Raises:
+        ShoalError(INVALID_ARGUMENT): a wildcard listen address without ``--advertise``.
+    """
+    if cfg.advertise is None:
+        if cfg.host in _WILDCARD_HOSTS:
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT,
+                f"listening on {cfg.host or '*'} needs --advertise HOST:PORT: the address "
+                "other nodes and clients can reach this one at")
+        host, port = cfg.host, bound_port
+    else:
+        host, _, port_text = cfg.advertise.rpartition(":")
+        port = int(port_text) or bound_port
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gossip_config(cfg: NodeConfig) -> SwimConfig:
+    """The SWIM timing preset named by ``cfg.gossip_preset``, with the cluster key."""
+    assert cfg.gossip_preset in GOSSIP_PRESETS, cfg.gossip_preset
+    preset = SwimConfig.small if cfg.gossip_preset == "small" else SwimConfig.lan
+    return preset(cluster_key=cfg.cluster_key)
 
 
 def open_identity(store: Store, cfg: NodeConfig, now: float) -> records.ClusterMeta:
@@ -91,6 +133,12 @@ class Node:
         self.clock = clock
         self.port: int | None = None
         self.service: Service | None = None
+        self.membership: ClusterMembership | None = None
+
+    async def leave(self) -> None:
+        """Leave the cluster gracefully (SIGTERM): others see us as left, not failed."""
+        if self.membership is not None:
+            await self.membership.leave()
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; reports the bound port once serving."""
@@ -119,8 +167,10 @@ class Node:
                 await nursery.start(timers.run)
                 await nursery.start(transfers.run)
                 identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
-                port = await nursery.start(serve, Dispatcher(service, identity), cfg.host, cfg.port)
+                dispatcher = Dispatcher(service, identity)
+                port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
                 self.port = port
+                await self._start_membership(nursery, dispatcher, meta, port)
                 log.info(
                     "node serving listen=%s:%d data_dir=%s shards=%d node_id=%s",
                     cfg.host, port, cfg.data_dir, meta.num_shards, meta.node_id,
@@ -129,3 +179,18 @@ class Node:
         finally:
             store.close()
             log.info("node stopped data_dir=%s", cfg.data_dir)
+
+    async def _start_membership(self, nursery: trio.Nursery, dispatcher: Dispatcher,
+                                meta: records.ClusterMeta, port: int) -> None:
+        """Gossip on UDP at the listen host and the same port number as the WebSocket API
+        (DESIGN §1); the member name is the data dir's node id."""
+        cfg = self.cfg
+        advertise = advertised_address(cfg, port)
+        member_meta = wire.MemberMeta(api_addr=f"ws://{advertise}",
+                                      cluster_name=meta.cluster_name, num_shards=meta.num_shards)
+        membership = ClusterMembership(meta.node_id, gossip_config(cfg), member_meta, advertise,
+                                       list(cfg.seeds))
+        dispatcher.add_handler(wire.Op.GOSSIP_STREAM, membership.on_gossip_stream)
+        dispatcher.add_handler(wire.Op.CLUSTER_STATUS, membership.on_cluster_status)
+        await nursery.start(membership.run, cfg.host, port)
+        self.membership = membership

@@ -67,6 +67,12 @@ class Dispatcher:
         }
         self.errors: dict[str, int] = {}  # answers by error code, for status output
 
+    def add_handler(self, op: wire.Op, handler: Handler) -> None:
+        """Serve ``op`` with ``handler(namespace, body)`` (a subsystem outside ``Service``,
+        such as cluster membership, registers its ops once it runs)."""
+        assert op not in self._handlers, f"{op} is served already"
+        self._handlers[op] = handler
+
     def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse]:
         """Check a handshake body; return the session namespace and the answer body."""
         hs = wire.decode_body(wire.Op.HANDSHAKE, body)

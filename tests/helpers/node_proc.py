@@ -32,6 +32,7 @@ class NodeProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.port: int | None = None
         self.log_lines: list[str] = []
+        self.serving = False  # this run has logged that it serves
         self._serving = threading.Event()
 
     @property
@@ -41,7 +42,11 @@ class NodeProcess:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the process and block until it logs that it serves (or fail)."""
+        old_pump = getattr(self, "_pump_thread", None)
+        if old_pump is not None:
+            old_pump.join(5)  # the last run's reader must not report on this one
         self._serving.clear()
+        self.serving = False
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "shoal.cli.main", "node", "start",
              "--data-dir", str(self.data_dir), "--listen", f"127.0.0.1:{self.listen_port}",
@@ -51,7 +56,7 @@ class NodeProcess:
         )
         self._pump_thread = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
         self._pump_thread.start()
-        if not self._serving.wait(timeout_s):
+        if not self._serving.wait(timeout_s) or not self.serving:
             self.kill()
             raise RuntimeError("node did not start:\n" + "".join(self.log_lines[-50:]))
 
@@ -62,7 +67,9 @@ class NodeProcess:
             m = _SERVING.search(line)
             if m:
                 self.port = int(m.group(2))
+                self.serving = True
                 self._serving.set()
+        self._serving.set()  # the process ended: start() need not wait any longer
 
     async def start_async(self, timeout_s: float = 30.0) -> None:
         await trio.to_thread.run_sync(self.start, timeout_s)

@@ -53,3 +53,35 @@ def test_node_start_with_a_mismatched_shard_count_exits_with_one_line(tmp_path) 
                                  "--listen", "127.0.0.1:0", "--num-shards", "8"])
     assert result.exit_code == 2
     assert "created with 4 shards" in result.output
+
+
+def test_cluster_status_last_contact_reads_as_an_age() -> None:
+    from shoal.cli.cluster import contact_text
+
+    cases = [((None, False), "-"), ((0.42, True), "-"), ((0.42, False), "0.4s ago"),
+             ((59.94, False), "59.9s ago"), ((125.0, False), "2m 5s ago")]
+    for args, want in cases:
+        assert contact_text(*args) == want
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gossip-preset", "wan"], "is not one of lan, small"),
+    (["--join", "seed"], "HOST:PORT"),
+    (["--advertise", "10.0.0.1"], "HOST:PORT"),
+])
+def test_node_start_refuses_bad_cluster_options(args: list[str], message: str, tmp_path) -> None:
+    result = runner.invoke(app, ["node", "start", "--data-dir", str(tmp_path), *args])
+    assert result.exit_code == 2 and message in _unboxed(result.output)
+
+
+def test_node_start_refuses_a_short_cluster_key_file(tmp_path) -> None:
+    key = tmp_path / "key"
+    key.write_text("too short\n")
+    result = runner.invoke(app, ["node", "start", "--data-dir", str(tmp_path / "d"),
+                                 "--cluster-key-file", str(key)])
+    assert result.exit_code == 2 and "needs at least 32" in _unboxed(result.output)
+
+
+def _unboxed(output: str) -> str:
+    """typer's error box as one line of words (it wraps at the terminal width)."""
+    return " ".join(output.replace("│", " ").split())

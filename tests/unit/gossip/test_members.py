@@ -53,3 +53,18 @@ def test_k_random_returns_distinct_members_passing_the_filter() -> None:
     names = [m.name for m in picked]
     assert len(names) == 3 == len(set(names)) and not {"m0", "m1"} & set(names)
     assert len(ml.k_random(5, lambda m: m.name != "m3")) == 1
+
+
+def test_cluster_mismatch_names_the_field_that_differs() -> None:
+    from shoal.gossip.members import cluster_mismatch
+
+    mine = wire.MemberMeta(api_addr="ws://a", cluster_name="c", num_shards=16)
+    cases = [
+        (dict(), None),
+        (dict(api_addr="ws://b", protocol_version=2), None),  # not identity
+        (dict(num_shards=8), "NUM_SHARDS 8 differs from ours (16)"),
+        (dict(cluster_name="d"), "cluster name 'd' differs from ours ('c')"),
+    ]
+    for changes, want in cases:
+        fields = dict(api_addr="ws://a", cluster_name="c", num_shards=16) | changes
+        assert cluster_mismatch(mine, wire.MemberMeta(**fields)) == want

@@ -358,3 +358,41 @@ def test_keyed_cluster_ignores_a_node_without_the_key() -> None:
     c.run(5.0)
     assert set(c.view("n0")) == {"n0", "n1"}
     assert c.cores["n0"].stats.dropped_auth > 0
+
+
+# --- last contact (for `shoal cluster status`) -----------------------------------------
+
+
+def _contact(a: Swim, name: str) -> float | None:
+    return {m.name: m.last_contact for m in a.members()}[name]
+
+
+def test_last_contact_is_the_time_of_the_targets_ack_and_not_of_rumours() -> None:
+    a = with_members("b")
+    assert _contact(a, "b") is None  # only heard of through gossip so far
+    target, seq = _probe(a, 1.0)
+    a.on_message(target, pkt(wire.Ack(seq=seq)), 1.05)
+    assert _contact(a, "b") == 1.05
+    a.on_message("c", pkt(alive("b", inc=2)), 3.0)  # a rumour is not contact
+    assert _contact(a, "b") == 1.05
+
+
+def test_last_contact_counts_a_relayed_ack_and_a_push_pull_from_the_member() -> None:
+    a = with_members("b", "c")
+    target, seq = _probe(a, 1.0)
+    a.on_timer(("probe_timeout", seq), 1.2)
+    a.on_message("c", pkt(wire.Ack(seq=seq)), 1.5)  # relayed by a helper: target answered
+    assert _contact(a, target) == 1.5
+    other = ({"b", "c"} - {target}).pop()
+    req = wire.PushPullRequest(source=other, join=False, members=[])
+    a.on_message(other, req, 4.0, stream=True)
+    assert _contact(a, other) == 4.0
+
+
+def test_decode_frame_counts_bad_frames_and_returns_none() -> None:
+    keyed = core("a", dataclasses.replace(CFG, cluster_key=b"k" * 32))
+    plain_frame = wire.encode_gossip(pkt(wire.Ack(seq=1)))
+    assert keyed.decode_frame(plain_frame) is None and keyed.stats.dropped_auth == 1
+    assert keyed.decode_frame(b"\x77\xff\xff") is None and keyed.stats.dropped_malformed == 1
+    good = wire.encode_gossip(pkt(wire.Ack(seq=1)), b"k" * 32)
+    assert keyed.decode_frame(good) == pkt(wire.Ack(seq=1))

@@ -1,0 +1,208 @@
+"""Cluster membership with real ``shoal node start`` processes on 127.0.0.1 (issue 5).
+
+Five nodes join through the first; ``shoal cluster status --json`` on every node lists
+five alive; ``kill -9`` of one is detected by every survivor (the times are printed, not
+asserted tightly); the killed node restarts on its data dir and port and is alive again
+with a higher incarnation; SIGTERM leaves; a node with another NUM_SHARDS and an unkeyed
+node joining a keyed cluster are refused on both sides. The tests share one cluster and
+run in file order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import trio
+
+from helpers.node_proc import NodeProcess, free_port, wait_until
+from shoal import wire
+from shoal.sdk.connection import ServiceConnection
+
+pytestmark = pytest.mark.timeout(120)
+
+SMALL = ["--gossip-preset", "small"]
+DETECTION_BOUND_S = 15.0  # generous: the small preset measures ~4-6 s here
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    """Five nodes on fixed ports; nodes 1-4 join through node 0."""
+    root = tmp_path_factory.mktemp("cluster")
+    seed_port = free_port()
+    nodes = [NodeProcess(root / "n0", port=seed_port, extra=SMALL)]
+    nodes += [NodeProcess(root / f"n{i}", port=free_port(),
+                          extra=[*SMALL, "--join", f"127.0.0.1:{seed_port}"]) for i in range(1, 5)]
+    try:
+        nodes[0].start()
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(NodeProcess.start, nodes[1:]))
+        yield nodes
+    finally:
+        for n in nodes:
+            n.kill()
+
+
+async def cli_status(node: NodeProcess) -> dict:
+    """``shoal cluster status --json`` as a person runs it."""
+    proc = await trio.run_process(
+        [sys.executable, "-m", "shoal.cli.main", "cluster", "status", "--json"],
+        capture_stdout=True, capture_stderr=True, check=False,
+        env={**os.environ, "SHOAL_ADDRESS": node.address})
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+class Views:
+    """One open connection per node, for polling ``CLUSTER_STATUS`` quickly."""
+
+    def __init__(self, nodes: list[NodeProcess]) -> None:
+        self.conns = {n.address: ServiceConnection(n.address, wire.DEFAULT_NAMESPACE)
+                      for n in nodes}
+
+    async def status(self, node: NodeProcess) -> wire.ClusterStatusResponse:
+        return await self.conns[node.address].call(
+            wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest(), retry_for_s=5.0)
+
+    async def member(self, node: NodeProcess, name: str) -> wire.ClusterMember | None:
+        resp = await self.status(node)
+        return next((m for m in resp.members if m.name == name), None)
+
+    async def aclose(self) -> None:
+        for c in self.conns.values():
+            await c.close()
+
+
+@contextlib.asynccontextmanager
+async def views(nodes: list[NodeProcess]):
+    v = Views(nodes)
+    try:
+        yield v
+    finally:
+        await v.aclose()
+
+
+async def wait_all_see(v: Views, observers: list[NodeProcess], name: str, state: str,
+                       timeout_s: float) -> dict[str, float]:
+    """Poll until every observer shows ``name`` in ``state``; seconds until each did."""
+    t0 = time.monotonic()
+    seen: dict[str, float] = {}
+
+    async def everyone() -> bool:
+        for obs in observers:
+            if obs.address not in seen:
+                m = await v.member(obs, name)
+                if m is not None and m.state == state:
+                    seen[obs.address] = time.monotonic() - t0
+        return len(seen) == len(observers)
+
+    await wait_until(everyone, timeout_s=timeout_s, interval_s=0.05)
+    return seen
+
+
+async def node_name(v: Views, node: NodeProcess) -> str:
+    return (await v.status(node)).node
+
+
+async def test_five_nodes_join_through_the_first_and_every_node_lists_five_alive(cluster) -> None:
+    async with views(cluster) as v:
+        async def all_five() -> bool:
+            for n in cluster:
+                resp = await v.status(n)
+                if sum(m.state == "alive" for m in resp.members) != 5:
+                    return False
+            return True
+
+        await wait_until(all_five, timeout_s=10)
+    for n in cluster:
+        status = await cli_status(n)
+        assert [m["state"] for m in status["members"]] == ["alive"] * 5
+        assert sum(m["is_self"] for m in status["members"]) == 1
+        assert {m["api_addr"] for m in status["members"]} == {x.address for x in cluster}
+        assert status["num_shards"] == 16 and status["stats"]["dropped_malformed"] == 0
+
+
+async def test_kill9_is_detected_by_every_survivor_and_a_restart_rejoins_higher(cluster) -> None:
+    victim, survivors = cluster[4], cluster[:4]
+    async with views(cluster) as v:
+        name = await node_name(v, victim)
+        before = (await v.member(cluster[0], name)).incarnation
+        victim.kill()
+        seen = await wait_all_see(v, survivors, name, "dead", DETECTION_BOUND_S)
+        times = sorted(seen.values())
+        print(f"\nkill -9 detection (small preset, 5 nodes): first {times[0]:.2f}s, "
+              f"all {times[-1]:.2f}s, each {[round(t, 2) for t in times]}")
+        assert times[-1] < DETECTION_BOUND_S
+
+        await victim.start_async()
+        await wait_all_see(v, survivors, name, "alive", 10)
+        for obs in survivors:
+            assert (await v.member(obs, name)).incarnation > before
+        assert len((await v.status(victim)).members) == 5
+
+
+async def test_sigterm_leaves_and_the_others_show_it_left(cluster) -> None:
+    leaver, others = cluster[3], [cluster[i] for i in (0, 1, 2, 4)]
+    async with views(cluster) as v:
+        name = await node_name(v, leaver)
+        t0 = time.monotonic()
+        assert leaver.terminate() == 0
+        t1 = time.monotonic()
+        seen = await wait_all_see(v, others, name, "left", 10)
+        print(f"\nSIGTERM: the node exited after {t1 - t0:.2f}s; every other node showed it "
+              f"left {max(seen.values()):.2f}s after that")
+    assert any("gossip leave" in line for line in leaver.log_lines)
+
+
+def start_refused(node: NodeProcess) -> tuple[int, str]:
+    """Start a node that should be refused; its exit code and log."""
+    with contextlib.suppress(RuntimeError):  # it may exit before it logs that it serves
+        node.start()
+    assert node.proc is not None
+    code = node.proc.wait(20)
+    node._pump_thread.join(5)
+    return code, "".join(node.log_lines)
+
+
+async def test_node_with_another_num_shards_is_refused_on_both_sides(cluster, tmp_path: Path) -> None:
+    seed = cluster[0]
+    stranger = NodeProcess(tmp_path / "stranger", num_shards=8,
+                           extra=[*SMALL, "--join", f"127.0.0.1:{seed.listen_port}"])
+    code, log = await trio.to_thread.run_sync(start_refused, stranger)
+    assert code == 2 and "CLUSTER_MISMATCH" in log and "NUM_SHARDS 8 differs" in log
+    await wait_until(lambda: any("refused member" in line and "NUM_SHARDS 8" in line
+                                 for line in seed.log_lines))
+    async with views([seed]) as v:
+        assert len((await v.status(seed)).members) == 5  # four live, one left
+
+
+async def test_keyed_cluster_refuses_an_unkeyed_node_and_takes_a_keyed_one(tmp_path: Path) -> None:
+    key_file = tmp_path / "cluster.key"
+    key_file.write_bytes(os.urandom(32).hex().encode() + b"\n")
+    keyed = ["--cluster-key-file", str(key_file), *SMALL]
+    seed = NodeProcess(tmp_path / "k0", port=free_port(), extra=keyed)
+    join = ["--join", f"127.0.0.1:{seed.listen_port}"]
+    member = NodeProcess(tmp_path / "k1", extra=[*keyed, *join])
+    unkeyed = NodeProcess(tmp_path / "k2", extra=[*SMALL, *join])
+    try:
+        await seed.start_async()
+        await member.start_async()
+        code, log = await trio.to_thread.run_sync(start_refused, unkeyed)
+        assert code == 2 and "CLUSTER_MISMATCH" in log and "cluster keys differ" in log
+        async with views([seed]) as v:
+            async def two_alive() -> bool:
+                resp = await v.status(seed)
+                return [m.state for m in resp.members] == ["alive", "alive"]
+
+            await wait_until(two_alive, timeout_s=10)
+            assert (await v.status(seed)).stats["dropped_auth"] >= 1
+        assert any("dropped gossip input" in line and "auth=" in line for line in seed.log_lines)
+    finally:
+        for n in (seed, member, unkeyed):
+            n.kill()
