@@ -456,6 +456,7 @@ class Op(StrEnum):
     # --- cluster membership (issue 5) ---
     CLUSTER_STATUS = "cluster_status"
     GOSSIP_STREAM = "gossip_stream"  # peer link: one gossip stream frame in, its answer out
+    REPL_MESSAGES = "repl_messages"  # peer link: a batch of replication messages, one way
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1832,6 +1833,15 @@ class GossipStreamRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReplMessagesRequest:
+    """A batch of replication messages from node ``src`` over the peer link, in send order.
+    Each frame is an ``encode_repl`` frame; a frame that does not decode is dropped alone."""
+
+    src: str
+    frames: list[bytes]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GossipStreamResponse:
     """The answer frame; empty when there is none (or the request was dropped)."""
 
@@ -1866,6 +1876,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.COUNT_WORKFLOWS: (CountWorkflowsRequest, CountWorkflowsResponse),
     Op.CLUSTER_STATUS: (ClusterStatusRequest, ClusterStatusResponse),
     Op.GOSSIP_STREAM: (GossipStreamRequest, GossipStreamResponse),
+    Op.REPL_MESSAGES: (ReplMessagesRequest, Empty),
 }
 
 

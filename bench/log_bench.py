@@ -8,10 +8,12 @@ and group-commit writer:
 * ``r1``: one node, each shard a single-voter group (commit = local fsync);
 * ``r3_in_process``: three nodes in this process (three LMDB environments, three writer
   threads, the wire codec between them), each shard's leader on the first. One Python
-  process runs all three nodes' protocol work, so this is a CPU-bound lower bound for R = 3
-  over loopback, not a multi-process figure.
+  process runs all three nodes' protocol work: a CPU-bound lower bound;
+* ``r3_processes``: three ``bench/log_node.py`` processes on loopback, talking over the
+  peer link (``REPL_MESSAGES`` over WebSocket), every shard led by the first. The three
+  writer counts run one after another on the same stores.
 
-Prints one JSON object. Takes about ``2 * 3 * --seconds`` seconds plus start-up.
+Prints one JSON object. Takes about ``3 * 3 * --seconds`` seconds plus start-up.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import os
 import platform
 import random
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -106,13 +111,48 @@ async def _main(base: Path, seconds: float) -> dict[str, Any]:
     }
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_processes(base: Path, seconds: float) -> list[dict[str, Any]]:
+    """The ``r3_processes`` case: three node processes, the first leads and measures."""
+    ports = {n: _free_port() for n in "abc"}
+    peers = [f"--peer={n}=127.0.0.1:{p}" for n, p in ports.items()]
+    root = Path(tempfile.mkdtemp(prefix="log-bench-procs-", dir=base))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for name in ("c", "b", "a"):
+            cmd = [sys.executable, "-m", "shoal.bench.log_node", "--name", name,
+                   "--dir", str(root / name), "--listen", f"127.0.0.1:{ports[name]}",
+                   "--seconds", str(seconds), *peers, *(["--lead"] if name == "a" else [])]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                          text=True))
+        out, _ = procs[-1].communicate(timeout=120 + 10 * seconds)
+        if procs[-1].returncode != 0:
+            raise RuntimeError(f"the leading log node exited with {procs[-1].returncode}")
+        return json.loads(out.strip().splitlines()[-1])
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     """Run the replicated-log benchmark and print JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="per case (default 3)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--no-processes", action="store_true",
+                        help="skip the three-process case")
     args = parser.parse_args()
-    print(json.dumps(trio.run(_main, args.dir, args.seconds), indent=2))
+    report = trio.run(_main, args.dir, args.seconds)
+    if not args.no_processes:
+        report["results"].extend(run_processes(args.dir, args.seconds))
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -40,9 +40,11 @@ Handler = Callable[[str, Any], Awaitable[Any]]
 class Dispatcher:
     """Maps each op to its ``Service`` method; decodes bodies and encodes answers."""
 
-    def __init__(self, service: Service, identity: NodeIdentity) -> None:
+    def __init__(self, service: Service | None, identity: NodeIdentity) -> None:
+        """``service`` None serves only the ops added with :meth:`add_handler` (a process
+        that hosts replicas but no history service, such as the log bench's)."""
         self.identity = identity
-        self._handlers: dict[wire.Op, Handler] = {
+        self._handlers: dict[wire.Op, Handler] = {} if service is None else {
             wire.Op.START_WORKFLOW: service.start_workflow,
             wire.Op.GET_RESULT: service.get_result,
             wire.Op.DESCRIBE_WORKFLOW: service.describe_workflow,
