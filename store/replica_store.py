@@ -9,6 +9,7 @@ Must not: decide anything (the core does) or await (the driver commits what it b
 
 Entries are applied to the shard's tables in the same transaction that records the applied
 index (DESIGN §4), so after a crash the tables and ``applied`` always agree.
+Tables used: ``repl_log`` (entries), ``repl_state`` (hard state; applied index).
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ class ReplicaStorage:
         self.store, self.shard = store, shard
         with store.read() as txn:
             self.hard = tables.get_replica_hard_state(txn, shard) or tables.ReplicaHardState()
-            log_state = tables.get_shard_log_state(txn, shard)
+            applied = tables.get_replica_applied(txn, shard)
             self._entries = tuple(tables.scan_repl_log(txn, shard, self.hard.base_index + 1))
-        self.applied = log_state.applied_index if log_state else 0
+        self.applied = applied
         self.last_stored = self._entries[-1].index if self._entries else self.hard.base_index
 
     def persisted_state(self) -> PersistedState:
@@ -94,8 +95,7 @@ class ReplicaStorage:
                 out.extend(tables.decode_mutations(e.payload))
             self.applied = e.index
         if apply:
-            out.append(tables.put_shard_log_state(
-                sid, tables.ShardLogState(applied_index=self.applied)))
+            out.append(tables.put_replica_applied(sid, self.applied))
         return out
 
     def _install_mutations(self, install: SnapshotInstall) -> list[tables.Mutation]:
@@ -108,8 +108,7 @@ class ReplicaStorage:
             out.extend(tables.delete_repl_entry(self.shard, e.index)
                        for e in tables.scan_repl_log(txn, self.shard))
         out.extend(rows)
-        out.append(tables.put_shard_log_state(
-            self.shard, tables.ShardLogState(applied_index=install.meta.index)))
+        out.append(tables.put_replica_applied(self.shard, install.meta.index))
         return out
 
     def snapshot_chunks(self, chunk_bytes: int = SNAPSHOT_CHUNK_BYTES) -> list[bytes]:

@@ -454,6 +454,22 @@ def get_replica_hard_state(txn: ReadTxn, shard: int) -> ReplicaHardState | None:
     return _get(txn, REPL_STATE, enc_shard(shard), ReplicaHardState)
 
 
+def _repl_applied_key(shard: int) -> bytes:
+    # Beside the hard state in REPL_STATE, not in SHARD_STATE: a node may run a shard's
+    # LocalShardLog and a replica of it side by side while the cluster is being wired.
+    return enc_shard(shard) + b"applied"
+
+
+def put_replica_applied(shard: int, index: int) -> Mutation:
+    """Record how far this replica has applied its shard's log (same txn as the apply)."""
+    return Mutation(table=REPL_STATE, key=_repl_applied_key(shard), value=wire.dumps(index))
+
+
+def get_replica_applied(txn: ReadTxn, shard: int) -> int:
+    raw = txn.get(REPL_STATE, _repl_applied_key(shard))
+    return 0 if raw is None else decode(int, raw)
+
+
 def encode_mutations(mutations: list[Mutation]) -> bytes:
     """A log entry's payload: its mutations as one CBOR value."""
     return cbor2.dumps([[m.table, m.key, m.value] for m in mutations])

@@ -124,7 +124,7 @@ async def test_three_replicas_commit_apply_and_agree(tmp_path: Path) -> None:
         # Group commit: far fewer leader writes than entries.
         assert leader.driver.stats.writes < 60 + 10
         with hosts["b"].store.read() as txn:
-            applied = tables.get_shard_log_state(txn, SHARD).applied_index
+            applied = tables.get_replica_applied(txn, SHARD)
         assert applied >= max(indexes)
         nursery.cancel_scope.cancel()
 
