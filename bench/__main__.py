@@ -35,10 +35,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_shoal(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_shoal(data_dir: Path, shard_log: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal.cli.main", "node", "start", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0"],
+         "--listen", "127.0.0.1:0", "--shard-log", shard_log],
         stderr=subprocess.PIPE, text=True,
     )
     port: list[int] = []
@@ -76,9 +76,9 @@ def _run_driver(module: str, address: str, sizes: dict[str, int]) -> dict[str, A
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_shoal(sizes: dict[str, int]) -> dict[str, Any]:
+def run_shoal(sizes: dict[str, int], shard_log: str = "replicated") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
-        proc, address = _start_shoal(Path(tmp) / "data")
+        proc, address = _start_shoal(Path(tmp) / "data", shard_log)
         try:
             return _run_driver("shoal.bench.run_shoal", address, sizes)
         finally:
@@ -116,12 +116,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
     p.add_argument("--temporal", action="store_true", help="also run on the Temporal dev server")
+    p.add_argument("--shard-log", choices=("replicated", "local"), default="replicated",
+                   help="the node's shard log (local: the pre-replication log, to compare)")
     a = p.parse_args()
     sizes = QUICK if a.quick else FULL
     result: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "sizes": sizes,
-        "shoal_1node_r1": run_shoal(sizes),
+        "shard_log": a.shard_log,
+        "shoal_1node_r1": run_shoal(sizes, a.shard_log),
     }
     if a.temporal:
         result["temporal_dev_sqlite"] = run_temporal(sizes)

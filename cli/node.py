@@ -42,6 +42,9 @@ def start(
     gossip_preset: str = typer.Option(
         "lan", help="lan (memberlist's LAN defaults) or small (a few nodes on one machine "
                     "or network: failures found about twice as fast)."),
+    shard_log: str = typer.Option(
+        "replicated", help="replicated (each shard's consensus log; one node: R = 1) or local "
+                           "(the pre-replication single-node log, to compare in benchmarks)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Start a node and serve until SIGINT or SIGTERM (it leaves the cluster first)."""
@@ -60,6 +63,9 @@ def start(
     if gossip_preset not in GOSSIP_PRESETS:
         raise typer.BadParameter(f"{gossip_preset!r} is not one of {', '.join(GOSSIP_PRESETS)}",
                                  param_hint="--gossip-preset")
+    if shard_log not in ("replicated", "local"):
+        raise typer.BadParameter(f"{shard_log!r} is not replicated or local",
+                                 param_hint="--shard-log")
     key = None
     if cluster_key_file is not None:
         try:
@@ -73,7 +79,7 @@ def start(
     )
     cfg = NodeConfig(data_dir=data_dir, host=host, port=port, num_shards=num_shards,
                      seeds=seeds, advertise=advertise, cluster_key=key,
-                     gossip_preset=gossip_preset)
+                     gossip_preset=gossip_preset, shard_log=shard_log)
 
     async def main() -> None:
         node = Node(cfg)

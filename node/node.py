@@ -11,6 +11,7 @@ cluster issue swaps in replicated logs without touching the service or the engin
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching import Matching
 from shoal.node.membership import ClusterMembership
+from shoal.node.replica_driver import NullTransport, ReplicaDriver, ReplicatedShardLog, tick_all
+from shoal.node.replication import Replica, ReplicaConfig
 from shoal.node.server import Dispatcher, NodeIdentity, serve
 from shoal.node.service import Service
 from shoal.node.shard import Shard
@@ -31,7 +34,8 @@ from shoal.node.timers import TimerProcessor
 from shoal.node.transfers import TransferProcessor
 from shoal.store import records, tables
 from shoal.store.env import Store
-from shoal.store.shardlog import LocalShardLog
+from shoal.store.replica_store import ReplicaStorage
+from shoal.store.shardlog import LocalShardLog, ShardLog
 from shoal.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,10 @@ class NodeConfig:
     bound port when the port is 0). Required when listening on a wildcard address."""
     cluster_key: bytes | None = None
     """Authenticates every gossip frame (HMAC-SHA256); None sends plain frames."""
+    shard_log: str = "replicated"
+    """``replicated``: every shard's history goes through its consensus replica (R = 1 on
+    one node: a sole voter commits on its own fsync); ``local``: the pre-replication
+    ``LocalShardLog`` (kept to compare the two in the bench)."""
     gossip_preset: str = "lan"
     """``lan`` (memberlist's LAN defaults) or ``small`` (a few nodes on one machine or
     network: failures found about twice as fast, at more risk of false suspicion)."""
@@ -134,6 +142,7 @@ class Node:
         self.port: int | None = None
         self.service: Service | None = None
         self.membership: ClusterMembership | None = None
+        self.replicas: list[ReplicaDriver] = []
 
     async def leave(self) -> None:
         """Leave the cluster gracefully (SIGTERM): others see us as left, not failed."""
@@ -153,9 +162,10 @@ class Node:
                 shards: list[Shard] = []
                 timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
                 transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
+                shard_logs = await self._open_shard_logs(nursery, store, writer, meta)
                 for sid in range(meta.num_shards):
                     shards.append(Shard(
-                        sid, store=store, shard_log=LocalShardLog(sid, store, writer, write_entries=False),
+                        sid, store=store, shard_log=shard_logs[sid],
                         engine=engine, matching=matching, timers=timers, clock=self.clock,
                         transfers=transfers,
                     ))
@@ -179,6 +189,37 @@ class Node:
         finally:
             store.close()
             log.info("node stopped data_dir=%s", cfg.data_dir)
+
+    async def _open_shard_logs(self, nursery: trio.Nursery, store: Store,
+                               writer: GroupCommitWriter, meta: records.ClusterMeta
+                               ) -> list[ShardLog]:
+        """Each shard's log. Replicated: a sole-voter replica per shard, bootstrapped on
+        first start, campaigning at every start (a new epoch and its no-op entry, all shards
+        in a few group commits), serving before the node accepts requests."""
+        if self.cfg.shard_log == "local":
+            return [LocalShardLog(sid, store, writer, write_entries=False)
+                    for sid in range(meta.num_shards)]
+        started = time.monotonic()
+        transport = NullTransport()
+        cfg = ReplicaConfig(fallback=False)
+        drivers: list[ReplicaDriver] = []
+        for sid in range(meta.num_shards):
+            storage = ReplicaStorage(store, sid)
+            core = Replica(meta.node_id, sid, cfg, random.Random(f"{meta.node_id}/{sid}"),
+                           storage.persisted_state())
+            driver = ReplicaDriver(core, storage, writer, transport, own_ticker=False)
+            await nursery.start(driver.run)
+            if storage.last_stored == 0:
+                driver.feed(core.bootstrap(wire.ShardConfig(voters=(meta.node_id,))))
+            driver.feed(core.campaign(trio.current_time()))
+            drivers.append(driver)
+        for driver in drivers:
+            await driver.wait_serving()
+        nursery.start_soon(tick_all, drivers, cfg.heartbeat_interval_s / 2)
+        self.replicas = drivers
+        log.info("shard replicas serving shards=%d replicas=1 took_s=%.2f", len(drivers),
+                 time.monotonic() - started)
+        return [ReplicatedShardLog(d) for d in drivers]
 
     async def _start_membership(self, nursery: trio.Nursery, dispatcher: Dispatcher,
                                 meta: records.ClusterMeta, port: int) -> None:

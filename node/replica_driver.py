@@ -81,7 +81,9 @@ class ReplicaDriver:
     """
 
     def __init__(self, replica: Replica, storage: ReplicaStorage, writer: GroupCommitWriter,
-                 transport: ReplicaTransport, clock: Callable[[], float] = time.monotonic) -> None:
+                 transport: ReplicaTransport, clock: Callable[[], float] = time.monotonic,
+                 *, own_ticker: bool = True) -> None:
+        self.own_ticker = own_ticker  # False: a node-level ``tick_all`` ticks it
         self.replica, self.storage, self.writer = replica, storage, writer
         self.transport, self.clock = transport, clock
         self.me, self.shard = replica.me, replica.shard
@@ -90,12 +92,15 @@ class ReplicaDriver:
         self._pending: list[Output] = []
         self._kick = trio.Event()
         self._proposals: dict[int, _Waiter] = {}
+        # Mutations of our own proposals by index: applied without decoding the payload.
+        self._proposed: dict[int, tuple[wire.Epoch, list[tables.Mutation]]] = {}
         self._reads: list[_Waiter] = []
         self._chunks: dict[tuple[NodeId, int], list[bytes]] = {}
         self.role = replica.role
         self.serving = False
         self.leader: NodeId | None = None
         self._serving_changed = trio.Event()
+        self._alone_cache: bool | None = None
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -122,7 +127,8 @@ class ReplicaDriver:
             self.stats.dropped_messages += 1
             log.exception("replication message refused shard=%d src=%s", self.shard, src)
 
-    async def propose(self, payload: bytes) -> int:
+    async def propose(self, payload: bytes,
+                      mutations: list[tables.Mutation] | None = None) -> int:
         """Append ``payload``; return its index once it is committed and applied here.
 
         The wait is shielded: once proposed, the outcome is decided by the group, not by a
@@ -137,6 +143,8 @@ class ReplicaDriver:
         index, out = self.replica.propose(payload, self.clock())
         waiter = _Waiter(self.replica.epoch, index)
         self._proposals[index] = waiter
+        if mutations is not None:
+            self._proposed[index] = (self.replica.epoch, mutations)
         self.feed(out)
         with trio.CancelScope(shield=True):
             await waiter.done.wait()
@@ -169,7 +177,8 @@ class ReplicaDriver:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Carry out outputs and tick the core until cancelled (or a write fails)."""
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._ticker)
+            if self.own_ticker:
+                nursery.start_soon(self._ticker)
             task_status.started()
             try:
                 while True:
@@ -190,7 +199,22 @@ class ReplicaDriver:
         interval = self.replica.cfg.heartbeat_interval_s / 2
         while True:
             await trio.sleep(interval)
+            self.tick()
+
+    def tick(self) -> None:
+        """Let time pass for the core (heartbeats, timeouts) unless it has nobody to talk to."""
+        if self.failed is None and not self._alone():
             self.feed(self.replica.tick(self.clock()))
+
+    def _alone(self) -> bool:
+        # A serving sole voter with no learners: no heartbeat to send, no timeout to watch.
+        # Cached (ticks ask it for every shard many times a second); outputs that may
+        # change it (role events, new entries, installs) clear the cache.
+        if self._alone_cache is None:
+            config = self.replica.config
+            self._alone_cache = (self.serving and config.voters == (self.me,)
+                                 and not config.learners)
+        return self._alone_cache
 
     async def _carry_out(self, outs: list[Output]) -> None:
         self.stats.outputs += len(outs)
@@ -208,12 +232,15 @@ class ReplicaDriver:
         for out in outs:
             mutations.extend(self.storage.durable_mutations(
                 hard_state=out.hard_state, install=out.install, persist=out.persist,
-                compact=out.compact, apply=out.apply))
+                compact=out.compact, apply=out.apply, proposed=self._proposed))
         if mutations:
             self.stats.writes += 1
             await self.writer.commit(mutations)
         now = self.clock()
         last_applied = 0
+        if any(o.events or o.install or any(e.kind == wire.EntryKind.CONFIG for e in o.persist)
+               for o in outs):
+            self._alone_cache = None
         for out in outs:
             # 2. Only now may messages leave (no promise or ack outruns the disk).
             for dst, msg in out.send:
@@ -271,6 +298,7 @@ class ReplicaDriver:
             for waiter in self._proposals.values():
                 waiter.finish(err)
             self._proposals.clear()
+            self._proposed.clear()
             for waiter in self._reads:
                 waiter.finish(err)
             self._reads.clear()
@@ -326,6 +354,21 @@ class ReplicaDriver:
         self._reads.clear()
 
 
+async def tick_all(drivers: list[ReplicaDriver], interval_s: float) -> None:
+    """One task ticking many drivers (a node's shards) instead of one timer task each."""
+    while True:
+        await trio.sleep(interval_s)
+        for driver in drivers:
+            driver.tick()
+
+
+class NullTransport:
+    """A single node's transport: there is nobody to send to."""
+
+    def send(self, src: NodeId, dst: NodeId, msg: wire.ReplMessage) -> None:
+        return None
+
+
 class ReplicatedShardLog:
     """The :class:`~shoal.store.shardlog.ShardLog` of a replicated shard (this node leads)."""
 
@@ -346,7 +389,7 @@ class ReplicatedShardLog:
         """
         for m in mutations:
             tables.check_mutation(m)
-        return await self.driver.propose(tables.encode_mutations(mutations))
+        return await self.driver.propose(tables.encode_mutations(mutations), list(mutations))
 
 
 class InProcessTransport:

@@ -55,9 +55,11 @@ class ReplicaStorage:
         self, *, hard_state: wire.Epoch | None, install: SnapshotInstall | None,
         persist: list[wire.ReplEntry], compact: SnapshotMeta | None,
         apply: list[wire.ReplEntry],
+        proposed: dict[int, tuple[wire.Epoch, list[tables.Mutation]]] | None = None,
     ) -> list[tables.Mutation]:
         """Mutations for one atomic write: the Output's durable parts, in its order, then
-        the applied entries' own mutations and the new applied index.
+        the applied entries' own mutations and the new applied index. ``proposed`` maps
+        an index to (epoch, mutations) this node proposed: those skip decoding the payload.
 
         The tracked state moves on as if the write succeeded; a failed write is fatal for
         the replica (its driver stops), so there is nothing to roll back.
@@ -91,7 +93,10 @@ class ReplicaStorage:
             out.append(tables.put_replica_hard_state(sid, hard))
             self.hard = hard
         for e in apply:
-            if e.kind == wire.EntryKind.NORMAL and e.payload is not None:
+            mine = proposed.pop(e.index, None) if proposed else None
+            if mine is not None and mine[0] == e.epoch:
+                out.extend(mine[1])  # our own proposal: its mutations, not a decode of them
+            elif e.kind == wire.EntryKind.NORMAL and e.payload is not None:
                 out.extend(tables.decode_mutations(e.payload))
             self.applied = e.index
         if apply:

@@ -245,7 +245,7 @@ class Replica(CandidateMixin, LeaderMixin):
             self._cand = None
         if role is F:
             self._jitter = self.rng.random()
-        log.info("shard role changed shard=%d node=%s role=%s epoch=%s leader=%s",
+        log.debug("shard role changed shard=%d node=%s role=%s epoch=%s leader=%s",
                  self.shard, self.me, role.value, self.promised, leader)
         self._emit()
 
