@@ -93,12 +93,34 @@ class NodeProcess:
 
 
 def free_port() -> int:
-    """A port nothing listens on right now (for a node that must restart on the same port)."""
+    """A port nothing uses right now, for TCP and UDP (a node needs both), for a node that
+    must restart on the same port or be named by ``--join`` before it starts.
+
+    It lies below the kernel's ephemeral range: a port from that range could be taken by
+    any outgoing connection (a client, a peer link) while a killed node is down, and the
+    restart would then fail with "address in use".
+    """
+    import random
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = random.randrange(max(1024, low - 12000), low)
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 async def wait_until(pred, *, timeout_s: float = 10.0, interval_s: float = 0.02) -> None:
