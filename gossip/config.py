@@ -94,9 +94,12 @@ class SwimConfig:
 
     @classmethod
     def small(cls, **overrides: object) -> SwimConfig:
-        """memberlist's ``DefaultLocalConfig``: a few nodes on a fast local network; detects
-        failures about twice as fast as :meth:`lan` at a higher false-positive risk."""
+        """A few nodes on a fast local network: memberlist's ``DefaultLocalConfig`` with
+        probes twice as often (0.5 s), so a crashed member of a 5-node cluster is dead
+        everywhere in about 2.5 s (suspicion at least 1.5 s) instead of 4-5 s; more packets
+        and a higher false-positive risk than :meth:`lan`."""
         base: dict[str, object] = dict(
+            probe_interval_s=0.5,
             probe_timeout_s=0.2, indirect_checks=1, suspicion_mult=3, retransmit_mult=2,
             gossip_interval_s=0.1, gossip_to_the_dead_s=15.0, push_pull_interval_s=15.0,
             push_pull_timeout_s=5.0,
