@@ -101,6 +101,7 @@ class ReplicaDriver:
         self.leader: NodeId | None = None
         self._serving_changed = trio.Event()
         self._alone_cache: bool | None = None
+        self._busy = False  # a task is carrying outputs out (the loop or a proposer)
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -145,8 +146,17 @@ class ReplicaDriver:
         self._proposals[index] = waiter
         if mutations is not None:
             self._proposed[index] = (self.replica.epoch, mutations)
-        self.feed(out)
         with trio.CancelScope(shield=True):
+            if self._busy or self._pending:
+                self.feed(out)
+            else:
+                # Nothing in flight: carry it out in this task, sparing the hand-off to the
+                # driver's loop and back (two task switches per write on the hot path).
+                self._pending.append(out)
+                try:
+                    await self._drain()
+                except Exception as exc:
+                    self._stop(exc)
             await waiter.done.wait()
         if waiter.error is not None:
             raise waiter.error
@@ -181,19 +191,33 @@ class ReplicaDriver:
                 nursery.start_soon(self._ticker)
             task_status.started()
             try:
-                while True:
-                    if not self._pending:
+                while self.failed is None:
+                    if not self._pending or self._busy:
                         await self._kick.wait()
                         self._kick = trio.Event()
-                    outs, self._pending = self._pending, []
-                    await self._carry_out(outs)
+                        continue
+                    await self._drain()
             except Exception as exc:
-                # The tracked storage state already moved on: this replica cannot continue
-                # consistently. Stop it (the node and other shards go on) and say why.
-                self._fail(exc)
-                log.exception("replica stopped shard=%d node=%s", self.shard, self.me)
+                self._stop(exc)
             finally:
                 nursery.cancel_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Carry out everything pending (and what that produces), one batch per write."""
+        self._busy = True
+        try:
+            while self._pending:
+                outs, self._pending = self._pending, []
+                await self._carry_out(outs)
+        finally:
+            self._busy = False
+
+    def _stop(self, exc: BaseException) -> None:
+        # The tracked storage state already moved on: this replica cannot continue
+        # consistently. Stop it (the node and other shards go on) and say why.
+        self._fail(exc)
+        self._kick.set()
+        log.error("replica stopped shard=%d node=%s: %r", self.shard, self.me, exc, exc_info=exc)
 
     async def _ticker(self) -> None:
         interval = self.replica.cfg.heartbeat_interval_s / 2
