@@ -18,7 +18,7 @@ from shoal.sdk import converter as _converter
 from shoal.sdk.converter import decode_search_attributes, encode_search_attributes
 from shoal.sdk import exceptions as _exc
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
-from shoal.sdk.connection import RPCError, ServiceConnection
+from shoal.sdk.connection import ConnectionLost, RPCError, ServiceConnection
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
 from shoal.sdk._definition import _QUERY_ATTR, _SIGNAL_ATTR, _UPDATE_ATTR
 from shoal.sdk.workflow import _resolve_workflow_ref
@@ -153,20 +153,28 @@ class Client:
     @classmethod
     async def connect(
         cls,
-        target_host: str,
+        target_host: str | Sequence[str],
         *,
         namespace: str = wire.DEFAULT_NAMESPACE,
         identity: str | None = None,
         data_converter: _converter.DataConverter | None = None,
     ) -> Client:
-        """Connect to a node at ``target_host`` (``ws://host:port`` or ``host:port``).
+        """Connect to a node at ``target_host`` (``ws://host:port`` or ``host:port``), or to
+        any of a list of nodes: when the one in use cannot be reached, calls fail over to
+        the next (in-flight calls are retried there; they are idempotent by request id).
 
         Raises:
             RPCError: the node refused the handshake (e.g. unknown namespace).
-            ConnectionLost: nothing answered at that address.
+            ConnectionLost: nothing answered at any of the addresses.
         """
         conn = ServiceConnection(target_host, namespace, identity)
-        await conn.connect()
+        for attempt in range(len(conn.addresses)):  # each address once, in order
+            try:
+                await conn.connect()
+                break
+            except ConnectionLost:
+                if attempt == len(conn.addresses) - 1:
+                    raise
         return cls(conn, data_converter=data_converter)
 
     @property

@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,16 +73,31 @@ class _Link:
 
 
 class ServiceConnection:
-    """A reconnecting connection to one node, shared by a client and its workers."""
+    """A reconnecting connection to a cluster, shared by a client and its workers.
 
-    def __init__(self, address: str, namespace: str, identity: str | None = None) -> None:
-        self.address = address if "://" in address else f"ws://{address}"
+    It talks to one node at a time. When that node cannot be reached, the next connect
+    tries the next address (round robin), so a call in flight when a node dies is retried
+    on another one (DESIGN §7: calls are idempotent by request id).
+    """
+
+    def __init__(self, address: str | Sequence[str], namespace: str,
+                 identity: str | None = None) -> None:
+        addresses = [address] if isinstance(address, str) else list(address)
+        if not addresses:
+            raise ValueError("give at least one node address")
+        self.addresses = [a if "://" in a else f"ws://{a}" for a in addresses]
+        self._current = 0
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
         self._ids = itertools.count(1)
         self._link: _Link | None = None
         self._connect_lock = trio.Lock()
         self.server_info: wire.HandshakeResponse | None = None
+
+    @property
+    def address(self) -> str:
+        """The node this connection talks to (or will try next)."""
+        return self.addresses[self._current]
 
     async def connect(self) -> None:
         """Open the WebSocket and handshake; raises ``RPCError``/``ConnectionLost``."""
@@ -93,7 +109,9 @@ class ServiceConnection:
             trio.lowlevel.spawn_system_task(self._run_link, link, opened)
             await opened.wait()
             if link.ws is None:
-                raise ConnectionLost(f"cannot connect to {self.address}: {_reason(link.error)}")
+                failed = self.address
+                self._current = (self._current + 1) % len(self.addresses)  # next try: next node
+                raise ConnectionLost(f"cannot connect to {failed}: {_reason(link.error)}")
             self._link = link
             answer = await self._call_on(link, wire.Op.HANDSHAKE, wire.HandshakeRequest(
                 protocol_version=wire.PROTOCOL_VERSION, namespace=self.namespace,
