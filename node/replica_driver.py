@@ -243,14 +243,16 @@ class ReplicaDriver:
     async def _carry_out(self, outs: list[Output]) -> None:
         self.stats.outputs += len(outs)
         now = self.clock()
+        reported: wire.ReplEntry | None = None
         last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
         if last_persisted is not None and self._commits_alone():
             # A sole voter commits what it persists: tell the core now, so the entries are
             # applied in the SAME transaction that persists them (one fsync, not two). Safe
             # because that transaction is atomic, and a failed write stops this replica.
+            # (What the core appends in answer, e.g. a next config step, is reported below.)
             outs.append(self.replica.on_persisted(last_persisted.epoch, last_persisted.index,
                                                   now))
-            last_persisted = None
+            reported = last_persisted
         # 1. Everything durable, and every applied entry, in one write.
         mutations: list[tables.Mutation] = []
         for out in outs:
@@ -285,7 +287,8 @@ class ReplicaDriver:
             # 4. Snapshots of the (now durable) applied state.
             for peer in out.snapshot_to:
                 self._send_snapshot(peer, now)
-        if last_persisted is not None:
+        last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
+        if last_persisted is not None and last_persisted is not reported:
             self.feed(self.replica.on_persisted(last_persisted.epoch, last_persisted.index, now))
         if last_applied:
             self.feed(self.replica.on_applied(last_applied, now))

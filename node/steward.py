@@ -1,0 +1,127 @@
+"""What this node's replica of each shard should do as members come and go (sans-IO).
+
+Owns: turning the ring's placement over the live members (plus members dead for less than
+``replace_after_s``) and what the node knows of its local replica into actions: host a
+replica here (an empty one: the leader fills it by snapshot and tail), campaign (the ring
+names this node the shard's leader), move the shard's configuration towards the ring's
+replica set (the leader does this, one member at a time, in the core), and release a
+replica that is no longer in the configuration or the ring's set. Must not: do I/O, read
+clocks or touch replicas (the node's shell carries the actions out).
+
+Why members dead for a while still count: replacing a member means a snapshot to a new
+one; a node that restarts within ``replace_after_s`` (kill -9, a deploy) keeps its place
+and catches up from its own disk instead (DESIGN §4, issue 7's ``replace_after``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shoal.node.replication.types import NodeId, Role
+from shoal.ring.placement import REPLICATION_FACTOR, placement
+
+CAMPAIGN_RETRY_S = 2.0  # a campaign that did not make us leader is tried again after this
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """What the node knows of its local replica of a shard."""
+
+    role: Role
+    serving: bool
+    leader: NodeId | None
+    voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    """Start an empty replica of ``shard`` here (no bootstrap: the leader adds it)."""
+
+    shard: int
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """The ring names this node ``shard``'s leader and it is a voter: take over."""
+
+    shard: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """This node leads ``shard``: move its configuration towards ``voters``."""
+
+    shard: int
+    voters: tuple[NodeId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """Stop this node's replica of ``shard``: it left the configuration and the ring's set."""
+
+    shard: int
+
+
+Action = Host | Campaign | Reconfigure | Release
+
+
+class ShardSteward:
+    """Decides per shard; call :meth:`set_members` on every membership change.
+
+    Args:
+        me: this node's id.
+        num_shards: NUM_SHARDS of the cluster.
+        replication_factor: wanted R (fewer when fewer members count).
+        replace_after_s: how long a dead member keeps its place in the ring.
+    """
+
+    def __init__(self, me: NodeId, num_shards: int, *,
+                 replication_factor: int = REPLICATION_FACTOR,
+                 replace_after_s: float = 30.0) -> None:
+        self.me, self.num_shards = me, num_shards
+        self.rf, self.replace_after_s = replication_factor, replace_after_s
+        self.alive: frozenset[NodeId] = frozenset({me})
+        self._dead_since: dict[NodeId, float] = {}
+        self._last_campaign: dict[int, float] = {}
+
+    def set_members(self, alive: Iterable[NodeId], now: float) -> None:
+        """The members gossip says are alive (we always count ourselves)."""
+        new = frozenset(alive) | {self.me}
+        for gone in self.alive - new:
+            self._dead_since.setdefault(gone, now)
+        for back in new:
+            self._dead_since.pop(back, None)
+        self.alive = new
+
+    def counted(self, now: float) -> tuple[NodeId, ...]:
+        """Members the ring places shards on: the alive, and the recently dead."""
+        recent = {m for m, t in self._dead_since.items() if now - t < self.replace_after_s}
+        return tuple(sorted(self.alive | recent))
+
+    def target(self, shard: int, now: float) -> tuple[NodeId, ...]:
+        """The ring's ordered replica set of ``shard`` (leader hint first)."""
+        members = self.counted(now)
+        return placement(members, self.num_shards, min(self.rf, len(members))).replica_set(shard)
+
+    def decide(self, shard: int, view: ReplicaView | None, now: float) -> list[Action]:
+        """What to do about ``shard``; ``view`` is None when no replica of it is here."""
+        target = self.target(shard, now)
+        if view is None:
+            return [Host(shard)] if self.me in target else []
+        actions: list[Action] = []
+        members = set(view.voters) | set(view.learners)
+        if view.role is Role.LEADER and view.serving:
+            wanted = tuple(m for m in target if m in self.alive or m in view.voters)
+            if wanted and (set(view.voters) != set(wanted) or view.learners):
+                actions.append(Reconfigure(shard, wanted))
+        elif (target[0] == self.me and self.me in view.voters
+              and view.leader != self.me
+              and now - self._last_campaign.get(shard, -CAMPAIGN_RETRY_S) >= CAMPAIGN_RETRY_S):
+            self._last_campaign[shard] = now
+            actions.append(Campaign(shard))
+        elif (view.role is not Role.LEADER and self.me not in members and self.me not in target
+              and view.voters):
+            actions.append(Release(shard))
+        return actions
