@@ -48,14 +48,19 @@ def running_cluster(root: Path, size: int, extra: list[str] = SMALL) -> Iterator
                 print(f"node {n.listen_port}:", "".join(trouble[-10:]))
 
 
-async def cli_status(node: NodeProcess) -> dict:
-    """``shoal cluster status --json`` as a person runs it."""
+async def run_cli(node: NodeProcess, *args: str) -> str:
+    """``shoal ARGS...`` against ``node`` as a person runs it; its stdout (it must succeed)."""
     proc = await trio.run_process(
-        [sys.executable, "-m", "shoal.cli.main", "cluster", "status", "--json"],
+        [sys.executable, "-m", "shoal.cli.main", *args],
         capture_stdout=True, capture_stderr=True, check=False,
         env={**os.environ, "SHOAL_ADDRESS": node.address})
     assert proc.returncode == 0, proc.stderr.decode()
-    return json.loads(proc.stdout)
+    return proc.stdout.decode()
+
+
+async def cli_status(node: NodeProcess) -> dict:
+    """``shoal cluster status --json``."""
+    return json.loads(await run_cli(node, "cluster", "status", "--json"))
 
 
 class Views:

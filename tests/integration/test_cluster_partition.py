@@ -13,7 +13,9 @@ import time
 import pytest
 import trio
 
-from helpers.node_cluster import running_cluster, views, wait_all_alive, wait_each_sees
+from helpers.node_cluster import (
+    cli_status, run_cli, running_cluster, views, wait_all_alive, wait_each_sees,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -37,19 +39,25 @@ async def test_partition_is_seen_as_dead_on_both_sides_and_heals_when_cleared(tm
                   for n in nodes}
             sides = [nodes[:2], nodes[2:]]
 
-            t0 = time.monotonic()
+            # n0 through the command line, as an operator runs the drill; the rest directly.
+            blocks = {n.address: [me[o.address].gossip_addr for o in other]
+                      for side, other in (sides, sides[::-1]) for n in side}
+            drill = [arg for addr in blocks[nodes[0].address] for arg in ("--block", addr)]
             async with trio.open_nursery() as nursery:
-                for side, other in (sides, sides[::-1]):
-                    for n in side:
-                        nursery.start_soon(v.block, n, [me[o.address].gossip_addr for o in other])
+                nursery.start_soon(run_cli, nodes[0], "cluster", "partition-drill", *drill)
+                for n in nodes[1:]:
+                    nursery.start_soon(v.block, n, blocks[n.address])
+            t0 = time.monotonic()
             # Each side's view of each member of the other side, polled together: a member
             # seen dead is forgotten (reclaimed) some seconds later.
             seen = await wait_each_sees(v, {n.address: [me[o.address].name for o in other]
-                                     for side, other in (sides, sides[::-1]) for n in side},
-                                 "dead", DETECTION_BOUND_S)
+                                            for side, other in (sides, sides[::-1])
+                                            for n in side},
+                                        "dead", DETECTION_BOUND_S)
             split_s = [max(t for (obs, _), t in seen.items() if obs in {n.address for n in side})
                        for side in sides]
             during = {n.address: (await v.status(n)).stats for n in nodes}
+            assert (await cli_status(nodes[0]))["blocked_addrs"] == sorted(blocks[nodes[0].address])
 
             t1 = time.monotonic()
             async with trio.open_nursery() as nursery:
