@@ -457,6 +457,7 @@ class Op(StrEnum):
     CLUSTER_STATUS = "cluster_status"
     GOSSIP_STREAM = "gossip_stream"  # peer link: one gossip stream frame in, its answer out
     REPL_MESSAGES = "repl_messages"  # peer link: a batch of replication messages, one way
+    GOSSIP_FAULTS = "gossip_faults"  # fault-injection drill: cut this node off from peers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1822,14 +1823,21 @@ class ClusterStatusResponse:
     members: list[ClusterMember] = field(default_factory=list)
     health_score: int = 0  # Lifeguard local health: 0 is healthy
     stats: dict[str, int] = field(default_factory=dict)  # gossip counters, by name
+    # Peer gossip addresses a fault drill (``Op.GOSSIP_FAULTS``) cuts us off from; normally
+    # empty. Shown so a forgotten drill is not mistaken for a network fault.
+    blocked_addrs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GossipStreamRequest:
     """A peer's gossip stream message (push-pull, fallback ping) over the peer link.
-    ``frame`` is an ``encode_gossip`` frame, authenticated like a UDP packet."""
+    ``frame`` is an ``encode_gossip`` frame, authenticated like a UDP packet.
+    ``source_addr`` is the sender's advertised gossip address (``HOST:PORT``; empty from an
+    older sender); only a fault drill looks at it, since a fallback ping does not name its
+    sender. It is not covered by the frame's MAC, so it decides nothing else."""
 
     frame: bytes
+    source_addr: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1846,6 +1854,23 @@ class GossipStreamResponse:
     """The answer frame; empty when there is none (or the request was dropped)."""
 
     frame: bytes = b""
+
+
+GOSSIP_FAULT_ADDRS_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GossipFaultsRequest:
+    """A FAULT-INJECTION DRILL, not for normal operation: make this node behave as if the
+    network between it and the peers at ``blocked_addrs`` were cut. Until the next request,
+    it drops UDP gossip to and from those addresses and neither sends gossip stream
+    messages (push-pull, fallback pings) to them nor accepts theirs. Run it on every node
+    of one side, naming the other side, to partition a cluster; an empty list clears the
+    drill. Each request replaces the last. Addresses are members' gossip addresses
+    (``gossip_addr`` in ``shoal cluster status``), ``HOST:PORT``, matched as written.
+    Answered with :class:`Empty`; a bad address is ``INVALID_ARGUMENT``."""
+
+    blocked_addrs: list[str] = field(default_factory=list)
 
 
 # Request and response body type of each op: the dispatcher's contract.
@@ -1877,6 +1902,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.CLUSTER_STATUS: (ClusterStatusRequest, ClusterStatusResponse),
     Op.GOSSIP_STREAM: (GossipStreamRequest, GossipStreamResponse),
     Op.REPL_MESSAGES: (ReplMessagesRequest, Empty),
+    Op.GOSSIP_FAULTS: (GossipFaultsRequest, Empty),
 }
 
 

@@ -2,8 +2,9 @@
 
 Owns: ``shoal cluster status`` (every member with its state, incarnation, addresses and the
 age of our last contact with it, plus the answering node's gossip health and counters), as
-a rich table or, with ``--json``, one JSON object on stdout. Must not: import
-``shoal.node`` (a client command stays light and runs anywhere).
+a rich table or, with ``--json``, one JSON object on stdout; and ``shoal cluster
+partition-drill``, the fault-injection drill that cuts one node off from named peers.
+Must not: import ``shoal.node`` (a client command stays light and runs anywhere).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rich.text import Text
 
 from shoal import wire
 from shoal.cli import render
-from shoal.cli.remote import ADDRESS, JSON_OUT, call, out
+from shoal.cli.remote import ADDRESS, JSON_OUT, call, fail, out
 
 app = typer.Typer(help="Inspect the cluster.", no_args_is_help=True)
 
@@ -71,3 +72,27 @@ def status(address: str = ADDRESS, as_json: bool = JSON_OUT) -> None:
     con = out()
     con.print(status_table(resp))
     con.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    if resp.blocked_addrs:
+        con.print(f"[yellow]partition drill active: gossip to and from "
+                  f"{', '.join(resp.blocked_addrs)} is dropped[/yellow] "
+                  f"(`shoal cluster partition-drill --clear` ends it)")
+
+
+@app.command("partition-drill")
+def partition_drill(
+    block: list[str] = typer.Option(
+        [], "--block", metavar="HOST:PORT",
+        help="A peer's gossip address (its `Gossip address` in `cluster status`); repeatable."),
+    clear: bool = typer.Option(False, "--clear", help="End the drill on this node."),
+    address: str = ADDRESS,
+) -> None:
+    """FAULT-INJECTION DRILL, not for normal operation: make the node at --address drop
+    all gossip to and from the peers at --block, as if the network between them were cut.
+    Run it on every node of one side (naming the other side) to partition the cluster;
+    each run replaces the node's last drill; --clear ends it."""
+    if bool(block) == clear:
+        fail("give --block HOST:PORT (repeatable) to start a drill, or --clear to end it")
+    call(address, wire.DEFAULT_NAMESPACE, lambda c: c.service.call(
+        wire.Op.GOSSIP_FAULTS, wire.GossipFaultsRequest(blocked_addrs=block)))
+    out().print(f"partition drill on {address}: dropping gossip to and from {', '.join(block)}"
+                if block else f"partition drill on {address} cleared")

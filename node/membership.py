@@ -4,9 +4,10 @@ Owns: the node's UDP socket (bound to the listen host and the SAME port number a
 WebSocket listener, DESIGN §1), feeding datagrams to :class:`~shoal.gossip.swim.Swim`,
 sending what it returns, arming its timers, carrying its stream messages (push-pull,
 fallback pings) over the peer link (``Op.GOSSIP_STREAM``), refusing peers of another
-cluster with a clear error on both sides, graceful leave, and the cluster status answer.
-Must not: decide anything about membership (the core does), or encode a message other
-than through ``wire``.
+cluster with a clear error on both sides, graceful leave, the cluster status answer, and
+the partition drill (``Op.GOSSIP_FAULTS``: drop gossip to and from named peers, for tests
+and operators' drills only). Must not: decide anything about membership (the core does),
+or encode a message other than through ``wire``.
 
 Clock: ``time.monotonic`` (the core only compares its own times). Bad input from a peer
 is dropped and counted by the core, never raised; the shell logs drops as WARNING at most
@@ -77,6 +78,39 @@ def split_hostport(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def parse_blocked_addrs(addrs: list[str], own: str) -> dict[tuple[str, int], str]:
+    """Check a fault drill's peer addresses; normalized ``(host, port)`` -> as written.
+
+    Raises:
+        wire.ShoalError(INVALID_ARGUMENT): too many, not ``HOST:PORT``, or our own address.
+    """
+    if len(addrs) > wire.GOSSIP_FAULT_ADDRS_MAX:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                              f"a fault drill names {len(addrs)} peers; the limit is "
+                              f"{wire.GOSSIP_FAULT_ADDRS_MAX}")
+    blocked: dict[tuple[str, int], str] = {}
+    for addr in addrs:
+        key = _addr_key(addr)
+        if key is None:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                                  f"blocked address {addr!r} is not HOST:PORT with a port in "
+                                  f"1-65535 (use a member's gossip_addr from cluster status)")
+        if key == _addr_key(own):
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                                  f"blocked address {addr!r} is this node's own; name peers")
+        blocked[key] = addr
+    return blocked
+
+
+def _addr_key(addr: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (or ``[v6]:PORT``) as compared by the drill; None if it is not one."""
+    host, sep, port = addr.rpartition(":")
+    host = host.strip("[]").lower()
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
 def stream_source_meta(msg: StreamMessage) -> wire.MemberMeta | None:
     """The sender's own metadata in a push-pull message (its entry about itself)."""
     if isinstance(msg, wire.GossipPacket):
@@ -93,6 +127,11 @@ class LinkStats:
     stream_served: int = 0  # peer stream requests answered
     stream_failed: int = 0  # our stream exchanges that got no answer (peer down, timeout)
     refused_foreign: int = 0  # peers refused for another cluster identity
+    # The fault drill (Op.GOSSIP_FAULTS) at work; zero unless a drill was set.
+    fault_dropped_in: int = 0  # datagrams from a blocked peer, unread
+    fault_dropped_out: int = 0  # datagrams to a blocked peer, unsent
+    fault_refused_streams: int = 0  # a blocked peer's stream requests, refused
+    fault_skipped_streams: int = 0  # our stream messages to a blocked peer, unsent
 
 
 class ClusterMembership:
@@ -125,6 +164,7 @@ class ClusterMembership:
         self._warned: set[str] = set()  # peers already named in a WARNING
         self._drops_reported = {c: 0 for c in _DROP_COUNTERS}
         self._drops_reported_at = -math.inf
+        self._blocked: dict[tuple[str, int], str] = {}  # the fault drill's cut-off peers
 
     # --- running ------------------------------------------------------------------------
 
@@ -172,8 +212,16 @@ class ClusterMembership:
             except OSError as exc:  # e.g. ICMP errors surfaced by the OS: not fatal
                 log.debug("gossip receive failed: %s", exc)
                 continue
-            self._apply(self.swim.on_message(f"{src[0]}:{src[1]}", data, self.clock()))
-            self._report_drops()
+            self.on_datagram(data, src)
+
+    def on_datagram(self, data: bytes, src: tuple) -> None:
+        """One UDP datagram from ``src`` (a socket address): to the core, unless a fault
+        drill blocks its sender."""
+        if self._blocked and (str(src[0]).lower(), src[1]) in self._blocked:
+            self.link_stats.fault_dropped_in += 1
+            return
+        self._apply(self.swim.on_message(f"{src[0]}:{src[1]}", data, self.clock()))
+        self._report_drops()
 
     async def _send_loop(self, sock: trio.socket.SocketType) -> None:
         async for addr, frame in self._outbox_out:
@@ -207,11 +255,17 @@ class ClusterMembership:
     def _apply(self, out: Output) -> None:
         key = self.cfg.cluster_key
         for addr, pkt in out.send:
+            if self._is_blocked(addr):
+                self.link_stats.fault_dropped_out += 1
+                continue
             try:
                 self._outbox_in.send_nowait((addr, wire.encode_gossip(pkt, key)))
             except trio.WouldBlock:
                 self.link_stats.datagrams_dropped_outbox += 1
         for addr, msg in out.stream:
+            if self._is_blocked(addr):
+                self.link_stats.fault_skipped_streams += 1
+                continue
             assert self._nursery is not None, "the core streams only after join()"
             self._nursery.start_soon(self._exchange, addr, msg)
         for timer, at in out.timers:
@@ -233,7 +287,8 @@ class ClusterMembership:
         try:
             with trio.fail_after(self.cfg.push_pull_timeout_s):
                 answer = await self._links.request(
-                    addr, wire.Op.GOSSIP_STREAM, wire.GossipStreamRequest(frame=frame))
+                    addr, wire.Op.GOSSIP_STREAM,
+                    wire.GossipStreamRequest(frame=frame, source_addr=self.advertise))
         except wire.ShoalError as exc:
             self.link_stats.stream_failed += 1
             if exc.code == wire.Code.CLUSTER_MISMATCH:
@@ -305,11 +360,21 @@ class ClusterMembership:
 
         Raises:
             wire.ShoalError(CLUSTER_MISMATCH): the peer belongs to another cluster.
+            wire.ShoalError(UNAVAILABLE): a fault drill blocks the sender.
         """
         msg = self.swim.decode_frame(req.frame)
         if msg is None:
             self._report_drops()
             return wire.GossipStreamResponse()
+        source_addr = req.source_addr
+        if not isinstance(msg, wire.GossipPacket):  # push-pull: the sender's own entry
+            source_addr = next((m.addr for m in msg.members if m.node == msg.source),
+                               source_addr)
+        if self._is_blocked(source_addr):
+            self.link_stats.fault_refused_streams += 1
+            raise wire.ShoalError(wire.Code.UNAVAILABLE,
+                                  f"node {self.name} is in a fault drill that cuts it off "
+                                  f"from {source_addr}")
         reason = self._mismatch(msg)
         if reason:
             assert not isinstance(msg, wire.GossipPacket)
@@ -328,6 +393,28 @@ class ClusterMembership:
         self.link_stats.stream_served += 1
         frame = wire.encode_gossip(replies[0], self.cfg.cluster_key) if replies else b""
         return wire.GossipStreamResponse(frame=frame)
+
+    async def on_gossip_faults(self, namespace: str, req: wire.GossipFaultsRequest
+                               ) -> wire.Empty:
+        """``Op.GOSSIP_FAULTS``: a fault-injection drill, not for normal operation. Cut
+        this node off from the peers at ``req.blocked_addrs`` (replacing any earlier drill;
+        an empty list clears it): their datagrams and stream requests are dropped and
+        counted, and nothing is sent to them. The SWIM core is not told; it sees silence,
+        as in a real partition.
+
+        Raises:
+            wire.ShoalError(INVALID_ARGUMENT): an address is not ``HOST:PORT`` or is ours.
+        """
+        self._blocked = parse_blocked_addrs(req.blocked_addrs, self.advertise)
+        if self._blocked:
+            log.warning("gossip fault drill set: dropping gossip to and from blocked=%s",
+                        ",".join(sorted(self._blocked.values())))
+        else:
+            log.warning("gossip fault drill cleared")
+        return wire.Empty()
+
+    def _is_blocked(self, addr: str) -> bool:
+        return bool(self._blocked) and _addr_key(addr) in self._blocked
 
     async def on_cluster_status(self, namespace: str, req: wire.ClusterStatusRequest
                                 ) -> wire.ClusterStatusResponse:
@@ -350,4 +437,5 @@ class ClusterMembership:
             node=self.name, cluster_name=self.meta.cluster_name, num_shards=self.meta.num_shards,
             members=members, health_score=self.swim.health_score,
             stats={**asdict(self.swim.stats), **asdict(self.link_stats)},
+            blocked_addrs=sorted(self._blocked.values()),
         )

@@ -233,5 +233,6 @@ class Node:
                                        list(cfg.seeds))
         dispatcher.add_handler(wire.Op.GOSSIP_STREAM, membership.on_gossip_stream)
         dispatcher.add_handler(wire.Op.CLUSTER_STATUS, membership.on_cluster_status)
+        dispatcher.add_handler(wire.Op.GOSSIP_FAULTS, membership.on_gossip_faults)
         await nursery.start(membership.run, cfg.host, port)
         self.membership = membership

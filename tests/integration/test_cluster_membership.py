@@ -11,23 +11,20 @@ run in file order.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import trio
 
+from helpers.node_cluster import (
+    SMALL, cli_status, node_name, running_cluster, views, wait_all_alive, wait_all_see,
+)
 from helpers.node_proc import NodeProcess, free_port, wait_until
-from shoal import wire
-from shoal.sdk.connection import ServiceConnection
 
 pytestmark = pytest.mark.timeout(120)
 
-SMALL = ["--gossip-preset", "small"]
 DETECTION_BOUND_S = 15.0  # generous: the small preset measures ~4-6 s here
 # Usually well under a second; but with the small preset a rumour is sent only twice per
 # member that learns it, so one member in five now and then misses a join or a refutation
@@ -38,96 +35,13 @@ CONVERGE_BOUND_S = 20.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     """Five nodes on fixed ports; nodes 1-4 join through node 0."""
-    root = tmp_path_factory.mktemp("cluster")
-    seed_port = free_port()
-    nodes = [NodeProcess(root / "n0", port=seed_port, extra=SMALL)]
-    nodes += [NodeProcess(root / f"n{i}", port=free_port(),
-                          extra=[*SMALL, "--join", f"127.0.0.1:{seed_port}"]) for i in range(1, 5)]
-    try:
-        nodes[0].start()
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(NodeProcess.start, nodes[1:]))
+    with running_cluster(tmp_path_factory.mktemp("cluster"), 5) as nodes:
         yield nodes
-    finally:
-        for n in nodes:
-            n.kill()
-        for n in nodes:  # shown when a test failed: what a node said when things broke
-            trouble = [line for line in n.log_lines if "ERROR" in line or "Traceback" in line]
-            if trouble:
-                print(f"node {n.listen_port}:", "".join(trouble[-10:]))
-
-
-async def cli_status(node: NodeProcess) -> dict:
-    """``shoal cluster status --json`` as a person runs it."""
-    proc = await trio.run_process(
-        [sys.executable, "-m", "shoal.cli.main", "cluster", "status", "--json"],
-        capture_stdout=True, capture_stderr=True, check=False,
-        env={**os.environ, "SHOAL_ADDRESS": node.address})
-    assert proc.returncode == 0, proc.stderr.decode()
-    return json.loads(proc.stdout)
-
-
-class Views:
-    """One open connection per node, for polling ``CLUSTER_STATUS`` quickly."""
-
-    def __init__(self, nodes: list[NodeProcess]) -> None:
-        self.conns = {n.address: ServiceConnection(n.address, wire.DEFAULT_NAMESPACE)
-                      for n in nodes}
-
-    async def status(self, node: NodeProcess) -> wire.ClusterStatusResponse:
-        return await self.conns[node.address].call(
-            wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest(), retry_for_s=5.0)
-
-    async def member(self, node: NodeProcess, name: str) -> wire.ClusterMember | None:
-        resp = await self.status(node)
-        return next((m for m in resp.members if m.name == name), None)
-
-    async def aclose(self) -> None:
-        for c in self.conns.values():
-            await c.close()
-
-
-@contextlib.asynccontextmanager
-async def views(nodes: list[NodeProcess]):
-    v = Views(nodes)
-    try:
-        yield v
-    finally:
-        await v.aclose()
-
-
-async def wait_all_see(v: Views, observers: list[NodeProcess], name: str, state: str,
-                       timeout_s: float) -> dict[str, float]:
-    """Poll until every observer shows ``name`` in ``state``; seconds until each did."""
-    t0 = time.monotonic()
-    seen: dict[str, float] = {}
-
-    async def everyone() -> bool:
-        for obs in observers:
-            if obs.address not in seen:
-                m = await v.member(obs, name)
-                if m is not None and m.state == state:
-                    seen[obs.address] = time.monotonic() - t0
-        return len(seen) == len(observers)
-
-    await wait_until(everyone, timeout_s=timeout_s, interval_s=0.05)
-    return seen
-
-
-async def node_name(v: Views, node: NodeProcess) -> str:
-    return (await v.status(node)).node
 
 
 async def test_five_nodes_join_through_the_first_and_every_node_lists_five_alive(cluster) -> None:
     async with views(cluster) as v:
-        async def all_five() -> bool:
-            for n in cluster:
-                resp = await v.status(n)
-                if sum(m.state == "alive" for m in resp.members) != 5:
-                    return False
-            return True
-
-        await wait_until(all_five, timeout_s=CONVERGE_BOUND_S)
+        await wait_all_alive(v, cluster, CONVERGE_BOUND_S)
     for n in cluster:
         status = await cli_status(n)
         assert [m["state"] for m in status["members"]] == ["alive"] * 5

@@ -64,6 +64,12 @@ def test_cluster_status_last_contact_reads_as_an_age() -> None:
         assert contact_text(*args) == want
 
 
+@pytest.mark.parametrize("args", [[], ["--clear", "--block", "127.0.0.1:7351"]])
+def test_partition_drill_needs_either_block_or_clear(args: list[str]) -> None:
+    result = runner.invoke(app, ["cluster", "partition-drill", *args])
+    assert result.exit_code == 1 and "give --block HOST:PORT" in _unboxed(result.output)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--gossip-preset", "wan"], "is not one of lan, small"),
     (["--join", "seed"], "HOST:PORT"),

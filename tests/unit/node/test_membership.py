@@ -6,13 +6,15 @@ import random
 from pathlib import Path
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal import wire
 from shoal.gossip.config import SwimConfig
+from shoal.gossip.events import Output
 from shoal.node.membership import (
-    ClusterMembership, read_cluster_key, split_hostport, stream_source_meta,
+    ClusterMembership, parse_blocked_addrs, read_cluster_key, split_hostport, stream_source_meta,
 )
 from shoal.node.node import NodeConfig, advertised_address, gossip_config
 
@@ -148,3 +150,97 @@ def test_gossip_preset_and_key_reach_the_swim_config() -> None:
     cfg = gossip_config(NodeConfig(data_dir=Path("."), gossip_preset="small", cluster_key=KEY))
     assert cfg == SwimConfig.small(cluster_key=KEY)
     assert gossip_config(NodeConfig(data_dir=Path("."))) == SwimConfig.lan()
+
+
+# --- the fault drill (Op.GOSSIP_FAULTS) ---------------------------------------------------
+
+BLOCKED, OTHER = "127.0.0.1:7002", "127.0.0.1:7003"
+
+
+async def drill(m: ClusterMembership, *addrs: str) -> None:
+    await m.on_gossip_faults("default", wire.GossipFaultsRequest(blocked_addrs=list(addrs)))
+
+
+def udp_ping(target: str) -> bytes:
+    return wire.encode_gossip(wire.GossipPacket(messages=[wire.Ping(seq=1, target=target)]))
+
+
+def outbox(m: ClusterMembership) -> list[str]:
+    sent = []
+    while True:
+        try:
+            sent.append(m._outbox_out.receive_nowait()[0])
+        except trio.WouldBlock:
+            return sent
+
+
+async def test_drill_drops_datagrams_to_and_from_blocked_peers_and_counts_them() -> None:
+    m = shell()
+    await drill(m, BLOCKED)
+    m.on_datagram(udp_ping(m.name), ("127.0.0.1", 7002))  # its ack would go to 7002
+    m.on_datagram(udp_ping(m.name), ("127.0.0.1", 7003))
+    assert outbox(m) == [OTHER]
+    pkt = wire.GossipPacket(messages=[wire.Ack(seq=1)])
+    m._apply(Output(send=[(BLOCKED, pkt), (OTHER, pkt)]))
+    assert outbox(m) == [OTHER]
+    assert (m.link_stats.fault_dropped_in, m.link_stats.fault_dropped_out) == (1, 1)
+    assert m.status().blocked_addrs == [BLOCKED]
+
+
+async def test_drill_refuses_a_blocked_peers_push_pull_and_fallback_ping() -> None:
+    m = shell()
+    await drill(m, BLOCKED)
+    with pytest.raises(wire.ShoalError) as info:
+        await serve(m, push_pull("b", BLOCKED))
+    assert info.value.code == wire.Code.UNAVAILABLE and "fault drill" in info.value.message
+    ping = wire.encode_gossip(wire.GossipPacket(messages=[wire.Ping(seq=9, target=m.name)]))
+    with pytest.raises(wire.ShoalError):
+        await m.on_gossip_stream("default", wire.GossipStreamRequest(frame=ping,
+                                                                     source_addr=BLOCKED))
+    assert [x.name for x in m.swim.members()] == [m.name]
+    assert m.link_stats.fault_refused_streams == 2 and m.link_stats.stream_served == 0
+    resp = await serve(m, push_pull("c", OTHER))  # an unblocked peer is served
+    assert resp.frame and m.link_stats.stream_served == 1
+
+
+async def test_drill_sends_no_stream_message_to_a_blocked_peer() -> None:
+    m = shell()
+    await drill(m, BLOCKED)
+    msg = push_pull(m.name, "127.0.0.1:7001")
+    m._apply(Output(stream=[(BLOCKED, msg)]))  # no nursery needed: nothing is started
+    assert m.link_stats.fault_skipped_streams == 1
+
+
+async def test_empty_drill_clears_and_gossip_flows_again() -> None:
+    m = shell()
+    await drill(m, BLOCKED, OTHER)
+    await drill(m)
+    m.on_datagram(udp_ping(m.name), ("127.0.0.1", 7002))
+    assert outbox(m) == [BLOCKED] and m.link_stats.fault_dropped_in == 0
+    await serve(m, push_pull("b", BLOCKED))
+    assert m.status().blocked_addrs == [] and m.link_stats.stream_served == 1
+
+
+@pytest.mark.parametrize("addr, why", [
+    ("nohost", "is not HOST:PORT"),
+    (":7002", "is not HOST:PORT"),
+    ("127.0.0.1:0", "is not HOST:PORT"),
+    ("127.0.0.1:65536", "is not HOST:PORT"),
+    ("127.0.0.1:x", "is not HOST:PORT"),
+    ("127.0.0.1:7001", "is this node's own"),
+])
+async def test_drill_with_a_bad_address_is_invalid_argument_and_changes_nothing(
+        addr: str, why: str) -> None:
+    m = shell()
+    await drill(m, OTHER)
+    with pytest.raises(wire.ShoalError, match=why) as info:
+        await drill(m, BLOCKED, addr)
+    assert info.value.code == wire.Code.INVALID_ARGUMENT
+    assert m.status().blocked_addrs == [OTHER]
+
+
+def test_blocked_addresses_match_without_brackets_or_case() -> None:
+    assert parse_blocked_addrs(["[::1]:7002", "Node-A:7003"], "[::1]:7001") == {
+        ("::1", 7002): "[::1]:7002", ("node-a", 7003): "Node-A:7003"}
+    with pytest.raises(wire.ShoalError, match="the limit is 1024"):
+        parse_blocked_addrs([f"h:{p}" for p in range(1, 1026)], "h:9999")
