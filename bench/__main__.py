@@ -76,7 +76,7 @@ def _run_driver(module: str, address: str, sizes: dict[str, int]) -> dict[str, A
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_shoal(sizes: dict[str, int], shard_log: str = "replicated") -> dict[str, Any]:
+def run_shoal(sizes: dict[str, int], shard_log: str = "local") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         proc, address = _start_shoal(Path(tmp) / "data", shard_log)
         try:
@@ -116,8 +116,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller runs (smoke test)")
     p.add_argument("--temporal", action="store_true", help="also run on the Temporal dev server")
-    p.add_argument("--shard-log", choices=("replicated", "local"), default="replicated",
-                   help="the node's shard log (local: the pre-replication log, to compare)")
+    p.add_argument("--shard-log", choices=("local", "replicated"), default="local",
+                   help="the node's shard log (replicated: the consensus path, to compare)")
     a = p.parse_args()
     sizes = QUICK if a.quick else FULL
     result: dict[str, Any] = {

@@ -152,11 +152,17 @@ class ReplicaDriver:
             else:
                 # Nothing in flight: carry it out in this task, sparing the hand-off to the
                 # driver's loop and back (two task switches per write on the hot path).
-                self._pending.append(out)
+                # Only this output: what others queue meanwhile is the loop's, so this
+                # proposer is not kept waiting on their writes too.
+                self._busy = True
                 try:
-                    await self._drain()
+                    await self._carry_out([out])
                 except Exception as exc:
                     self._stop(exc)
+                finally:
+                    self._busy = False
+                    if self._pending:
+                        self._kick.set()
             await waiter.done.wait()
         if waiter.error is not None:
             raise waiter.error

@@ -38,8 +38,13 @@ class TwoStepsAndATimer:
         return await workflow.execute_activity(add_one, a, start_to_close_timeout=timedelta(seconds=5))
 
 
-async def test_kill9_mid_workload_loses_nothing(tmp_path) -> None:
-    node = NodeProcess(tmp_path / "data", port=free_port())
+# Both shard logs: the single-node default and the consensus replica (R = 1) the cluster uses.
+SHARD_LOGS = pytest.mark.parametrize("shard_log", ["local", "replicated"])
+
+
+@SHARD_LOGS
+async def test_kill9_mid_workload_loses_nothing(tmp_path, shard_log: str) -> None:
+    node = NodeProcess(tmp_path / "data", port=free_port(), extra=["--shard-log", shard_log])
     await node.start_async()
     try:
         client = await Client.connect(node.address)
@@ -116,8 +121,9 @@ class K9Parent:
         self.signals.append(value)
 
 
-async def test_kill9_amid_signals_children_and_timers(tmp_path) -> None:
-    node = NodeProcess(tmp_path / "data", port=free_port())
+@SHARD_LOGS
+async def test_kill9_amid_signals_children_and_timers(tmp_path, shard_log: str) -> None:
+    node = NodeProcess(tmp_path / "data", port=free_port(), extra=["--shard-log", shard_log])
     await node.start_async()
     try:
         client = await Client.connect(node.address)
