@@ -115,17 +115,26 @@ async def wait_each_sees(v: Views, watch: dict[str, list[str]], state: str,
     nodes = {n.address: n for n in v.nodes}
     seen: dict[tuple[str, str], float] = {}
 
+    last: dict[tuple[str, str], str | None] = {}
+
     async def everyone() -> bool:
         for obs, names in watch.items():
             if all((obs, name) in seen for name in names):
                 continue
             states = {m.name: m.state for m in (await v.status(nodes[obs])).members}
             for name in names:
+                last[(obs, name)] = states.get(name)
                 if (obs, name) not in seen and states.get(name) == state:
                     seen[(obs, name)] = time.monotonic() - t0
         return len(seen) == sum(len(names) for names in watch.values())
 
-    await wait_until(everyone, timeout_s=timeout_s, interval_s=0.05)
+    try:
+        await wait_until(everyone, timeout_s=timeout_s, interval_s=0.05)
+    except AssertionError:
+        missing = {f"{obs} sees {name}": last.get((obs, name))
+                   for obs, names in watch.items() for name in names if (obs, name) not in seen}
+        raise AssertionError(f"not every observer saw {state!r} within {timeout_s}s; "
+                             f"last states: {missing}") from None
     return seen
 
 
