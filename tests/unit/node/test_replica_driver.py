@@ -84,6 +84,14 @@ async def _leader(hosts: dict[str, Host]) -> Host:
                 if h.driver and h.driver.serving and h.name not in h.net.down)
 
 
+async def _start_abc(nursery: trio.Nursery, hosts: dict[str, Host]) -> Host:
+    """Start a, b and c as one group, have a campaign, and return the leader."""
+    for h in hosts.values():
+        await h.start(nursery, bootstrap=("a", "b", "c"))
+    hosts["a"].driver.feed(hosts["a"].driver.replica.campaign(trio.current_time()))
+    return await _leader(hosts)
+
+
 async def _write(host: Host, items: range, writers: int = 8) -> list[int]:
     log = ReplicatedShardLog(host.driver)
     indexes: list[int] = []
@@ -112,10 +120,7 @@ def _group(tmp_path: Path, names: str, **cfg: object) -> tuple[InProcessTranspor
 async def test_three_replicas_commit_apply_and_agree(tmp_path: Path) -> None:
     net, hosts = _group(tmp_path, "abc")
     async with trio.open_nursery() as nursery:
-        for h in hosts.values():
-            await h.start(nursery, bootstrap=("a", "b", "c"))
-        hosts["a"].driver.feed(hosts["a"].driver.replica.campaign(trio.current_time()))
-        leader = await _leader(hosts)
+        leader = await _start_abc(nursery, hosts)
         assert leader.name == "a"
         indexes = await _write(leader, range(60))
         assert len(set(indexes)) == 60  # one entry each, no index handed out twice
@@ -132,10 +137,7 @@ async def test_three_replicas_commit_apply_and_agree(tmp_path: Path) -> None:
 async def test_a_follower_that_restarts_catches_up_from_its_own_disk(tmp_path: Path) -> None:
     net, hosts = _group(tmp_path, "abc")
     async with trio.open_nursery() as nursery:
-        for h in hosts.values():
-            await h.start(nursery, bootstrap=("a", "b", "c"))
-        hosts["a"].driver.feed(hosts["a"].driver.replica.campaign(trio.current_time()))
-        leader = await _leader(hosts)
+        leader = await _start_abc(nursery, hosts)
         await _write(leader, range(20))
         await hosts["c"].stop()
         await _write(leader, range(20, 40))  # a majority (a, b) still commits
@@ -150,10 +152,7 @@ async def test_a_follower_that_restarts_catches_up_from_its_own_disk(tmp_path: P
 async def test_leader_loss_keeps_every_acknowledged_write(tmp_path: Path) -> None:
     net, hosts = _group(tmp_path, "abc", leader_timeout_s=0.2)
     async with trio.open_nursery() as nursery:
-        for h in hosts.values():
-            await h.start(nursery, bootstrap=("a", "b", "c"))
-        hosts["a"].driver.feed(hosts["a"].driver.replica.campaign(trio.current_time()))
-        old = await _leader(hosts)
+        old = await _start_abc(nursery, hosts)
         acked = await _write(old, range(30))
         assert len(acked) == 30
         await old.stop()
