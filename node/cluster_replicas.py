@@ -146,7 +146,7 @@ class ClusterReplicas:
 
         assert self._nursery is not None
         await self._nursery.start(run)
-        log.info("replica hosted shard=%d node=%s", shard, self.me)
+        log.debug("replica hosted shard=%d node=%s", shard, self.me)
         return driver
 
     def _release(self, shard: int) -> None:

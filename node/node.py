@@ -10,9 +10,9 @@ cluster issue swaps in replicated logs without touching the service or the engin
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -26,8 +26,10 @@ from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching import Matching
 from shoal.node.membership import ClusterMembership
-from shoal.node.replica_driver import NullTransport, ReplicaDriver, ReplicatedShardLog, tick_all
-from shoal.node.replication import Replica, ReplicaConfig
+from shoal.node.cluster_replicas import ClusterReplicas
+from shoal.node.replica_driver import NullTransport, ReplicatedShardLog
+from shoal.node.replication import ReplicaConfig
+from shoal.node.steward import ShardSteward
 from shoal.node.server import Dispatcher, NodeIdentity, serve
 from shoal.node.service import Service
 from shoal.node.shard import Shard
@@ -35,7 +37,6 @@ from shoal.node.timers import TimerProcessor
 from shoal.node.transfers import TransferProcessor
 from shoal.store import records, tables
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
 from shoal.store.shardlog import LocalShardLog, ShardLog
 from shoal.store.writer import GroupCommitWriter
 
@@ -144,7 +145,7 @@ class Node:
         self.port: int | None = None
         self.service: Service | None = None
         self.membership: ClusterMembership | None = None
-        self.replicas: list[ReplicaDriver] = []
+        self.replicas: ClusterReplicas | None = None
 
     async def leave(self) -> None:
         """Leave the cluster gracefully (SIGTERM): others see us as left, not failed."""
@@ -203,23 +204,15 @@ class Node:
             return [LocalShardLog(sid, store, writer, write_entries=False)
                     for sid in range(meta.num_shards)]
         started = time.monotonic()
-        transport = NullTransport()
-        cfg = ReplicaConfig(fallback=False)
-        drivers: list[ReplicaDriver] = []
-        for sid in range(meta.num_shards):
-            storage = ReplicaStorage(store, sid)
-            core = Replica(meta.node_id, sid, cfg, random.Random(f"{meta.node_id}/{sid}"),
-                           storage.persisted_state())
-            driver = ReplicaDriver(core, storage, writer, transport, own_ticker=False)
-            await nursery.start(driver.run)
-            if storage.last_stored == 0:
-                driver.feed(core.bootstrap(wire.ShardConfig(voters=(meta.node_id,))))
-            driver.feed(core.campaign(trio.current_time()))
-            drivers.append(driver)
+        # The cluster's machinery with one member: the steward bootstraps every shard with
+        # this node as sole voter (first start) and has it campaign (every start).
+        replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards), store, writer,
+                                   NullTransport(), ReplicaConfig(fallback=False))
+        await nursery.start(functools.partial(replicas.run, found=True))
+        drivers = [replicas.drivers[sid] for sid in range(meta.num_shards)]
         for driver in drivers:
             await driver.wait_serving()
-        nursery.start_soon(tick_all, drivers, cfg.heartbeat_interval_s / 2)
-        self.replicas = drivers
+        self.replicas = replicas
         log.info("shard replicas serving shards=%d replicas=1 took_s=%.2f", len(drivers),
                  time.monotonic() - started)
         return [ReplicatedShardLog(d) for d in drivers]

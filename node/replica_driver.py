@@ -83,7 +83,7 @@ class ReplicaDriver:
     def __init__(self, replica: Replica, storage: ReplicaStorage, writer: GroupCommitWriter,
                  transport: ReplicaTransport, clock: Callable[[], float] = time.monotonic,
                  *, own_ticker: bool = True) -> None:
-        self.own_ticker = own_ticker  # False: a node-level ``tick_all`` ticks it
+        self.own_ticker = own_ticker  # False: its owner ticks it (ClusterReplicas ticks all)
         self.replica, self.storage, self.writer = replica, storage, writer
         self.transport, self.clock = transport, clock
         self.me, self.shard = replica.me, replica.shard
@@ -385,14 +385,6 @@ class ReplicaDriver:
             waiter.finish(err)
         self._proposals.clear()
         self._reads.clear()
-
-
-async def tick_all(drivers: list[ReplicaDriver], interval_s: float) -> None:
-    """One task ticking many drivers (a node's shards) instead of one timer task each."""
-    while True:
-        await trio.sleep(interval_s)
-        for driver in drivers:
-            driver.tick()
 
 
 class NullTransport:
