@@ -250,6 +250,7 @@ class ReplicaDriver:
         self.stats.outputs += len(outs)
         now = self.clock()
         reported: wire.ReplEntry | None = None
+        alone: wire.ShardConfig | None = None
         last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
         if last_persisted is not None and self._commits_alone():
             # A sole voter commits what it persists: tell the core now, so the entries are
@@ -259,12 +260,15 @@ class ReplicaDriver:
             outs.append(self.replica.on_persisted(last_persisted.epoch, last_persisted.index,
                                                   now))
             reported = last_persisted
+            config = self.replica.config
+            if not config.learners and not outs[-1].persist:
+                alone = config  # all of it applied in this write: no entry rows needed
         # 1. Everything durable, and every applied entry, in one write.
         mutations: list[tables.Mutation] = []
         for out in outs:
             mutations.extend(self.storage.durable_mutations(
                 hard_state=out.hard_state, install=out.install, persist=out.persist,
-                compact=out.compact, apply=out.apply, proposed=self._proposed))
+                compact=out.compact, apply=out.apply, proposed=self._proposed, alone=alone))
         if mutations:
             self.stats.writes += 1
             await self.writer.commit(mutations)

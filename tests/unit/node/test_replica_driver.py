@@ -211,4 +211,18 @@ async def test_a_sole_voter_persists_and_applies_each_entry_in_one_write(tmp_pat
             await log.propose(_put(i))
         assert driver.stats.writes - before == 20
         assert len(hosts["a"].rows()) == 20 and log.applied_index == driver.storage.applied
+        # Nobody will ever ask a lone voter for its entries: none are stored, the log base
+        # follows the applied index instead.
+        with hosts["a"].store.read() as txn:
+            assert list(tables.scan_repl_log(txn, SHARD)) == []
+            hard = tables.get_replica_hard_state(txn, SHARD)
+        assert hard.base_index == driver.storage.applied and hard.base_config.voters == ("a",)
+        # A restart rebuilds from that base, campaigns again and goes on writing.
+        await hosts["a"].stop()
+        await hosts["a"].start(nursery)
+        driver = hosts["a"].driver
+        driver.feed(driver.replica.campaign(trio.current_time()))
+        await driver.wait_serving()
+        await ReplicatedShardLog(driver).propose(_put(20))
+        assert len(hosts["a"].rows()) == 21
         nursery.cancel_scope.cancel()
