@@ -59,6 +59,7 @@ class ClusterReplicas:
         self.me = steward.me
         self.drivers: dict[int, ReplicaDriver] = {}
         self._scopes: dict[int, trio.CancelScope] = {}
+        self._stopping: dict[int, trio.Event] = {}  # set once a shard's driver task ended
         self._serving: dict[int, bool] = {}
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
@@ -128,6 +129,12 @@ class ClusterReplicas:
     async def _start(self, shard: int, storage: ReplicaStorage | None) -> ReplicaDriver:
         if shard in self.drivers:
             return self.drivers[shard]
+        gone = self._stopping.get(shard)
+        if gone is not None:
+            # A released driver may still finish a shielded write: read the disk after it.
+            await gone.wait()
+            if shard in self.drivers:
+                return self.drivers[shard]
         storage = storage or ReplicaStorage(self.store, shard)
         core = Replica(self.me, shard, self.cfg, random.Random(f"{self.me}/{shard}"),
                        storage.persisted_state())
@@ -139,10 +146,14 @@ class ClusterReplicas:
             register(driver)
         scope = trio.CancelScope()
         self._scopes[shard] = scope
+        stopped = self._stopping[shard] = trio.Event()
 
         async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-            with scope:
-                await driver.run(task_status=task_status)
+            try:
+                with scope:
+                    await driver.run(task_status=task_status)
+            finally:
+                stopped.set()
 
         assert self._nursery is not None
         await self._nursery.start(run)
@@ -160,7 +171,7 @@ class ClusterReplicas:
 
     def _note_serving(self, shard: int) -> None:
         driver = self.drivers.get(shard)
-        serving = driver is not None and driver.serving
+        serving = driver is not None and driver.serving and driver.failed is None
         if self._serving.get(shard, False) != serving:
             self._serving[shard] = serving
             self.on_serving(shard, serving)
@@ -178,6 +189,6 @@ class ClusterReplicas:
     def leader_of(self, shard: int) -> NodeId | None:
         """Who leads ``shard`` as far as this node knows (None: nobody known)."""
         driver = self.drivers.get(shard)
-        if driver is None:
+        if driver is None or driver.failed is not None:
             return None
         return self.me if driver.serving else driver.leader

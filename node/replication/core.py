@@ -28,7 +28,7 @@ from shoal.node.replication.leader import LeaderMixin
 from shoal.node.replication.log import LogView
 from shoal.node.replication.types import (
     NodeId, Output, PersistedState, ReplicaConfig, Role, RoleChanged, SnapshotInstall,
-    SnapshotMeta,
+    SnapshotMeta, cap_bytes,
 )
 
 log = logging.getLogger(__name__)
@@ -315,8 +315,9 @@ class Replica(CandidateMixin, LeaderMixin):
         # nobody but the candidate appends at its epoch.
         ok = m.epoch == self.promised and m.epoch.node == src and m.from_index > \
             self.log.snap_index
-        entries = self.log.slice(m.from_index, m.from_index + self.cfg.append_entries_max - 1) \
-            if ok else []
+        entries = cap_bytes(
+            self.log.slice(m.from_index, m.from_index + self.cfg.append_entries_max - 1),
+            self.cfg.append_bytes_max) if ok else []
         self._send(src, wire.CatchUpReply(shard=self.shard, epoch=m.epoch, ok=ok,
                                           promised=self.promised, entries=entries,
                                           last_index=self.log.last_index))

@@ -25,7 +25,7 @@ from shoal import wire
 from shoal.node.replication import quorum
 from shoal.node.replication.membership import next_config
 from shoal.node.replication.progress import Flow, Progress
-from shoal.node.replication.types import NodeId, ReadReady, Role
+from shoal.node.replication.types import NodeId, ReadReady, Role, cap_bytes
 
 if TYPE_CHECKING:
     from shoal.node.replication.core import Replica
@@ -131,7 +131,9 @@ class LeaderMixin:
             assert self._out is not None
             self._out.snapshot_to.append(peer)
             return False
-        entries = [] if empty else self.log.slice(prev + 1, prev + self.cfg.append_entries_max)
+        entries = [] if empty else cap_bytes(
+            self.log.slice(prev + 1, prev + self.cfg.append_entries_max),
+            self.cfg.append_bytes_max)
         if entries and pr.flow is Flow.REPLICATE:
             pr.inflight.append(entries[-1].index)
             pr.next = entries[-1].index + 1

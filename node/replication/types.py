@@ -134,6 +134,9 @@ class ReplicaConfig:
     """Appends in flight per follower before the leader waits for acks (pipelining);
     entries proposed meanwhile are batched into the next message. Default 8."""
     append_entries_max: int = 64
+    append_bytes_max: int = 1 << 20
+    """Payload bytes per Append / CatchUpReply (at least one entry always goes): keeps a
+    message far below the wire's frame limit however large entries are. Default 1 MiB."""
     """Entries per Append / CatchUpReply message. Default 64."""
     snapshot_timeout_s: float = 2.0
     """Ask the driver again for a snapshot the follower has not acknowledged. Default 2 s."""
@@ -142,3 +145,13 @@ class ReplicaConfig:
     deletes). Default 32."""
     learner_lag_entries: int = 16
     """A learner within this many entries of the commit index is promoted. Default 16."""
+
+
+def cap_bytes(entries: list[wire.ReplEntry], max_bytes: int) -> list[wire.ReplEntry]:
+    """The longest prefix of ``entries`` (at least one) whose payloads fit ``max_bytes``."""
+    total = 0
+    for i, e in enumerate(entries):
+        total += len(e.payload) if isinstance(e.payload, (bytes, bytearray)) else 0
+        if total > max_bytes and i:
+            return entries[:i]
+    return entries
