@@ -67,10 +67,10 @@ class NodeConfig:
     cluster_key: bytes | None = None
     """Authenticates every gossip frame (HMAC-SHA256); None sends plain frames."""
     shard_log: str = "local"
-    """``local``: ``LocalShardLog`` (R = 1, commit = local fsync), the default until shards
-    spread over the cluster; ``replicated``: every shard's history goes through its
-    consensus replica (a sole voter commits on its own fsync), the path the cluster will
-    use, today about 20% slower on W2 (see the issue 7 notes)."""
+    """``local``: ``LocalShardLog`` (R = 1, commit = local fsync), the default until the
+    cluster spreads shards; ``replicated``: every shard's history goes through its consensus
+    replica (a sole voter that commits on its own fsync and stores no log entries), the
+    path the cluster uses; about 10-15% lower W2 for now (see the issue 7 notes)."""
     gossip_preset: str = "lan"
     """``lan`` (memberlist's LAN defaults) or ``small`` (a few nodes on one machine or
     network: failures found about twice as fast, at more risk of false suspicion)."""
