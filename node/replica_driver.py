@@ -101,7 +101,6 @@ class ReplicaDriver:
         self.leader: NodeId | None = None
         self._serving_changed = trio.Event()
         self._alone_cache: bool | None = None
-        self._busy = False  # a task is carrying outputs out (the loop or a proposer)
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -146,23 +145,8 @@ class ReplicaDriver:
         self._proposals[index] = waiter
         if mutations is not None:
             self._proposed[index] = (self.replica.epoch, mutations)
+        self.feed(out)
         with trio.CancelScope(shield=True):
-            if self._busy or self._pending:
-                self.feed(out)
-            else:
-                # Nothing in flight: carry it out in this task, sparing the hand-off to the
-                # driver's loop and back (two task switches per write on the hot path).
-                # Only this output: what others queue meanwhile is the loop's, so this
-                # proposer is not kept waiting on their writes too.
-                self._busy = True
-                try:
-                    await self._carry_out([out])
-                except Exception as exc:
-                    self._stop(exc)
-                finally:
-                    self._busy = False
-                    if self._pending:
-                        self._kick.set()
             await waiter.done.wait()
         if waiter.error is not None:
             raise waiter.error
@@ -198,11 +182,12 @@ class ReplicaDriver:
             task_status.started()
             try:
                 while self.failed is None:
-                    if not self._pending or self._busy:
+                    if not self._pending:
                         await self._kick.wait()
                         self._kick = trio.Event()
                         continue
-                    await self._drain()
+                    outs, self._pending = self._pending, []
+                    await self._carry_out(outs)
             except Exception as exc:
                 self._stop(exc)
             finally:
@@ -212,16 +197,6 @@ class ReplicaDriver:
                 if self.failed is None:
                     self._fail(wire.ShoalError(wire.Code.UNAVAILABLE,
                                                f"shard {self.shard}'s replica here stopped"))
-
-    async def _drain(self) -> None:
-        """Carry out everything pending (and what that produces), one batch per write."""
-        self._busy = True
-        try:
-            while self._pending:
-                outs, self._pending = self._pending, []
-                await self._carry_out(outs)
-        finally:
-            self._busy = False
 
     def _stop(self, exc: BaseException) -> None:
         # The tracked storage state already moved on: this replica cannot continue
