@@ -46,7 +46,7 @@ def start(
     shard_log: str = typer.Option(
         "local", help="local (the single-node log, the default until shards spread over the "
                       "cluster) or replicated (each shard through its consensus replica, R = 1 "
-                      "on one node: the cluster's code path, about 10-15% slower on W2 today)."),
+                      "on one node: the cluster's code path, within 5-10% of local on W2)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Start a node and serve until SIGINT or SIGTERM (it leaves the cluster first)."""

@@ -70,7 +70,7 @@ class NodeConfig:
     """``local``: ``LocalShardLog`` (R = 1, commit = local fsync), the default until the
     cluster spreads shards; ``replicated``: every shard's history goes through its consensus
     replica (a sole voter that commits on its own fsync and stores no log entries), the
-    path the cluster uses; about 10-15% lower W2 for now (see the issue 7 notes)."""
+    path the cluster uses; within about 5-10% of local on W2 (see the issue 7 notes)."""
     gossip_preset: str = "lan"
     """``lan`` (memberlist's LAN defaults) or ``small`` (a few nodes on one machine or
     network: failures found about twice as fast, at more risk of false suspicion)."""
