@@ -73,10 +73,8 @@ class ClusterReplicas:
             for shard in range(self.steward.num_shards):
                 storage = ReplicaStorage(self.store, shard)
                 if storage.last_stored or found:
-                    driver = await self._start(shard, storage)
-                    if not storage.last_stored:
-                        driver.feed(driver.replica.bootstrap(
-                            wire.ShardConfig(voters=(self.me,))))
+                    first = None if storage.last_stored else wire.ShardConfig(voters=(self.me,))
+                    await self._start(shard, storage, bootstrap=first)
             nursery.start_soon(self._tick_all)
             task_status.started()
             while True:
@@ -126,7 +124,8 @@ class ClusterReplicas:
         elif isinstance(action, Release):
             self._release(action.shard)
 
-    async def _start(self, shard: int, storage: ReplicaStorage | None) -> ReplicaDriver:
+    async def _start(self, shard: int, storage: ReplicaStorage | None,
+                     bootstrap: wire.ShardConfig | None = None) -> ReplicaDriver:
         if shard in self.drivers:
             return self.drivers[shard]
         gone = self._stopping.get(shard)
@@ -141,6 +140,9 @@ class ClusterReplicas:
         driver = ReplicaDriver(core, storage, self.writer, self.transport, self.clock,
                                own_ticker=False)
         self.drivers[shard] = driver
+        if bootstrap is not None:
+            # Before any peer can reach it: a message first would make the log non-empty.
+            driver.feed(core.bootstrap(bootstrap))
         register = getattr(self.transport, "register", None)
         if register is not None:
             register(driver)

@@ -283,6 +283,8 @@ class ReplicaDriver:
             for ctx in out.read_failures:
                 ctx.finish(wire.ShoalError(wire.Code.UNAVAILABLE,
                                            f"shard {self.shard}: a quorum did not confirm the read"))
+            if out.reads or out.read_failures:
+                self._reads = [w for w in self._reads if not w.done.is_set()]
             for ev in out.events:
                 self._on_role(ev)
             # 4. Snapshots of the (now durable) applied state.

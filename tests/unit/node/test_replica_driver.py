@@ -226,3 +226,23 @@ async def test_a_sole_voter_persists_and_applies_each_entry_in_one_write(tmp_pat
         await ReplicatedShardLog(driver).propose(_put(20))
         assert len(hosts["a"].rows()) == 21
         nursery.cancel_scope.cancel()
+
+
+async def test_a_quorum_read_returns_after_the_leaders_writes_and_leaves_nothing_behind(
+        tmp_path: Path) -> None:
+    net, hosts = _group(tmp_path, "abc", leader_timeout_s=0.3)
+    async with trio.open_nursery() as nursery:
+        leader = await _start_abc(nursery, hosts)
+        await _write(leader, range(5))
+        for _ in range(3):
+            with trio.fail_after(5):
+                await leader.driver.read_barrier()
+        assert leader.driver._reads == []  # finished waiters are not kept
+        # Cut off from both followers, the leader cannot confirm a read: it steps down and
+        # the read fails with UNAVAILABLE rather than answering from stale state.
+        net.cut.update({frozenset("ab"), frozenset("ac")})
+        with pytest.raises(wire.ShoalError) as err:
+            with trio.fail_after(10):
+                await leader.driver.read_barrier()
+        assert err.value.code in (wire.Code.UNAVAILABLE, wire.Code.NOT_LEADER)
+        nursery.cancel_scope.cancel()
