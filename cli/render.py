@@ -145,8 +145,7 @@ def event_summary(event: wire.HistoryEvent) -> str:
         return ""
     noisy = {"identity", "request_id", "workflow_task_completed_event_id", "header"}
     shown = {k: v for k, v in attrs.items() if k not in noisy}
-    if "failure" in shown and isinstance(event.attributes, object):
-        failure = getattr(event.attributes, "failure", None)
-        if isinstance(failure, wire.Failure):
-            shown["failure"] = failure_line(failure)
+    failure = getattr(event.attributes, "failure", None)
+    if "failure" in shown and isinstance(failure, wire.Failure):
+        shown["failure"] = failure_line(failure)
     return compact(shown)

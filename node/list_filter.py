@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,20 +213,20 @@ class _Parser:
                           group_by_status=group_by_status)
 
     def expr(self) -> Predicate:
-        parts = [self.and_expr()]
-        while self.accept_kw("or"):
-            parts.append(self.and_expr())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda i: any(p(i) for p in parts)
+        return self._joined("or", self.and_expr, any)
 
     def and_expr(self) -> Predicate:
-        parts = [self.unary()]
-        while self.accept_kw("and"):
-            parts.append(self.unary())
+        return self._joined("and", self.unary, all)
+
+    def _joined(self, word: str, operand: Callable[[], Predicate],
+                combine: Callable[[Iterable[bool]], bool]) -> Predicate:
+        """``operand (word operand)*``, combined with ``any`` (OR) or ``all`` (AND)."""
+        parts = [operand()]
+        while self.accept_kw(word):
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        return lambda i: all(p(i) for p in parts)
+        return lambda i: combine(p(i) for p in parts)
 
     def unary(self) -> Predicate:
         if self.accept_kw("not"):
