@@ -458,6 +458,13 @@ class Op(StrEnum):
     GOSSIP_STREAM = "gossip_stream"  # peer link: one gossip stream frame in, its answer out
     REPL_MESSAGES = "repl_messages"  # peer link: a batch of replication messages, one way
     GOSSIP_FAULTS = "gossip_faults"  # fault-injection drill: cut this node off from peers
+    # --- the cluster's peer ops (issue 7): one node asks another to act on what it owns ---
+    START_TASK = "start_task"  # partition owner -> shard leader: record a matched task started
+    ADD_TASKS = "add_tasks"  # shard leader -> partition owner: tasks for its matching
+    START_CHILD_RUN = "start_child_run"  # parent's shard -> child's shard leader
+    RECORD_CHILD_CLOSED = "record_child_closed"  # child's shard -> parent's shard leader
+    CHANGE_RUN = "change_run"  # signal / cancel / terminate another workflow for a workflow
+    SCAN_VISIBILITY = "scan_visibility"  # list/count: the rows of the shards a node leads
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1414,6 +1421,9 @@ class HandshakeRequest:
     namespace: str = DEFAULT_NAMESPACE
     identity: str = ""
     credentials: bytes | None = None
+    # A node forwarding a request it does not own: the answering node serves it or answers
+    # NOT_LEADER with a hint (details ``leader``/``addr``); it never forwards it again.
+    peer: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1873,6 +1883,110 @@ class GossipFaultsRequest:
     blocked_addrs: list[str] = field(default_factory=list)
 
 
+# --- the cluster's peer ops (issue 7) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskDispatch:
+    """A workflow or activity task (or a query, ``query_id`` set) handed to matching."""
+
+    shard: int
+    task_id: int
+    kind: int  # records.TransferKind: 1 workflow task, 2 activity task
+    namespace: str
+    workflow_id: str
+    run_id: str
+    task_queue: str
+    scheduled_event_id: int
+    attempt: int
+    query_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTaskRequest:
+    """The partition owner matched ``task`` to a poller: record it started (shard leader)."""
+
+    task: TaskDispatch
+    identity: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTaskResponse:
+    """What the poller gets; both None: the task went stale (already started, or gone)."""
+
+    workflow_task: WorkflowTask | None = None
+    activity_task: ActivityTask | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddTasksRequest:
+    """Tasks for the receiving node's matching (it owns their partitions, as the sender
+    sees the ring); duplicates are dropped by (shard, task_id)."""
+
+    tasks: list[TaskDispatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartChildRunRequest:
+    """Start the child a parent's StartChildWorkflowExecutionInitiated event names."""
+
+    request: StartWorkflowRequest
+    parent_namespace: str
+    parent: WorkflowExecution
+    initiated_event_id: int
+    run_id: str  # the child's run id if this call starts it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildClose:
+    """How a child's chain ended, as its parent records it."""
+
+    run_id: str
+    status: WorkflowExecutionStatus
+    result: Payloads | None = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordChildClosedRequest:
+    parent: WorkflowExecution
+    initiated_event_id: int
+    child: ChildClose
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeRunRequest:
+    """A workflow signals, cancels or terminates another one (``action``: ``signal``,
+    ``cancel`` or ``terminate``). With ``expect_parent_workflow_id``, only a child of that
+    parent (and of event ``expect_initiated_event_id`` unless it is 0) is changed."""
+
+    execution: WorkflowExecution
+    action: str
+    signal_name: str = ""
+    input: Payloads = field(default_factory=list)
+    reason: str = ""
+    identity: str = ""
+    request_id: str = ""
+    expect_parent_workflow_id: str | None = None
+    expect_initiated_event_id: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanVisibilityRequest:
+    """The visibility rows of ``shards`` (those the asked node leads) that a list request
+    selects; the asking node merges, sorts and pages."""
+
+    shards: list[int]
+    request: ListWorkflowsRequest
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanVisibilityResponse:
+    executions: list[WorkflowExecutionInfo] = field(default_factory=list)
+    missing_shards: list[int] = field(default_factory=list)  # not led there after all
+
+
 # Request and response body type of each op: the dispatcher's contract.
 OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.HANDSHAKE: (HandshakeRequest, HandshakeResponse),
@@ -1903,6 +2017,12 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.GOSSIP_STREAM: (GossipStreamRequest, GossipStreamResponse),
     Op.REPL_MESSAGES: (ReplMessagesRequest, Empty),
     Op.GOSSIP_FAULTS: (GossipFaultsRequest, Empty),
+    Op.START_TASK: (StartTaskRequest, StartTaskResponse),
+    Op.ADD_TASKS: (AddTasksRequest, Empty),
+    Op.START_CHILD_RUN: (StartChildRunRequest, StartWorkflowResponse),
+    Op.RECORD_CHILD_CLOSED: (RecordChildClosedRequest, Empty),
+    Op.CHANGE_RUN: (ChangeRunRequest, Empty),
+    Op.SCAN_VISIBILITY: (ScanVisibilityRequest, ScanVisibilityResponse),
 }
 
 

@@ -26,6 +26,7 @@ from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching import Matching
 from shoal.node.membership import ClusterMembership
+from shoal.node.cluster import Router, SoloView
 from shoal.node.cluster_replicas import ClusterReplicas
 from shoal.node.replica_driver import NullTransport, ReplicatedShardLog
 from shoal.node.replication import ReplicaConfig
@@ -173,7 +174,7 @@ class Node:
                         transfers=transfers,
                     ))
                 service = Service(store=store, shards=shards, matching=matching, engine=engine,
-                                  clock=self.clock)
+                                  clock=self.clock, view=SoloView(meta.node_id))
                 self.service = service
                 for shard in shards:
                     shard.load()
@@ -181,6 +182,8 @@ class Node:
                 await nursery.start(transfers.run)
                 identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
                 dispatcher = Dispatcher(service, identity)
+                router = Router(service.view, meta.num_shards, None, dispatcher.serve_local)
+                dispatcher.router = service.router = router
                 port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
                 self.port = port
                 await self._start_membership(nursery, dispatcher, meta, port)

@@ -11,13 +11,17 @@ again). Must not: write to the store or the history engine (queries change nothi
 from __future__ import annotations
 
 import itertools
-import uuid
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 
 import trio
 
 from shoal import wire
-from shoal.node.matching import DispatchTask, Matching
+from shoal.node.cluster import new_query_id
+from shoal.node.matching import DispatchTask
+
+if TYPE_CHECKING:
+    from shoal.node.shard import TaskSink
 from shoal.store.records import TransferKind
 
 
@@ -35,8 +39,10 @@ class PendingQuery:
 class Queries:
     """The queries this node is waiting on. One per node."""
 
-    def __init__(self, matching: Matching) -> None:
-        self.matching = matching
+    def __init__(self, matching: TaskSink, me: str = "local") -> None:
+        """``matching``: where query tasks go; ``me``: this node's id, in every query id
+        (a worker's answer is routed by it to the node that waits)."""
+        self.matching, self.me = matching, me
         self._pending: dict[str, PendingQuery] = {}
         # Query dispatches take negative task ids, so they never collide with a shard's.
         self._ids = itertools.count(-1, -1)
@@ -51,7 +57,7 @@ class Queries:
             ShoalError: QUERY_FAILED with the worker's message if the handler failed or
                 does not exist; DEADLINE_EXCEEDED if no worker answered in ``timeout_s``.
         """
-        query_id = str(uuid.uuid4())
+        query_id = new_query_id(self.me)
         dispatch = DispatchTask(
             shard=shard, task_id=next(self._ids), kind=TransferKind.WORKFLOW_TASK,
             namespace=namespace, workflow_id=workflow_id, run_id=run_id, task_queue=task_queue,

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from shoal import wire
 from shoal.node.service import Service
+
+if TYPE_CHECKING:
+    from shoal.node.cluster import Router
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +69,15 @@ class Dispatcher:
             wire.Op.UPDATE_WORKFLOW: service.update_workflow,
             wire.Op.RECORD_ACTIVITY_HEARTBEAT: service.record_activity_heartbeat,
             wire.Op.RESPOND_ACTIVITY_TASK_CANCELED: service.respond_activity_task_canceled,
+            # peer ops: another node (or this one's router) asks the shard's leader
+            wire.Op.START_TASK: service.start_task,
+            wire.Op.START_CHILD_RUN: service.start_child_run,
+            wire.Op.RECORD_CHILD_CLOSED: service.record_child_closed,
+            wire.Op.CHANGE_RUN: service.change_run,
         }
         self.errors: dict[str, int] = {}  # answers by error code, for status output
+        # Where each op is served (node/cluster.py); None serves everything here.
+        self.router: Router | None = None
 
     def add_handler(self, op: wire.Op, handler: Handler) -> None:
         """Serve ``op`` with ``handler(namespace, body)`` (a subsystem outside ``Service``,
@@ -75,8 +85,9 @@ class Dispatcher:
         assert op not in self._handlers, f"{op} is served already"
         self._handlers[op] = handler
 
-    def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse]:
-        """Check a handshake body; return the session namespace and the answer body."""
+    def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse, bool]:
+        """Check a handshake body; return the session namespace, the answer body, and
+        whether the caller is a peer node forwarding requests."""
         hs = wire.decode_body(wire.Op.HANDSHAKE, body)
         if hs.protocol_version != wire.PROTOCOL_VERSION:
             raise wire.ShoalError(
@@ -92,10 +103,12 @@ class Dispatcher:
         return hs.namespace, wire.HandshakeResponse(
             protocol_version=wire.PROTOCOL_VERSION, node_id=self.identity.node_id,
             cluster_name=self.identity.cluster_name, num_shards=self.identity.num_shards,
-        )
+        ), hs.peer
 
-    async def dispatch(self, namespace: str, op_name: str, body: Any) -> Any:
-        """Run one request; returns the answer body or raises ``ShoalError``."""
+    async def dispatch(self, namespace: str, op_name: str, body: Any, *,
+                       forwarded: bool = False) -> Any:
+        """Run one request here or on the node that serves it; returns the answer body or
+        raises ``ShoalError``. ``forwarded``: a peer sent it (serve here or NOT_LEADER)."""
         try:
             op = wire.Op(op_name)
         except ValueError:
@@ -103,7 +116,14 @@ class Dispatcher:
         handler = self._handlers.get(op)
         if handler is None:
             raise wire.ShoalError(wire.Code.UNKNOWN_OP, f"op {op_name!r} is not served here")
-        return await handler(namespace, wire.decode_body(op, body))
+        req = wire.decode_body(op, body)
+        if self.router is None:
+            return await handler(namespace, req)
+        return await self.router.call(namespace, op, req, forwarded=forwarded)
+
+    async def serve_local(self, namespace: str, op: wire.Op, req: Any) -> Any:
+        """Serve a decoded request on this node (the router's ``local``)."""
+        return await self._handlers[op](namespace, req)
 
     def count(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -115,6 +135,7 @@ class Connection:
     def __init__(self, ws: WebSocketConnection, dispatcher: Dispatcher) -> None:
         self.ws, self.dispatcher = ws, dispatcher
         self.namespace: str | None = None
+        self.peer = False  # the other end is a node forwarding requests
         self._limit = trio.Semaphore(IN_FLIGHT_MAX)
         self._running: dict[int, trio.CancelScope] = {}  # request id -> its scope
 
@@ -170,7 +191,7 @@ class Connection:
             await self._send(wire.encode_err(req.id, err))
             return
         try:
-            self.namespace, answer = self.dispatcher.handshake(req.body)
+            self.namespace, answer, self.peer = self.dispatcher.handshake(req.body)
         except wire.ShoalError as exc:
             await self._send(wire.encode_err(req.id, exc))
             return
@@ -181,7 +202,8 @@ class Connection:
             assert self.namespace is not None
             try:
                 with scope:
-                    body = await self.dispatcher.dispatch(self.namespace, req.op, req.body)
+                    body = await self.dispatcher.dispatch(self.namespace, req.op, req.body,
+                                                          forwarded=self.peer)
                 if scope.cancelled_caught:
                     return  # the caller gave up on it: nobody reads an answer
                 frame = wire.encode_ok(req.id, body)

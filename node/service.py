@@ -21,7 +21,9 @@ from shoal import wire
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
 from shoal.node import list_filter
+from shoal.node.cluster import ClusterView, Router, SoloView, from_wire, not_leader, to_wire
 from shoal.node.matching import DispatchTask, Matching
+from shoal.node.shard import TaskSink
 from shoal.node.queries import Queries
 from shoal.node.updates import Updates
 from shoal.node.service_interactions import InteractionsMixin
@@ -73,14 +75,38 @@ class Service(InteractionsMixin, TransfersMixin):
         matching: Matching,
         engine: HistoryEngine,
         clock: Callable[[], float] = time.time,
+        view: ClusterView | None = None,
+        tasks: TaskSink | None = None,
     ) -> None:
+        """``view``: the cluster (default: a single node serving everything); ``tasks``:
+        where dispatched tasks go (default: this node's ``matching``)."""
         self.store, self.shards, self.matching = store, shards, matching
         self.engine, self.clock = engine, clock
-        self.queries = Queries(matching)
+        self.view: ClusterView = view or SoloView("local")
+        self.tasks: TaskSink = tasks or matching
+        self.queries = Queries(self.tasks, self.view.me)
         self.updates = Updates()
+        # Runs ops on the node that serves them; the node sets it once the dispatcher exists.
+        self.router: Router | None = None
 
     def shard(self, namespace: str, workflow_id: str) -> Shard:
-        return self.shards[shard_for(namespace, workflow_id, len(self.shards))]
+        """The shard of a workflow id, which this node must be serving.
+
+        Raises:
+            ShoalError(NOT_LEADER): another node serves it (the router sends the request on).
+        """
+        return self.served(shard_for(namespace, workflow_id, len(self.shards)))
+
+    def served(self, shard_id: int) -> Shard:
+        """Shard ``shard_id`` if this node serves it; else ``NOT_LEADER``."""
+        if not self.view.serving(shard_id):
+            raise not_leader(f"shard {shard_id}", self.view.leader(shard_id), self.view)
+        return self.shards[shard_id]
+
+    async def call(self, ns: str, op: wire.Op, body: object) -> object:
+        """Run ``op`` where it is served (another shard's leader, maybe on another node)."""
+        assert self.router is not None, "the node sets Service.router before serving"
+        return await self.router.call(ns, op, body)
 
     # --- workflow lifecycle ------------------------------------------------------------
 
@@ -226,32 +252,15 @@ class Service(InteractionsMixin, TransfersMixin):
     async def poll_workflow_task(
         self, ns: str, req: wire.PollWorkflowTaskRequest
     ) -> wire.PollWorkflowTaskResponse:
-        found = await self._poll_and_start(ns, TransferKind.WORKFLOW_TASK, req)
-        if found is None:
-            return wire.PollWorkflowTaskResponse()
-        task, wt = found
-        if task.query_id:
-            return wire.PollWorkflowTaskResponse(task=wt)
-        history = self.shards[task.shard].history(
-            ns, task.workflow_id, task.run_id, wt.started_event_id
-        )
-        if wt.sticky:  # the sticky worker has the rest cached
-            history = [e for e in history if e.event_id > wt.previous_started_event_id]
-        # The engine's task carries only the transient events (a retried task's
-        # Scheduled/Started, not stored); the stored history comes first.
-        full = history + list(wt.history)
-        return wire.PollWorkflowTaskResponse(
-            task=dataclasses.replace(
-                wt, history=[e for e in full if e.event_id <= wt.started_event_id],
-                updates=self.updates.unaccepted((ns, task.workflow_id, task.run_id)),
-            )
-        )
+        started = await self._poll_and_start(ns, TransferKind.WORKFLOW_TASK, req)
+        return wire.PollWorkflowTaskResponse(task=started.workflow_task if started else None)
 
-    async def _poll_and_start(self, ns: str, kind: TransferKind, req) -> tuple[DispatchTask, object] | None:
-        """Long-poll a task queue until a task is recorded started (or the wait ends).
+    async def _poll_and_start(self, ns: str, kind: TransferKind, req) -> wire.StartTaskResponse | None:
+        """Long-poll a task queue (this node owns its partition) until a task is recorded
+        started by its shard's leader (or the wait ends).
 
         Stale dispatches (the task moved on meanwhile) are dropped and the poll goes on.
-        Returns the dispatch and the engine's started task, or None when the wait ends.
+        Returns what the poller gets, or None when the wait ends.
         """
         _check_id("task_queue", req.task_queue)
         queue = self.matching.queue(ns, kind, req.task_queue)
@@ -261,17 +270,49 @@ class Service(InteractionsMixin, TransfersMixin):
             task = await queue.poll(max(deadline - trio.current_time(), 0.0))
             if task is None:
                 return None
-            if task.query_id:
-                started = self._query_task(task)
-            else:
-                started = await self._record_started(task, req.identity, request_id)
-            if started is not None:
-                return task, started
+            try:
+                started = await self.call(ns, wire.Op.START_TASK, wire.StartTaskRequest(
+                    task=to_wire(task), identity=req.identity, request_id=request_id))
+            except BaseException:
+                # Not the task's fault (storage trouble, no leader yet, our caller left):
+                # offer it again; if it did start, its leader drops the duplicate.
+                self.matching.add(task)
+                raise
+            assert isinstance(started, wire.StartTaskResponse)
+            if started.workflow_task is not None or started.activity_task is not None:
+                return started
+
+    async def start_task(self, ns: str, req: wire.StartTaskRequest) -> wire.StartTaskResponse:
+        """``START_TASK`` (on the task's shard leader): record a matched task started and
+        return what its poller gets; an empty answer if the task went stale."""
+        task = from_wire(req.task)
+        if task.query_id:
+            self.served(task.shard)
+            return wire.StartTaskResponse(workflow_task=self._query_task(task))
+        _check_id("request_id", req.request_id)
+        started = await self._record_started(task, req.identity, req.request_id)
+        if started is None:
+            return wire.StartTaskResponse()
+        if task.kind == TransferKind.ACTIVITY_TASK:
+            return wire.StartTaskResponse(activity_task=started)
+        wt = started
+        history = self.shards[task.shard].history(
+            ns, task.workflow_id, task.run_id, wt.started_event_id
+        )
+        if wt.sticky:  # the sticky worker has the rest cached
+            history = [e for e in history if e.event_id > wt.previous_started_event_id]
+        # The engine's task carries only the transient events (a retried task's
+        # Scheduled/Started, not stored); the stored history comes first.
+        full = history + list(wt.history)
+        return wire.StartTaskResponse(workflow_task=dataclasses.replace(
+            wt, history=[e for e in full if e.event_id <= wt.started_event_id],
+            updates=self.updates.unaccepted((ns, task.workflow_id, task.run_id)),
+        ))
 
     async def _record_started(self, task: DispatchTask, identity: str, request_id: str):
         """Ask the task's shard to record it started; None if the task went stale."""
         engine = self.engine
-        shard = self.shards[task.shard]
+        shard = self.served(task.shard)
 
         def op(b: Batch):
             st = b.load(task.run_id)
@@ -293,12 +334,7 @@ class Service(InteractionsMixin, TransfersMixin):
             return await shard.run_op(task.namespace, task.workflow_id, op)
         except wire.ShoalError as exc:
             if exc.code not in _STALE:
-                # Not the task's fault (e.g. storage trouble): let matching offer it again.
-                self.matching.add(task)
-                raise
-        except BaseException:
-            self.matching.add(task)
-            raise
+                raise  # not the task's fault: the poller offers it again
 
         def drop(b: Batch) -> None:
             b.delete_transfer_task(task.task_id)
@@ -396,8 +432,8 @@ class Service(InteractionsMixin, TransfersMixin):
     async def poll_activity_task(
         self, ns: str, req: wire.PollActivityTaskRequest
     ) -> wire.PollActivityTaskResponse:
-        found = await self._poll_and_start(ns, TransferKind.ACTIVITY_TASK, req)
-        return wire.PollActivityTaskResponse(task=found[1] if found else None)
+        started = await self._poll_and_start(ns, TransferKind.ACTIVITY_TASK, req)
+        return wire.PollActivityTaskResponse(task=started.activity_task if started else None)
 
     async def complete_activity_task(
         self, ns: str, req: wire.CompleteActivityTaskRequest
@@ -473,7 +509,11 @@ class Service(InteractionsMixin, TransfersMixin):
     # --- timers ------------------------------------------------------------------------
 
     async def fire_timer(self, shard_id: int, task: records.TimerTask) -> None:
-        """Apply a due timer task through its shard's mailbox and delete its row."""
+        """Apply a due timer task through its shard's mailbox and delete its row.
+
+        A shard this node no longer leads drops it: its new leader armed it at takeover."""
+        if not self.view.serving(shard_id):
+            return
         engine = self.engine
         shard = self.shards[shard_id]
 

@@ -28,13 +28,18 @@ if TYPE_CHECKING:
 _RUNNING = wire.WorkflowExecutionStatus.RUNNING
 _GONE = frozenset({wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
 NOT_FOUND_CAUSE = "EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND"
+_CHANGE_ACTIONS = ("signal", "cancel", "terminate")
 
 
 class TransfersMixin:
     """``process_transfer`` and its handlers, for ``Service``."""
 
     async def process_transfer(self: Service, shard_id: int, task: records.TransferTask) -> None:
-        """Carry out one cross-workflow transfer task (the transfer processor calls this)."""
+        """Carry out one cross-workflow transfer task (the transfer processor calls this).
+
+        A shard this node no longer leads drops it: its new leader runs it from the outbox."""
+        if not self.view.serving(shard_id):
+            return
         shard = self.shards[shard_id]
         if task.kind == TransferKind.START_CHILD:
             await self._start_child(shard, task)
@@ -86,61 +91,78 @@ class TransfersMixin:
             search_attributes=dict(initiated.search_attributes),
             identity=f"parent:{task.workflow_id}",
         )
-        ref = ParentRef(ns, wire.WorkflowExecution(workflow_id=task.workflow_id, run_id=task.run_id), eid)
         run_id = str(uuid.uuid4())
         engine = self.engine
         try:
-            resp = await self.shard(ns, req.workflow_id).run_op(
-                ns, req.workflow_id,
-                lambda b: engine.start_in_batch(b, req, namespace=ns, run_id=run_id, parent=ref))
+            resp = await self.call(ns, wire.Op.START_CHILD_RUN, wire.StartChildRunRequest(
+                request=req, parent_namespace=ns, parent=wire.WorkflowExecution(
+                    workflow_id=task.workflow_id, run_id=task.run_id),
+                initiated_event_id=eid, run_id=run_id))
         except wire.ShoalError as exc:
             if exc.code != wire.Code.WORKFLOW_ALREADY_STARTED:
                 raise
             await self._finish(shard, task, lambda st, now: engine.record_child_start_failed(
                 st, initiated_event_id=eid, cause="WORKFLOW_ALREADY_EXISTS", now=now))
             return
+        assert isinstance(resp, wire.StartWorkflowResponse)
         await self._finish(shard, task, lambda st, now: engine.record_child_started(
             st, initiated_event_id=eid, child_run_id=resp.run_id, now=now))
+
+    async def start_child_run(self: Service, ns: str, req: wire.StartChildRunRequest
+                              ) -> wire.StartWorkflowResponse:
+        """``START_CHILD_RUN`` (on the child's shard leader): start a parent's child."""
+        start = req.request
+        ref = ParentRef(req.parent_namespace, req.parent, req.initiated_event_id)
+        engine = self.engine
+        return await self.shard(ns, start.workflow_id).run_op(
+            ns, start.workflow_id,
+            lambda b: engine.start_in_batch(b, start, namespace=ns, run_id=req.run_id, parent=ref))
 
     async def _tell_parent(self: Service, shard: Shard, task: records.TransferTask) -> None:
         """A child's chain closed: record the outcome in its parent, then drop the task."""
         child = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
         parent = child.parent
         if parent is not None:
-            engine = self.engine
-            pns, eid = child.parent_namespace, child.parent_initiated_event_id
-
-            def op(b: Batch) -> None:
-                try:
-                    st = b.load(parent.run_id)
-                except wire.ShoalError as exc:
-                    if exc.code != wire.Code.NOT_FOUND:
-                        raise
-                    return
-                b.record(st, engine.record_child_closed(st, initiated_event_id=eid, closed=child, now=b.now))
-
-            await self.shard(pns, parent.workflow_id).run_op(pns, parent.workflow_id, op)
+            await self.call(child.parent_namespace, wire.Op.RECORD_CHILD_CLOSED,
+                            wire.RecordChildClosedRequest(
+                                parent=parent, initiated_event_id=child.parent_initiated_event_id,
+                                child=wire.ChildClose(run_id=child.run_id, status=child.status,
+                                                      result=child.result, failure=child.failure)))
         await self._finish(shard, task, None)
+
+    async def record_child_closed(self: Service, ns: str, req: wire.RecordChildClosedRequest
+                                  ) -> wire.Empty:
+        """``RECORD_CHILD_CLOSED`` (on the parent's shard leader)."""
+        engine, parent, eid = self.engine, req.parent, req.initiated_event_id
+
+        def op(b: Batch) -> None:
+            try:
+                st = b.load(parent.run_id)
+            except wire.ShoalError as exc:
+                if exc.code != wire.Code.NOT_FOUND:
+                    raise
+                return
+            b.record(st, engine.record_child_closed(st, initiated_event_id=eid, closed=req.child,
+                                                    now=b.now))
+
+        await self.shard(ns, parent.workflow_id).run_op(ns, parent.workflow_id, op)
+        return wire.Empty()
 
     async def _apply_parent_close_policy(self: Service, shard: Shard, task: records.TransferTask) -> None:
         """The parent closed: terminate or ask to cancel its running child, as its policy says."""
         parent = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
         child = parent.children.get(task.scheduled_event_id)
         if child is not None:
-            engine = self.engine
             terminate = child.parent_close_policy == wire.ParentClosePolicy.TERMINATE
-            reason = f"parent {task.workflow_id!r} closed (parent close policy)"
-
-            def change(st: records.ExecutionState, now: float) -> Any:
-                if terminate:
-                    return engine.terminate(st, reason=reason, identity="shoal", now=now)
-                return engine.request_cancel(st, reason=reason, identity="shoal",
-                                             request_id=f"parent-close:{task.run_id}:{child.initiated_event_id}",
-                                             now=now)
-
             try:
-                await self._change_run(child.namespace, wire.WorkflowExecution(workflow_id=child.workflow_id),
-                                       change, expect_parent=(task.workflow_id, child.initiated_event_id))
+                await self.call(child.namespace, wire.Op.CHANGE_RUN, wire.ChangeRunRequest(
+                    execution=wire.WorkflowExecution(workflow_id=child.workflow_id),
+                    action="terminate" if terminate else "cancel",
+                    reason=f"parent {task.workflow_id!r} closed (parent close policy)",
+                    identity="shoal",
+                    request_id=f"parent-close:{task.run_id}:{child.initiated_event_id}",
+                    expect_parent_workflow_id=task.workflow_id,
+                    expect_initiated_event_id=child.initiated_event_id))
             except wire.ShoalError as exc:
                 if exc.code not in _GONE:
                     raise  # a child that closed already needs nothing
@@ -156,21 +178,16 @@ class TransfersMixin:
             await self._finish(shard, task, None)
             return
         engine = self.engine
-        request_id = f"external:{task.run_id}:{eid}"
-        identity = f"workflow:{task.workflow_id}"
-
-        def change(st: records.ExecutionState, now: float) -> Any:
-            if request.signal_name:
-                return engine.signal(st, signal_name=request.signal_name, input=request.input,
-                                     identity=identity, request_id=request_id, now=now)
-            return engine.request_cancel(st, reason=request.reason, identity=identity,
-                                         request_id=request_id, now=now)
-
-        expect = (task.workflow_id, 0) if request.child_workflow_only else None
         failed = None
         try:
-            await self._change_run(request.namespace, wire.WorkflowExecution(
-                workflow_id=request.workflow_id, run_id=request.run_id), change, expect_parent=expect)
+            await self.call(request.namespace, wire.Op.CHANGE_RUN, wire.ChangeRunRequest(
+                execution=wire.WorkflowExecution(workflow_id=request.workflow_id,
+                                                 run_id=request.run_id),
+                action="signal" if request.signal_name else "cancel",
+                signal_name=request.signal_name, input=list(request.input or []),
+                reason=request.reason, identity=f"workflow:{task.workflow_id}",
+                request_id=f"external:{task.run_id}:{eid}",
+                expect_parent_workflow_id=task.workflow_id if request.child_workflow_only else None))
         except wire.ShoalError as exc:
             if exc.code not in _GONE:
                 raise
@@ -178,23 +195,36 @@ class TransfersMixin:
         await self._finish(shard, task, lambda st, now: engine.record_external_result(
             st, initiated_event_id=eid, failed_cause=failed, now=now))
 
-    async def _change_run(self: Service, ns: str, execution: wire.WorkflowExecution,
-                          change: Callable[[records.ExecutionState, float], Any], *,
-                          expect_parent: tuple[str, int] | None = None) -> None:
-        """Apply ``change`` to a run of another workflow; with ``expect_parent`` =
-        (parent workflow id, initiated event id or 0 for any), only to that parent's child.
+    async def change_run(self: Service, ns: str, req: wire.ChangeRunRequest) -> wire.Empty:
+        """``CHANGE_RUN`` (on the target's shard leader): signal, cancel or terminate a run
+        for another workflow; with ``expect_parent_workflow_id``, only that parent's child.
 
         Raises:
-            ShoalError: NOT_FOUND / WORKFLOW_NOT_RUNNING when there is no such running run.
+            ShoalError: NOT_FOUND / WORKFLOW_NOT_RUNNING when there is no such running run;
+                INVALID_ARGUMENT for an unknown action.
         """
+        engine, execution = self.engine, req.execution
+        if req.action not in _CHANGE_ACTIONS:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                                  f"action must be one of {', '.join(_CHANGE_ACTIONS)}")
+
+        def change(st: records.ExecutionState, now: float) -> Any:
+            if req.action == "signal":
+                return engine.signal(st, signal_name=req.signal_name, input=req.input,
+                                     identity=req.identity, request_id=req.request_id, now=now)
+            if req.action == "terminate":
+                return engine.terminate(st, reason=req.reason, identity=req.identity, now=now)
+            return engine.request_cancel(st, reason=req.reason, identity=req.identity,
+                                         request_id=req.request_id, now=now)
+
         def op(b: Batch) -> None:
             st = b.load(execution.run_id)
-            if expect_parent is not None:
-                wf_id, eid = expect_parent
-                if st.parent is None or st.parent.workflow_id != wf_id or (
-                        eid and st.parent_initiated_event_id != eid):
-                    raise wire.ShoalError(wire.Code.NOT_FOUND,
-                                          f"workflow {execution.workflow_id!r} is not a child of {wf_id!r}")
+            wf_id, eid = req.expect_parent_workflow_id, req.expect_initiated_event_id
+            if wf_id is not None and (st.parent is None or st.parent.workflow_id != wf_id or (
+                    eid and st.parent_initiated_event_id != eid)):
+                raise wire.ShoalError(wire.Code.NOT_FOUND,
+                                      f"workflow {execution.workflow_id!r} is not a child of {wf_id!r}")
             b.record(st, change(st, b.now))
 
         await self.shard(ns, execution.workflow_id).run_op(ns, execution.workflow_id, op)
+        return wire.Empty()

@@ -50,6 +50,24 @@ class TransferSink(Protocol):
     def add(self, shard: int, task: records.TransferTask) -> None: ...
 
 
+class TaskSink(Protocol):
+    """Where dispatched workflow and activity tasks go: this node's ``Matching``, or the
+    cluster's task router (to the task queue's partition owner)."""
+
+    def add(self, task: DispatchTask) -> bool: ...
+
+
+class NotServingLog:
+    """The log of a shard this node does not lead: every write is refused."""
+
+    def __init__(self, shard_id: int) -> None:
+        self.shard_id = shard_id
+        self.applied_index = 0
+
+    async def propose(self, mutations: list[tables.Mutation]) -> int:
+        raise wire.ShoalError(wire.Code.NOT_LEADER, f"shard {self.shard_id} is not led here")
+
+
 Op = Callable[["Batch"], Any]
 
 
@@ -174,7 +192,7 @@ class Shard:
         store: Store,
         shard_log: ShardLog,
         engine: HistoryEngine,
-        matching: Matching,
+        matching: TaskSink,
         timers: TimerSink,
         clock: Callable[[], float] = time.time,
         transfers: TransferSink | None = None,
@@ -197,7 +215,40 @@ class Shard:
             collections.OrderedDict()
         )
 
-    # --- start-up ----------------------------------------------------------------------
+    # --- start-up and leadership ---------------------------------------------------------
+
+    def activate(self, shard_log: ShardLog) -> None:
+        """This node now leads the shard: write through ``shard_log``, forget whatever was
+        cached under an earlier leader, and re-dispatch and re-arm the shard's outbox."""
+        self.log = shard_log
+        self._reset()
+        self.load()
+
+    def deactivate(self) -> None:
+        """Another node leads the shard now: refuse writes and drop the caches (its
+        timers are dropped by the caller, its queued transfer tasks when they run)."""
+        self.log = NotServingLog(self.shard_id)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._states.clear()
+        self._currents.clear()
+        self._histories.clear()
+        self._deferred.clear()
+        changed, self._changed = self._changed, {}
+        for ev in changed.values():
+            ev.set()  # long polls re-read, and go to the new leader when they retry
+
+    def redispatch(self) -> int:
+        """Hand every scheduled-but-not-started workflow/activity task to matching again
+        (its partition's owner may have changed); duplicates are dropped there or at
+        record-started. Returns how many."""
+        with self.store.read() as txn:
+            tasks = [t for t in tables.scan_transfer_tasks(txn, self.shard_id)
+                     if t.kind in records.MATCHED_TRANSFER_KINDS]
+        for t in tasks:
+            self._hand_off(t)
+        return len(tasks)
 
     def load(self) -> None:
         """Read the shard's outbox after a (re)start: re-dispatch and re-arm everything."""

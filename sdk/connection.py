@@ -81,7 +81,7 @@ class ServiceConnection:
     """
 
     def __init__(self, address: str | Sequence[str], namespace: str,
-                 identity: str | None = None) -> None:
+                 identity: str | None = None, *, peer: bool = False) -> None:
         addresses = [address] if isinstance(address, str) else list(address)
         if not addresses:
             raise ValueError("give at least one node address")
@@ -89,6 +89,7 @@ class ServiceConnection:
         self._current = 0
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
+        self.peer = peer  # a node forwarding to another (see wire.HandshakeRequest.peer)
         self._ids = itertools.count(1)
         self._link: _Link | None = None
         self._connect_lock = trio.Lock()
@@ -115,7 +116,7 @@ class ServiceConnection:
             self._link = link
             answer = await self._call_on(link, wire.Op.HANDSHAKE, wire.HandshakeRequest(
                 protocol_version=wire.PROTOCOL_VERSION, namespace=self.namespace,
-                identity=self.identity,
+                identity=self.identity, peer=self.peer,
             ))
             self.server_info = wire.from_plain(wire.HandshakeResponse, answer)
 

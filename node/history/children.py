@@ -115,7 +115,7 @@ def initiate_external(txn: Txn, cmd: wire.RequestCancelExternalWorkflowExecution
     txn.transfer(kind, "", eid, 1)
 
 
-def _child_close_event(child: records.ChildInfo, closed: records.ExecutionState) -> object:
+def _child_close_event(child: records.ChildInfo, closed: wire.ChildClose) -> object:
     common = dict(
         namespace=child.namespace, workflow_type=child.workflow_type,
         workflow_execution=wire.WorkflowExecution(workflow_id=child.workflow_id, run_id=closed.run_id),
@@ -170,7 +170,7 @@ class CrossWorkflowMixin:
         return txn.finish()
 
     def record_child_closed(self, state: records.ExecutionState, *, initiated_event_id: int,
-                            closed: records.ExecutionState, now: float) -> Transition:
+                            closed: wire.ChildClose, now: float) -> Transition:
         """The child's chain ended with run ``closed``: ChildWorkflowExecution<Outcome>.
 
         Raises:
