@@ -1836,6 +1836,14 @@ class ClusterStatusResponse:
     # Peer gossip addresses a fault drill (``Op.GOSSIP_FAULTS``) cuts us off from; normally
     # empty. Shown so a forgotten drill is not mistaken for a network fault.
     blocked_addrs: list[str] = field(default_factory=list)
+    # What the answering node owns (issue 7): the shards it leads, those it only replicates,
+    # those it leads with fewer voters than the replication factor the live members allow,
+    # the task queues its matching holds, and routing counters (requests forwarded, ...).
+    shards_led: list[int] = field(default_factory=list)
+    shards_replicated: list[int] = field(default_factory=list)
+    shards_under_replicated: list[int] = field(default_factory=list)
+    task_queues: list[str] = field(default_factory=list)
+    routing: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

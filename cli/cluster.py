@@ -58,13 +58,81 @@ def status_table(resp: wire.ClusterStatusResponse) -> Table:
     return table
 
 
+def _ranges(ids: list[int]) -> str:
+    """``0-3, 7, 9-10``: shard ids, compact."""
+    parts: list[str] = []
+    start = prev = None
+    for i in ids:
+        if prev is not None and i == prev + 1:
+            prev = i
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ", ".join(parts) or "-"
+
+
+def owns_table(views: dict[str, wire.ClusterStatusResponse | str]) -> Table:
+    """Per node: the shards it leads and replicates, and the task queues it holds."""
+    table = Table(title="what each node owns", title_justify="left")
+    for column in ("Name", "Leads", "Replicates", "Below R", "Task queues"):
+        table.add_column(column)
+    for name, view in sorted(views.items()):
+        if isinstance(view, str):
+            table.add_row(name, Text(view, style="red"), "", "", "")
+            continue
+        table.add_row(
+            name, f"{len(view.shards_led)}: {_ranges(view.shards_led)}",
+            f"{len(view.shards_replicated)}: {_ranges(view.shards_replicated)}",
+            Text(_ranges(view.shards_under_replicated),
+                 style="yellow" if view.shards_under_replicated else ""),
+            ", ".join(view.task_queues) or "-")
+    return table
+
+
+async def _each_node(client: Any) -> tuple[wire.ClusterStatusResponse,
+                                           dict[str, wire.ClusterStatusResponse | str]]:
+    """The answering node's view, and every alive member's own (what it owns)."""
+    import trio
+
+    from shoal.sdk.client import Client
+
+    resp = await client.service.call(wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest())
+    views: dict[str, wire.ClusterStatusResponse | str] = {resp.node: resp}
+
+    async def ask(member: wire.ClusterMember) -> None:
+        try:
+            with trio.fail_after(5):
+                other = await Client.connect(member.api_addr)
+                try:
+                    views[member.name] = await other.service.call(
+                        wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest(), retry_for_s=0)
+                finally:
+                    await other.service.close()
+        except Exception as exc:  # noqa: BLE001 - one silent node must not hide the rest
+            views[member.name] = f"no answer ({type(exc).__name__})"
+
+    async with trio.open_nursery() as nursery:
+        for m in resp.members:
+            if m.state == "alive" and not m.is_self:
+                nursery.start_soon(ask, m)
+    return resp, views
+
+
 @app.command("status")
 def status(address: str = ADDRESS, as_json: bool = JSON_OUT) -> None:
-    """Every member the node at --address knows, with state and last contact."""
-    resp = call(address, wire.DEFAULT_NAMESPACE, lambda c: c.service.call(
-        wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest()))
+    """Every member the node at --address knows, with state and last contact, and what
+    each alive member owns (shards it leads and replicates, task queues)."""
+    resp, views = call(address, wire.DEFAULT_NAMESPACE, _each_node)
     if as_json:
-        print(render.to_json(status_json(resp)))
+        print(render.to_json({**status_json(resp), "nodes": {
+            name: {"error": v} if isinstance(v, str) else {
+                "shards_led": v.shards_led, "shards_replicated": v.shards_replicated,
+                "shards_under_replicated": v.shards_under_replicated,
+                "task_queues": v.task_queues, "routing": v.routing}
+            for name, v in sorted(views.items())}}))
         return
     counts: dict[str, int] = {}
     for m in resp.members:
@@ -72,6 +140,12 @@ def status(address: str = ADDRESS, as_json: bool = JSON_OUT) -> None:
     con = out()
     con.print(status_table(resp))
     con.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    con.print(owns_table(views))
+    under = sorted({s for v in views.values() if not isinstance(v, str)
+                    for s in v.shards_under_replicated})
+    if under:
+        con.print(f"[yellow]{len(under)} shard(s) below their replication factor: "
+                  f"{_ranges(under)}[/yellow]")
     if resp.blocked_addrs:
         con.print(f"[yellow]partition drill active: gossip to and from "
                   f"{', '.join(resp.blocked_addrs)} is dropped[/yellow] "

@@ -44,9 +44,9 @@ def start(
         "lan", help="lan (memberlist's LAN defaults) or small (a few nodes on one machine "
                     "or network: failures found about twice as fast)."),
     shard_log: str = typer.Option(
-        "local", help="local (the single-node log, the default until shards spread over the "
-                      "cluster) or replicated (each shard through its consensus replica, R = 1 "
-                      "on one node: the cluster's code path, within 5-10% of local on W2)."),
+        "replicated", help="replicated (the default: each shard's history goes through its "
+                           "consensus group, R = 3, fewer while fewer nodes are alive) or local "
+                           "(one node alone, no replication; cannot --join)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Start a node and serve until SIGINT or SIGTERM (it leaves the cluster first)."""

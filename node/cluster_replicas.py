@@ -63,6 +63,7 @@ class ClusterReplicas:
         self._serving: dict[int, bool] = {}
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
+        self._serving_changed = trio.Event()
 
     async def run(self, *, found: bool = False,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -140,6 +141,7 @@ class ClusterReplicas:
         driver = ReplicaDriver(core, storage, self.writer, self.transport, self.clock,
                                own_ticker=False)
         self.drivers[shard] = driver
+        driver.on_serving_changed = lambda: self._note_serving(shard)
         if bootstrap is not None:
             # Before any peer can reach it: a message first would make the log non-empty.
             driver.feed(core.bootstrap(bootstrap))
@@ -173,10 +175,15 @@ class ClusterReplicas:
 
     def _note_serving(self, shard: int) -> None:
         driver = self.drivers.get(shard)
-        serving = driver is not None and driver.serving and driver.failed is None
+        # Served only once everything committed is applied here too: the history shell
+        # reads its state from the tables when it takes over.
+        serving = (driver is not None and driver.serving and driver.failed is None
+                   and driver.storage.applied >= driver.replica.commit)
         if self._serving.get(shard, False) != serving:
             self._serving[shard] = serving
             self.on_serving(shard, serving)
+            self._serving_changed.set()
+            self._serving_changed = trio.Event()
 
     async def _tick_all(self) -> None:
         interval = self.cfg.heartbeat_interval_s / 2
@@ -187,6 +194,16 @@ class ClusterReplicas:
                 # Leadership changes show up here within a tick, not a steward interval.
             for shard in list(self.drivers):
                 self._note_serving(shard)
+
+    async def wait_serving(self, shards: Iterable[int]) -> None:
+        """Wait until this node serves every one of ``shards``."""
+        for shard in shards:
+            while not self.serving(shard):
+                await self._serving_changed.wait()
+
+    def serving(self, shard: int) -> bool:
+        """This node leads ``shard`` and its history shell has been told so."""
+        return self._serving.get(shard, False)
 
     def leader_of(self, shard: int) -> NodeId | None:
         """Who leads ``shard`` as far as this node knows (None: nobody known)."""

@@ -165,6 +165,9 @@ class ClusterMembership:
         self._drops_reported = {c: 0 for c in _DROP_COUNTERS}
         self._drops_reported_at = -math.inf
         self._blocked: dict[tuple[str, int], str] = {}  # the fault drill's cut-off peers
+        # Called after membership events (a join, a death, a leave ...): the node re-reads
+        # the ring's members then.
+        self.on_change: Callable[[], None] | None = None
 
     # --- running ------------------------------------------------------------------------
 
@@ -274,6 +277,8 @@ class ClusterMembership:
             self._timers_changed.set()
         for event in out.events:
             self._log_event(event)
+        if out.events and self.on_change is not None:
+            self.on_change()
 
     def _log_event(self, event: MemberEvent) -> None:
         m = event.member

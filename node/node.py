@@ -10,6 +10,7 @@ cluster issue swaps in replicated logs without touching the service or the engin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import logging
@@ -26,25 +27,28 @@ from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching import Matching
 from shoal.node.membership import ClusterMembership
-from shoal.node.cluster import Router, SoloView
+from shoal.node.cluster import ClusterView, PeerCalls, RingView, Router, SoloView, TaskRouter
 from shoal.node.cluster_replicas import ClusterReplicas
-from shoal.node.replica_driver import NullTransport, ReplicatedShardLog
+from shoal.node.peer_link import PeerLinks
+from shoal.node.replica_driver import ReplicatedShardLog
+from shoal.node.replica_transport import PeerReplicaTransport, ReplicaHost
 from shoal.node.replication import ReplicaConfig
 from shoal.node.steward import ShardSteward
 from shoal.node.server import Dispatcher, NodeIdentity, serve
 from shoal.node.service import Service
-from shoal.node.shard import Shard
+from shoal.node.shard import NotServingLog, Shard, TaskSink
 from shoal.node.timers import TimerProcessor
 from shoal.node.transfers import TransferProcessor
 from shoal.store import records, tables
 from shoal.store.env import Store
-from shoal.store.shardlog import LocalShardLog, ShardLog
+from shoal.store.shardlog import LocalShardLog
 from shoal.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NUM_SHARDS = 512
 DEFAULT_CLUSTER_NAME = "shoal"
+REDISPATCH_DELAY_S = 0.3  # a burst of membership changes re-dispatches tasks once
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +71,10 @@ class NodeConfig:
     bound port when the port is 0). Required when listening on a wildcard address."""
     cluster_key: bytes | None = None
     """Authenticates every gossip frame (HMAC-SHA256); None sends plain frames."""
-    shard_log: str = "local"
-    """``local``: ``LocalShardLog`` (R = 1, commit = local fsync), the default until the
-    cluster spreads shards; ``replicated``: every shard's history goes through its consensus
-    replica (a sole voter that commits on its own fsync and stores no log entries), the
-    path the cluster uses; within about 5-10% of local on W2 (see the issue 7 notes)."""
+    shard_log: str = "replicated"
+    """``replicated``: the cluster's path: every shard's history goes through its consensus
+    group (R = 3, fewer while fewer members are alive; R = 1 commits on the local fsync and
+    stores no log entries); ``local``: ``LocalShardLog`` on one node that never joins."""
     gossip_preset: str = "lan"
     """``lan`` (memberlist's LAN defaults) or ``small`` (a few nodes on one machine or
     network: failures found about twice as fast, at more risk of false suspicion)."""
@@ -147,6 +150,8 @@ class Node:
         self.service: Service | None = None
         self.membership: ClusterMembership | None = None
         self.replicas: ClusterReplicas | None = None
+        self._replica_host = ReplicaHost()
+        self._api_addrs: dict[str, str] = {}  # every member's API address we have seen
 
     async def leave(self) -> None:
         """Leave the cluster gracefully (SIGTERM): others see us as left, not failed."""
@@ -156,69 +161,179 @@ class Node:
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; reports the bound port once serving."""
         cfg = self.cfg
+        if cfg.seeds and cfg.shard_log == "local":
+            raise wire.ShoalError(
+                wire.Code.INVALID_ARGUMENT,
+                "--shard-log local keeps every shard on this node alone; joining a cluster "
+                "needs --shard-log replicated (the default)")
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store.open(cfg.data_dir / "lmdb")
         try:
+            with store.read() as txn:
+                created = tables.get_cluster_meta(txn) is None
             meta = open_identity(store, cfg, self.clock())
             async with GroupCommitWriter.open(store) as writer, trio.open_nursery() as nursery:
-                matching = Matching()
-                engine = HistoryEngine(HistoryConfig())
-                shards: list[Shard] = []
-                timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
-                transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
-                shard_logs = await self._open_shard_logs(nursery, store, writer, meta)
-                for sid in range(meta.num_shards):
-                    shards.append(Shard(
-                        sid, store=store, shard_log=shard_logs[sid],
-                        engine=engine, matching=matching, timers=timers, clock=self.clock,
-                        transfers=transfers,
-                    ))
-                service = Service(store=store, shards=shards, matching=matching, engine=engine,
-                                  clock=self.clock, view=SoloView(meta.node_id))
-                self.service = service
-                for shard in shards:
-                    shard.load()
-                await nursery.start(timers.run)
-                await nursery.start(transfers.run)
-                identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
-                dispatcher = Dispatcher(service, identity)
-                router = Router(service.view, meta.num_shards, None, dispatcher.serve_local)
-                dispatcher.router = service.router = router
-                port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
-                self.port = port
-                await self._start_membership(nursery, dispatcher, meta, port)
-                log.info(
-                    "node serving listen=%s:%d data_dir=%s shards=%d node_id=%s",
-                    cfg.host, port, cfg.data_dir, meta.num_shards, meta.node_id,
-                )
-                gc.freeze()  # start-up's objects live for good: keep them out of collections
-                task_status.started(port)
+                await self._serve(nursery, store, writer, meta,
+                                  found=created and not cfg.seeds, task_status=task_status)
         finally:
             store.close()
             log.info("node stopped data_dir=%s", cfg.data_dir)
 
-    async def _open_shard_logs(self, nursery: trio.Nursery, store: Store,
-                               writer: GroupCommitWriter, meta: records.ClusterMeta
-                               ) -> list[ShardLog]:
-        """Each shard's log. Replicated: a sole-voter replica per shard, bootstrapped on
-        first start, campaigning at every start (a new epoch and its no-op entry, all shards
-        in a few group commits), serving before the node accepts requests."""
-        if self.cfg.shard_log == "local":
-            return [LocalShardLog(sid, store, writer, write_entries=False)
-                    for sid in range(meta.num_shards)]
-        started = time.monotonic()
-        # The cluster's machinery with one member: the steward bootstraps every shard with
-        # this node as sole voter (first start) and has it campaign (every start).
+    async def _serve(self, nursery: trio.Nursery, store: Store, writer: GroupCommitWriter,
+                     meta: records.ClusterMeta, *, found: bool,
+                     task_status: trio.TaskStatus[int]) -> None:
+        cfg = self.cfg
+        clustered = cfg.shard_log == "replicated"
+        matching = Matching()
+        engine = HistoryEngine(HistoryConfig())
+        timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
+        transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
+        if clustered:
+            peers = PeerCalls(meta.node_id)
+            replicas = self._cluster_replicas(nursery, store, writer, meta,
+                                              lambda shard, on: on_serving(shard, on))
+            view: ClusterView = RingView(meta.node_id, replicas, self._alive_members)
+            tasks: TaskSink = TaskRouter(view, matching, peers,
+                                         still_mine=lambda t: view.serving(t.shard))
+        else:
+            peers, replicas = None, None
+            view, tasks = SoloView(meta.node_id), matching
+        shards = [
+            Shard(sid, store=store, engine=engine, matching=tasks, timers=timers,
+                  clock=self.clock, transfers=transfers,
+                  shard_log=LocalShardLog(sid, store, writer, write_entries=False)
+                  if not clustered else NotServingLog(sid))
+            for sid in range(meta.num_shards)
+        ]
+        service = Service(store=store, shards=shards, matching=matching, engine=engine,
+                          clock=self.clock, view=view, tasks=tasks)
+        self.service = service
+
+        def on_serving(shard: int, serving: bool) -> None:
+            assert replicas is not None
+            if serving:
+                shards[shard].activate(ReplicatedShardLog(replicas.drivers[shard]))
+            else:
+                shards[shard].deactivate()
+                timers.drop_shard(shard)
+            log.debug("shard %s shard=%d", "led here" if serving else "no longer led here", shard)
+
+        if not clustered:
+            for shard in shards:
+                shard.load()
+        await nursery.start(timers.run)
+        await nursery.start(transfers.run)
+        identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
+        dispatcher = Dispatcher(service, identity)
+        router = Router(view, meta.num_shards, peers, dispatcher.serve_local)
+        dispatcher.router = service.router = router
+        port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
+        self.port = port
+        if replicas is not None:
+            assert isinstance(tasks, TaskRouter) and isinstance(view, RingView)
+            dispatcher.add_handler(wire.Op.REPL_MESSAGES, self._replica_host.on_repl_messages)
+            dispatcher.add_handler(wire.Op.ADD_TASKS, tasks.on_add_tasks)
+            await nursery.start(tasks.run)
+        await self._start_membership(nursery, dispatcher, meta, port)
+        if replicas is not None:
+            assert isinstance(view, RingView)
+            self._watch_members(nursery, view, replicas, shards)
+            await nursery.start(functools.partial(replicas.run, found=found))
+            if found:
+                # A new cluster's founder serves every shard before it says it is up.
+                started = time.monotonic()
+                await replicas.wait_serving(range(meta.num_shards))
+                log.info("shards serving shards=%d took_s=%.2f", meta.num_shards,
+                         time.monotonic() - started)
+        log.info(
+            "node serving listen=%s:%d data_dir=%s shards=%d node_id=%s shard_log=%s",
+            cfg.host, port, cfg.data_dir, meta.num_shards, meta.node_id, cfg.shard_log,
+        )
+        gc.freeze()  # start-up's objects live for good: keep them out of collections
+        task_status.started(port)
+
+    def _cluster_replicas(self, nursery: trio.Nursery, store: Store, writer: GroupCommitWriter,
+                          meta: records.ClusterMeta, on_serving: Callable[[int, bool], None]
+                          ) -> ClusterReplicas:
+        """This node's part of every shard's replica group, talking to peers over their API."""
+        self._replica_host = ReplicaHost()
+        transport = PeerReplicaTransport(PeerLinks(nursery, meta.node_id),
+                                         lambda node: self._api_addrs.get(node), nursery,
+                                         host=self._replica_host)
         replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards), store, writer,
-                                   NullTransport(), ReplicaConfig(fallback=False))
-        await nursery.start(functools.partial(replicas.run, found=True))
-        drivers = [replicas.drivers[sid] for sid in range(meta.num_shards)]
-        for driver in drivers:
-            await driver.wait_serving()
+                                   transport, ReplicaConfig(), on_serving=on_serving)
         self.replicas = replicas
-        log.info("shard replicas serving shards=%d replicas=1 took_s=%.2f", len(drivers),
-                 time.monotonic() - started)
-        return [ReplicatedShardLog(d) for d in drivers]
+        return replicas
+
+    async def _on_cluster_status(self, namespace: str, req: wire.ClusterStatusRequest
+                                 ) -> wire.ClusterStatusResponse:
+        """``CLUSTER_STATUS``: gossip's view of the members, plus what this node owns."""
+        assert self.membership is not None and self.service is not None
+        resp = self.membership.status()
+        service = self.service
+        queues = sorted({f"{q['task_queue']} ({q['kind'].lower()})"
+                         for q in service.matching.stats()})
+        routing: dict[str, int] = {}
+        if service.router is not None:
+            routing = {"forwarded": service.router.forwarded, "retried": service.router.retried}
+        tasks = service.tasks
+        if isinstance(tasks, TaskRouter):
+            routing.update(tasks_sent=tasks.sent, tasks_resent=tasks.resent)
+        led: list[int] = []
+        replicated: list[int] = []
+        under: list[int] = []
+        if self.replicas is not None:
+            alive = sum(1 for m in resp.members if m.state in ("alive", "suspect"))
+            want = min(self.replicas.steward.rf, max(alive, 1))
+            for shard in sorted(self.replicas.drivers):
+                if self.replicas.serving(shard):
+                    led.append(shard)
+                    if len(self.replicas.drivers[shard].replica.config.voters) < want:
+                        under.append(shard)
+                else:
+                    replicated.append(shard)
+        else:
+            led = list(range(resp.num_shards))
+        return dataclasses.replace(resp, shards_led=led, shards_replicated=replicated,
+                                   shards_under_replicated=under, task_queues=queues,
+                                   routing=routing)
+
+    def _alive_members(self) -> dict[str, str]:
+        """Alive (or suspected) members' API addresses by node id, from gossip."""
+        if self.membership is None:
+            return {}
+        members = {m.name: m.meta.api_addr.removeprefix("ws://")
+                   for m in self.membership.swim.alive_members()}
+        self._api_addrs.update(members)
+        return members
+
+    def _watch_members(self, nursery: trio.Nursery, view: RingView, replicas: ClusterReplicas,
+                       shards: list[Shard]) -> None:
+        """On every membership change: re-read the ring's members, let the steward
+        reconsider every shard, and (shortly after, once for a burst of changes) re-dispatch
+        the tasks of every shard led here, since partition owners may have moved."""
+        assert self.membership is not None
+        changed = trio.Event()
+
+        def on_change() -> None:
+            nonlocal changed
+            view.refresh()
+            replicas.set_members(view.alive)
+            changed.set()
+
+        async def redispatch() -> None:
+            nonlocal changed
+            while True:
+                await changed.wait()
+                await trio.sleep(REDISPATCH_DELAY_S)
+                changed = trio.Event()
+                n = sum(s.redispatch() for s in shards if view.serving(s.shard_id))
+                if n:
+                    log.info("tasks re-dispatched after a membership change tasks=%d", n)
+
+        self.membership.on_change = on_change
+        on_change()
+        nursery.start_soon(redispatch)
 
     async def _start_membership(self, nursery: trio.Nursery, dispatcher: Dispatcher,
                                 meta: records.ClusterMeta, port: int) -> None:
@@ -231,7 +346,7 @@ class Node:
         membership = ClusterMembership(meta.node_id, gossip_config(cfg), member_meta, advertise,
                                        list(cfg.seeds))
         dispatcher.add_handler(wire.Op.GOSSIP_STREAM, membership.on_gossip_stream)
-        dispatcher.add_handler(wire.Op.CLUSTER_STATUS, membership.on_cluster_status)
+        dispatcher.add_handler(wire.Op.CLUSTER_STATUS, self._on_cluster_status)
         dispatcher.add_handler(wire.Op.GOSSIP_FAULTS, membership.on_gossip_faults)
         await nursery.start(membership.run, cfg.host, port)
         self.membership = membership

@@ -101,6 +101,8 @@ class ReplicaDriver:
         self.leader: NodeId | None = None
         self._serving_changed = trio.Event()
         self._alone_cache: bool | None = None
+        # Called as soon as ``serving`` flips (the owner tells the history shell at once).
+        self.on_serving_changed: Callable[[], None] = lambda: None
 
     # --- inputs ----------------------------------------------------------------------------
 
@@ -295,6 +297,8 @@ class ReplicaDriver:
             self.feed(self.replica.on_persisted(last_persisted.epoch, last_persisted.index, now))
         if last_applied:
             self.feed(self.replica.on_applied(last_applied, now))
+            if self.serving:
+                self.on_serving_changed()  # the owner may have waited for this apply
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -320,6 +324,7 @@ class ReplicaDriver:
             self.serving = ev.serving
             self._serving_changed.set()
             self._serving_changed = trio.Event()
+            self.on_serving_changed()
         if ev.role is not Role.LEADER:
             err = wire.ShoalError(
                 wire.Code.UNAVAILABLE,

@@ -59,13 +59,20 @@ class PeerReplicaTransport:
             of appends never delays a probe).
         address_of: a node id's peer address (``HOST:PORT``), or None while unknown.
         nursery: where the per-destination sender tasks run.
+        host: where drivers hosted here are registered for incoming messages.
     """
 
     def __init__(self, links: PeerLinks, address_of: Callable[[str], str | None],
-                 nursery: trio.Nursery) -> None:
+                 nursery: trio.Nursery, host: ReplicaHost | None = None) -> None:
         self._links, self._address_of, self._nursery = links, address_of, nursery
+        self._host = host
         self._outboxes: dict[str, _Outbox] = {}
         self.stats = TransportStats()
+
+    def register(self, driver: ReplicaDriver) -> None:
+        """A driver hosted here: incoming messages for its shard go to it (``host``)."""
+        if self._host is not None:
+            self._host.register(driver)
 
     def send(self, src: str, dst: str, msg: wire.ReplMessage) -> None:
         """Queue ``msg`` for ``dst`` (never blocks)."""

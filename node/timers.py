@@ -54,6 +54,14 @@ class TimerProcessor:
         if earliest is None or task.fire_time < earliest:
             self._wakeup.set()
 
+    def drop_shard(self, shard: int) -> None:
+        """Forget a shard's timers: another node leads it now and fires them."""
+        kept = [entry for entry in self._heap if entry[2] != shard]
+        if len(kept) != len(self._heap):
+            heapq.heapify(kept)
+            self._heap = kept
+            self._wakeup.set()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Fire due timers until cancelled."""
         async with trio.open_nursery() as nursery:
