@@ -13,9 +13,11 @@ from shoal import activity, workflow
 from shoal.client import Client
 from shoal.worker import Worker
 
-from helpers.node_cluster import running_cluster
+from helpers.history_check import history_problems
+from helpers.node_cluster import Views, running_cluster, views
+from helpers.node_proc import NodeProcess, wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 CLUSTER = ["--gossip-preset", "small", "--shard-log", "replicated"]
 
@@ -57,4 +59,68 @@ async def test_any_node_serves_workflows_whose_shards_live_elsewhere(tmp_path) -
             results = [await h.result() for h in handles]
         assert results == [8 * i + 1 for i in range(20)]
         await starter.service.close()
+        await worker_client.service.close()
+
+
+async def wait_balanced(v: Views, nodes: list[NodeProcess], num_shards: int,
+                        timeout_s: float) -> dict[str, list[int]]:
+    """Poll until the live nodes lead every shard between them, each leads some, and no
+    shard is below its replication factor. Returns the shards each node leads."""
+    led: dict[str, list[int]] = {}
+
+    async def balanced() -> bool:
+        led.clear()
+        under = 0
+        for n in nodes:
+            resp = await v.status(n)
+            led[n.address] = resp.shards_led
+            under += len(resp.shards_under_replicated)
+        every = sorted(s for shards in led.values() for s in shards)
+        return under == 0 and every == list(range(num_shards)) and all(led.values())
+
+    try:
+        await wait_until(balanced, timeout_s=timeout_s, interval_s=0.1)
+    except AssertionError:
+        raise AssertionError(f"not balanced within {timeout_s}s: {led}") from None
+    return dict(led)
+
+
+async def check_histories(client: Client, handles) -> None:
+    for h in handles:
+        events = [e.raw async for e in h.fetch_history_events()]
+        assert history_problems(events) == [], h.id
+
+
+async def test_kill_9_of_a_shard_leader_loses_nothing_and_its_node_comes_back(tmp_path) -> None:
+    with running_cluster(tmp_path, 3, CLUSTER) as nodes:
+        async with views(nodes) as v:
+            await wait_balanced(v, nodes, nodes[0].num_shards, timeout_s=60)
+        addrs = [n.address for n in nodes]
+        client = await Client.connect(addrs)
+        worker_client = await Client.connect(list(reversed(addrs)))
+        tq = f"chain-{uuid.uuid4()}"
+        async with Worker(worker_client, task_queue=tq, workflows=[Chain], activities=[double]):
+            handles = [await client.start_workflow(Chain.run, i, id=f"k9-{i}-{uuid.uuid4()}",
+                                                   task_queue=tq) for i in range(60)]
+            for h in handles[:30]:
+                await h.signal(Chain.bump)
+            for h in handles[:10]:
+                assert await h.result() in [8 * i + 1 for i in range(30)]
+            nodes[0].kill()  # leads about a third of the shards
+            for h in handles[30:]:
+                await h.signal(Chain.bump)
+            results = [await h.result() for h in handles]
+            assert results == [8 * i + 1 for i in range(60)]
+            await check_histories(client, handles)
+
+            nodes[0].start()  # same data dir: same node id, its replicas catch up from disk
+            async with views(nodes) as v:
+                await wait_balanced(v, nodes, nodes[0].num_shards, timeout_s=60)
+            again = [await client.start_workflow(Chain.run, i, id=f"back-{i}-{uuid.uuid4()}",
+                                                 task_queue=tq) for i in range(20)]
+            for h in again:
+                await h.signal(Chain.bump)
+            assert [await h.result() for h in again] == [8 * i + 1 for i in range(20)]
+            await check_histories(client, again)
+        await client.service.close()
         await worker_client.service.close()
