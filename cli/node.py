@@ -47,6 +47,9 @@ def start(
         "replicated", help="replicated (the default: each shard's history goes through its "
                            "consensus group, R = 3, fewer while fewer nodes are alive) or local "
                            "(one node alone, no replication; cannot --join)."),
+    replace_after: float = typer.Option(
+        30.0, help="Seconds a dead member keeps its shard replicas before the others "
+                   "re-replicate them elsewhere (a restart within it catches up from disk)."),
     log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING or ERROR."),
 ) -> None:
     """Start a node and serve until SIGINT or SIGTERM (it leaves the cluster first)."""
@@ -68,6 +71,8 @@ def start(
     if shard_log not in ("replicated", "local"):
         raise typer.BadParameter(f"{shard_log!r} is not replicated or local",
                                  param_hint="--shard-log")
+    if not 0 < replace_after <= 86400:
+        raise typer.BadParameter("--replace-after must be in (0, 86400] seconds")
     key = None
     if cluster_key_file is not None:
         try:
@@ -81,7 +86,8 @@ def start(
     )
     cfg = NodeConfig(data_dir=data_dir, host=host, port=port, num_shards=num_shards,
                      seeds=seeds, advertise=advertise, cluster_key=key,
-                     gossip_preset=gossip_preset, shard_log=shard_log)
+                     gossip_preset=gossip_preset, shard_log=shard_log,
+                     replace_after_s=replace_after)
 
     # The node keeps many long-lived objects (replica logs, caches); with CPython's default
     # thresholds its full collections stalled the loop for up to ~100 ms under load (W3 p99

@@ -75,6 +75,8 @@ class NodeConfig:
     """``replicated``: the cluster's path: every shard's history goes through its consensus
     group (R = 3, fewer while fewer members are alive; R = 1 commits on the local fsync and
     stores no log entries); ``local``: ``LocalShardLog`` on one node that never joins."""
+    replace_after_s: float = 30.0
+    """How long a dead member keeps its place in shard replica sets (see ``ShardSteward``)."""
     gossip_preset: str = "lan"
     """``lan`` (memberlist's LAN defaults) or ``small`` (a few nodes on one machine or
     network: failures found about twice as fast, at more risk of false suspicion)."""
@@ -260,8 +262,10 @@ class Node:
         transport = PeerReplicaTransport(PeerLinks(nursery, meta.node_id),
                                          lambda node: self._api_addrs.get(node), nursery,
                                          host=self._replica_host)
-        replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards), store, writer,
-                                   transport, ReplicaConfig(), on_serving=on_serving)
+        replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards,
+                                                replace_after_s=self.cfg.replace_after_s),
+                                   store, writer, transport, ReplicaConfig(),
+                                   on_serving=on_serving)
         self.replicas = replicas
         return replicas
 
@@ -283,12 +287,18 @@ class Node:
         replicated: list[int] = []
         under: list[int] = []
         if self.replicas is not None:
-            alive = sum(1 for m in resp.members if m.state in ("alive", "suspect"))
-            want = min(self.replicas.steward.rf, max(alive, 1))
+            alive = {m.name for m in resp.members if m.state in ("alive", "suspect")}
+            want = min(self.replicas.steward.rf, max(len(alive), 1))
             for shard in sorted(self.replicas.drivers):
                 if self.replicas.serving(shard):
                     led.append(shard)
-                    if len(self.replicas.drivers[shard].replica.config.voters) < want:
+                    # Below R, or still counting a dead voter in its quorum (then one more
+                    # failure can stop it even with R live replicas), or moving to a new
+                    # configuration not committed yet (the old voters' quorum still decides).
+                    core = self.replicas.drivers[shard].replica
+                    voters = core.config.voters
+                    live = sum(1 for v in voters if v in alive)
+                    if live < want or live < len(voters) or core.log.config_index > core.commit:
                         under.append(shard)
                 else:
                     replicated.append(shard)

@@ -74,6 +74,7 @@ class Dispatcher:
             wire.Op.START_CHILD_RUN: service.start_child_run,
             wire.Op.RECORD_CHILD_CLOSED: service.record_child_closed,
             wire.Op.CHANGE_RUN: service.change_run,
+            wire.Op.SCAN_VISIBILITY: service.scan_visibility,
         }
         self.errors: dict[str, int] = {}  # answers by error code, for status output
         # Where each op is served (node/cluster.py); None serves everything here.

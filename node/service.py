@@ -23,6 +23,7 @@ from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payl
 from shoal.node import list_filter
 from shoal.node.cluster import ClusterView, Router, SoloView, from_wire, not_leader, to_wire
 from shoal.node.matching import DispatchTask, Matching
+from shoal.sdk.connection import ConnectionLost, RPCError
 from shoal.node.shard import TaskSink
 from shoal.node.queries import Queries
 from shoal.node.updates import Updates
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 EAGER_ACTIVITIES_MAX = 3  # activities started inside one workflow-task completion
 PAGE_SIZE_MAX = 10_000
+SCAN_ATTEMPTS = 5  # list/count: rounds of asking shard leaders before UNAVAILABLE
+SCAN_TIMEOUT_S = 10.0
 _CLOSED = frozenset(s for s in wire.WorkflowExecutionStatus if s != wire.WorkflowExecutionStatus.RUNNING)
 _STALE = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
 
@@ -189,7 +192,7 @@ class Service(InteractionsMixin, TransfersMixin):
                 "GROUP BY is for counting; use count_workflows, or drop GROUP BY to list",
             )
         offset = _page_token(req.next_page_token, default=0)
-        found = self._matching_runs(ns, req, query)
+        found = await self._matching_runs(ns, req, query)
         query.sort(found)
         page = found[offset : offset + req.page_size]
         more = offset + req.page_size < len(found)
@@ -201,7 +204,7 @@ class Service(InteractionsMixin, TransfersMixin):
         self, ns: str, req: wire.CountWorkflowsRequest
     ) -> wire.CountWorkflowsResponse:
         query = list_filter.parse(req.query)
-        found = self._matching_runs(ns, wire.ListWorkflowsRequest(), query)
+        found = await self._matching_runs(ns, wire.ListWorkflowsRequest(query=req.query), query)
         groups: list[wire.CountWorkflowsGroup] = []
         if query.group_by_status:
             by_status = collections.Counter(info.status for info in found)
@@ -211,14 +214,71 @@ class Service(InteractionsMixin, TransfersMixin):
             ]
         return wire.CountWorkflowsResponse(count=len(found), groups=groups)
 
-    def _matching_runs(
+    async def _matching_runs(
         self, ns: str, req: wire.ListWorkflowsRequest, query: list_filter.ListFilter
     ) -> list[wire.WorkflowExecutionInfo]:
-        """Every visibility row of ``ns`` that the request's fields and its query accept."""
+        """Every visibility row of ``ns`` that the request's fields and its query accept,
+        read from each shard's leader (this node's tables for the shards it leads; a
+        ``SCAN_VISIBILITY`` to each other leader for theirs).
+
+        Raises:
+            ShoalError(UNAVAILABLE): some shard had no reachable leader.
+        """
+        found: list[wire.WorkflowExecutionInfo] = []
+        todo = list(range(len(self.shards)))
+        for attempt in range(SCAN_ATTEMPTS):
+            by_node: dict[str | None, list[int]] = {}
+            for sid in todo:
+                node = self.view.me if self.view.serving(sid) else self.view.leader(sid)
+                by_node.setdefault(node, []).append(sid)
+            todo = by_node.pop(None, [])
+            mine = by_node.pop(self.view.me, [])
+            found.extend(self._scan_visibility(ns, req, query, mine))
+            for node, shards in by_node.items():
+                try:
+                    resp = await self._scan_remote(ns, node, shards, req)
+                except wire.ShoalError:
+                    todo.extend(shards)
+                    continue
+                found.extend(resp.executions)
+                todo.extend(resp.missing_shards)
+            if not todo:
+                return found
+            await trio.sleep(0.1 * (attempt + 1))
+        raise wire.ShoalError(wire.Code.UNAVAILABLE,
+                              f"{len(todo)} shard(s) have no reachable leader (e.g. shard "
+                              f"{todo[0]}); retry once the cluster has settled")
+
+    async def _scan_remote(self, ns: str, node: str, shards: list[int],
+                           req: wire.ListWorkflowsRequest) -> wire.ScanVisibilityResponse:
+        addr = self.view.api_addr(node)
+        peers = self.router.peers if self.router is not None else None
+        if addr is None or peers is None:
+            raise wire.ShoalError(wire.Code.UNAVAILABLE, f"node {node} cannot be reached")
+        try:
+            with trio.fail_after(SCAN_TIMEOUT_S):
+                return await peers.call(addr, ns, wire.Op.SCAN_VISIBILITY,
+                                        wire.ScanVisibilityRequest(shards=shards, request=req))
+        except (RPCError, ConnectionLost, trio.TooSlowError) as exc:
+            raise wire.ShoalError(wire.Code.UNAVAILABLE, f"node {node}: {exc}") from None
+
+    async def scan_visibility(self, ns: str, req: wire.ScanVisibilityRequest
+                              ) -> wire.ScanVisibilityResponse:
+        """``SCAN_VISIBILITY``: the rows of the asked shards this node leads."""
+        query = list_filter.parse(req.request.query)
+        mine = [s for s in req.shards if 0 <= s < len(self.shards) and self.view.serving(s)]
+        missing = sorted(set(req.shards) - set(mine))
+        return wire.ScanVisibilityResponse(
+            executions=self._scan_visibility(ns, req.request, query, mine),
+            missing_shards=missing)
+
+    def _scan_visibility(self, ns: str, req: wire.ListWorkflowsRequest,
+                         query: list_filter.ListFilter, shards: list[int]
+                         ) -> list[wire.WorkflowExecutionInfo]:
         found: list[wire.WorkflowExecutionInfo] = []
         with self.store.read() as txn:
-            for shard in self.shards:
-                for info in tables.scan_visibility(txn, shard.shard_id, ns):
+            for sid in shards:
+                for info in tables.scan_visibility(txn, sid, ns):
                     if req.status is not None and info.status != req.status:
                         continue
                     if req.workflow_type is not None and info.workflow_type != req.workflow_type:

@@ -290,7 +290,8 @@ class Replica(CandidateMixin, LeaderMixin):
         rank = self.rank if self.rank is not None else self.log.config.voters.index(self.me)
         wait = self.cfg.leader_timeout_s * (1 + rank + self._jitter)
         if now - self.last_heard >= wait:
-            log.info("shard fallback campaign shard=%d node=%s", self.shard, self.me)
+            log.info("shard fallback campaign shard=%d node=%s voters=%s", self.shard, self.me,
+                     ",".join(v[:8] for v in self.log.config.voters))
             self._campaign(now)
 
     def _on_prepare(self, src: NodeId, m: wire.Prepare, now: float) -> None:
@@ -305,6 +306,9 @@ class Replica(CandidateMixin, LeaderMixin):
                 ok = True
             elif m.epoch == self.promised and self.leader in (None, src):
                 ok = True  # a retransmitted Prepare: answer again
+        if not ok:
+            log.debug("shard prepare refused shard=%d node=%s src=%s known=%s epoch=%s "
+                      "promised=%s", self.shard, self.me, src, known, m.epoch, self.promised)
         self._send(src, wire.Promise(
             shard=self.shard, epoch=m.epoch, ok=ok, promised=self.promised,
             last_epoch=self.log.last_epoch, last_index=self.log.last_index,

@@ -124,3 +124,51 @@ async def test_kill_9_of_a_shard_leader_loses_nothing_and_its_node_comes_back(tm
             await check_histories(client, again)
         await client.service.close()
         await worker_client.service.close()
+
+
+async def test_five_nodes_lose_two_one_after_the_other_and_get_them_back(tmp_path) -> None:
+    """Kill -9 a shard leader, wait until its replicas are replaced, kill a second one,
+    then restart both; 150 workflows run throughout."""
+    with running_cluster(tmp_path, 5, [*CLUSTER, "--replace-after", "2"]) as nodes:
+        num_shards = nodes[0].num_shards
+        async with views(nodes) as v:
+            await wait_balanced(v, nodes, num_shards, timeout_s=60)
+        addrs = [n.address for n in nodes]
+        client = await Client.connect(addrs[2:] + addrs[:2])
+        workers = [await Client.connect(addrs[i:] + addrs[:i]) for i in (3, 4)]
+        tq = f"chain-{uuid.uuid4()}"
+        async with Worker(workers[0], task_queue=tq, workflows=[Chain], activities=[double]), \
+                Worker(workers[1], task_queue=tq, workflows=[Chain], activities=[double]):
+            handles = [await client.start_workflow(Chain.run, i, id=f"five-{i}-{uuid.uuid4()}",
+                                                   task_queue=tq) for i in range(150)]
+            for h in handles[:50]:
+                await h.signal(Chain.bump)
+            nodes[0].kill()
+            for h in handles[50:100]:
+                await h.signal(Chain.bump)
+            async with views(nodes[1:]) as v:
+                await wait_balanced(v, nodes[1:], num_shards, timeout_s=60)
+            nodes[1].kill()
+            for h in handles[100:]:
+                await h.signal(Chain.bump)
+            results = [await h.result() for h in handles]
+            assert results == [8 * i + 1 for i in range(150)]
+            await check_histories(client, handles)
+            listed = [w async for w in client.list_workflows(
+                f"TaskQueue = '{tq}' AND ExecutionStatus = 'Completed'")]
+            assert len(listed) == 150
+
+            for n in nodes[:2]:  # an operator restarts them with a live member to join
+                n.extra = [*CLUSTER, "--replace-after", "2", "--join", addrs[2].removeprefix("ws://")]
+                n.start()
+            async with views(nodes) as v:
+                await wait_balanced(v, nodes, num_shards, timeout_s=60)
+            again = [await client.start_workflow(Chain.run, i, id=f"back-{i}-{uuid.uuid4()}",
+                                                 task_queue=tq) for i in range(30)]
+            for h in again:
+                await h.signal(Chain.bump)
+            assert [await h.result() for h in again] == [8 * i + 1 for i in range(30)]
+            await check_histories(client, again)
+        await client.service.close()
+        for w in workers:
+            await w.service.close()
