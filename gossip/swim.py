@@ -232,7 +232,8 @@ class Swim:
         elif kind == "relay":
             self._on_relay_expired(key[1], out)  # type: ignore[arg-type]
         elif kind == "suspicion":
-            for addr, verdict in self.state.on_suspicion_timer(key[1], now, out):  # type: ignore[arg-type]
+            name: str = key[1]  # type: ignore[assignment]
+            for addr, verdict in self.state.on_suspicion_timer(name, now, out):
                 self._send_alone(out, addr, verdict)
         else:
             raise AssertionError(f"unknown timer key {key!r}")  # the shell echoes our keys

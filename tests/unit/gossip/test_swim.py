@@ -223,8 +223,9 @@ def test_accusers_told_of_a_death_are_capped_at_gossip_nodes() -> None:
 def test_an_accusation_of_a_member_we_hold_dead_is_answered_with_the_verdict() -> None:
     a = with_members("b", "c")
     a.on_message("c", pkt(wire.Dead(node="b", incarnation=1, source="c")), 1.0)
-    out = a.on_message("9.9.9.9:7350", pkt(wire.Suspect(node="b", incarnation=1, source="c")), 2.0)
-    assert out.send == [("9.9.9.9:7350", pkt(wire.Dead(node="b", incarnation=1, source="a")))]
+    relay = "9.9.9.9:7350"  # whoever passed the accusation on: it is behind too
+    out = a.on_message(relay, pkt(wire.Suspect(node="b", incarnation=1, source="c")), 2.0)
+    assert out.send == [(relay, pkt(wire.Dead(node="b", incarnation=1, source="a")))]
     assert a.stats.verdicts_answered == 1
     # News (a higher incarnation: b refuted meanwhile) is not answered.
     out = a.on_message("c", pkt(wire.Suspect(node="b", incarnation=2, source="c")), 3.0)
