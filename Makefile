@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean sim-sweep bench bench-log
+.PHONY: run test install clean sim-sweep bench bench-log bench-gossip
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: $(STAMP)
 bench-log: $(STAMP)
 	$(BIN)/python -m shoal.bench.store_bench
 	$(BIN)/python -m shoal.bench.log_bench
+
+# kill -9 detection on 5 real nodes with the small gossip preset, 20 runs (about 2 minutes).
+bench-gossip: $(STAMP)
+	$(BIN)/python -m shoal.bench.gossip_detect --runs 20
 
 # Long simulator sweeps (minutes); `make test` runs short versions of both.
 sim-sweep: $(STAMP)

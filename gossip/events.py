@@ -102,3 +102,4 @@ class SwimStats:
     refutations: int = 0
     push_pulls: int = 0
     broadcasts_piggybacked: int = 0
+    verdicts_answered: int = 0  # accusations of a member we hold dead, answered with that

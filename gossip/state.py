@@ -14,6 +14,7 @@ which is how it refutes a suspicion or a false death.
 
 from __future__ import annotations
 
+import logging
 import random
 
 from shoal import wire
@@ -27,6 +28,8 @@ from shoal.gossip.events import (
 from shoal.gossip.members import Member, MemberList, cluster_mismatch
 from shoal.gossip.suspicion import Suspicion, expected_confirmations, suspicion_timeout
 from shoal.wire import MemberState
+
+log = logging.getLogger(__name__)
 
 
 class Membership:
@@ -162,34 +165,76 @@ class Membership:
         out.timers.append((("suspicion", s.node), susp.deadline))
         out.events.append(MemberSuspected(m.info()))
 
-    def on_suspicion_timer(self, name: str, now: float, out: Output) -> None:
-        """A suspicion's timer fired: declare the member dead if it is still due."""
+    def on_suspicion_timer(self, name: str, now: float, out: Output
+                           ) -> list[tuple[str, wire.Dead]]:
+        """A suspicion's timer fired: declare the member dead if it is still due.
+
+        Returns:
+            The verdict to send straight to some of the members that accused it too
+            (see :meth:`dead`), as (address, message).
+        """
         susp = self.suspicions.get(name)
         if susp is None or now + 1e-9 < susp.deadline:
-            return  # refuted, or a stale timer from before a confirmation moved the deadline
+            return []  # refuted, or a stale timer from before a confirmation moved the deadline
         m = self.members.get(name)
         if m is None or m.state != MemberState.SUSPECT:
             self._drop_suspicion(name)
-            return
-        self.dead(wire.Dead(node=name, incarnation=m.incarnation, source=self.me), now, out)
+            return []
+        # Rare and worth a line: which member timed a suspicion out, and how quickly, is
+        # what explains a slow detection.
+        log.info("suspicion expired name=%s after=%.2fs confirmations=%d/%d; declaring it dead",
+                 name, now - susp.start, susp.confirmations, susp.k)
+        return self.dead(wire.Dead(node=name, incarnation=m.incarnation, source=self.me), now, out)
 
-    def dead(self, d: wire.Dead, now: float, out: Output) -> None:
-        """Apply a ``Dead`` rumour (``source == node``: a graceful leave)."""
+    def stale_accusation(self, s: wire.Suspect) -> wire.Dead | None:
+        """Our verdict, if ``s`` accuses a member we already hold dead or left.
+
+        Whoever sent ``s`` has not heard the verdict yet (a heard death replaces the
+        queued suspicion), and is waiting on a suspicion timer that may run to its upper
+        bound; the caller answers it with this. None if ``s`` is news or about us.
+        """
+        m = self.members.get(s.node)
+        if m is None or s.node == self.me or not m.dead_or_left or s.incarnation > m.incarnation:
+            return None
+        source = s.node if m.state == MemberState.LEFT else self.me
+        return wire.Dead(node=s.node, incarnation=m.incarnation, source=source)
+
+    def dead(self, d: wire.Dead, now: float, out: Output) -> list[tuple[str, wire.Dead]]:
+        """Apply a ``Dead`` rumour (``source == node``: a graceful leave).
+
+        Returns:
+            If we were suspecting the member: the verdict to send straight to (address,
+            message) up to ``gossip_nodes`` of the others we heard accuse it, first
+            accuser first, besides broadcasting it. Each of them waits on a suspicion
+            timer of its own, and the first accuser in particular may have none of the
+            confirmations that shortened ours (they came from members that heard *its*
+            rumour): with the few retransmits of a small cluster, a broadcast that
+            happens to miss it would leave it suspecting until its upper bound.
+        """
         m = self.members.get(d.node)
         if m is None or d.incarnation < m.incarnation:
-            return
+            return []
+        susp = self.suspicions.get(d.node)
         self._drop_suspicion(d.node)
         if m.dead_or_left:
-            return
+            return []
         if d.node == self.me and not self.left:
             self.refute(d.incarnation)
-            return
+            return []
         self._broadcast(d.node, d)
         m.incarnation, m.state_change = d.incarnation, now
         m.state = MemberState.LEFT if d.node == d.source else MemberState.DEAD
         if d.node != self.me:
             event = MemberLeft if m.state == MemberState.LEFT else MemberDied
             out.events.append(event(m.info()))
+        if susp is None:
+            return []
+        tell = []
+        for name in susp.accusers:
+            a = self.members.get(name)
+            if name not in (self.me, d.source) and a is not None and not a.dead_or_left:
+                tell.append((a.addr, d))
+        return tell[:self.cfg.gossip_nodes]
 
     def merge(self, remote: list[wire.PushNodeState], now: float, out: Output) -> None:
         """Merge a peer's full state from a push-pull exchange."""

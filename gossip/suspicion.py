@@ -61,12 +61,15 @@ class Suspicion:
         now: the time the suspicion starts.
     """
 
-    __slots__ = ("k", "min_s", "max_s", "start", "deadline", "_confirmed")
+    __slots__ = ("k", "min_s", "max_s", "start", "deadline", "_confirmed", "_accusers")
 
     def __init__(self, source: str, k: int, min_s: float, max_s: float, now: float) -> None:
         assert 0 < min_s <= max_s
         self.k, self.min_s, self.max_s, self.start = k, min_s, max_s, now
         self._confirmed: dict[str, bool] = {source: True}
+        # Everyone heard accusing, in the order heard, including those past k: each of
+        # them runs a suspicion timer of its own (a dict, for a deterministic order).
+        self._accusers: dict[str, None] = {source: None}
         # With no confirmations to wait for, use the lower bound from the start.
         self.deadline = now + (max_s if k >= 1 else min_s)
 
@@ -75,6 +78,13 @@ class Suspicion:
         """Independent confirmations received (the original accuser excluded)."""
         return len(self._confirmed) - 1
 
+    @property
+    def accusers(self) -> list[str]:
+        """Every member heard suspecting it (ourselves included if we did), first accuser
+        first, also those heard after ``k`` confirmations stopped counting. Each of them
+        waits on a suspicion timer of its own until it hears of the death."""
+        return list(self._accusers)
+
     def confirm(self, source: str, now: float) -> bool:
         """Record ``source``'s independent suspicion; shrink the deadline.
 
@@ -82,6 +92,7 @@ class Suspicion:
             True if this was a new confirmation (the caller re-broadcasts it so others
             can count it too); False for a repeat, or once ``k`` have been counted.
         """
+        self._accusers.setdefault(source)
         if self.confirmations >= self.k or source in self._confirmed:
             return False
         self._confirmed[source] = True

@@ -232,7 +232,9 @@ class Swim:
         elif kind == "relay":
             self._on_relay_expired(key[1], out)  # type: ignore[arg-type]
         elif kind == "suspicion":
-            self.state.on_suspicion_timer(key[1], now, out)  # type: ignore[arg-type]
+            name: str = key[1]  # type: ignore[assignment]
+            for addr, verdict in self.state.on_suspicion_timer(name, now, out):
+                self._send_alone(out, addr, verdict)
         else:
             raise AssertionError(f"unknown timer key {key!r}")  # the shell echoes our keys
         return out
@@ -252,6 +254,12 @@ class Swim:
         self.stats.broadcasts_piggybacked += len(extra)
         self.stats.packets_sent += 1
         out.send.append((addr, wire.GossipPacket(messages=[*msgs, *extra])))
+
+    def _send_alone(self, out: Output, addr: str, msg: wire.GossipMessage) -> None:
+        """Send one message to ``addr`` now, with nothing piggybacked: a direct answer
+        that may well be queued for broadcast too, which would only repeat it."""
+        self.stats.packets_sent += 1
+        out.send.append((addr, wire.GossipPacket(messages=[msg])))
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -422,9 +430,16 @@ class Swim:
         if isinstance(msg, wire.Alive):
             self.state.alive(msg, now, out)
         elif isinstance(msg, wire.Suspect):
+            verdict = self.state.stale_accusation(msg)
+            if verdict is not None:
+                # The sender still suspects a member we know is dead: tell it now rather
+                # than leave it to a broadcast that may have missed it.
+                self.stats.verdicts_answered += 1
+                self._send_alone(out, src_addr, verdict)
             self.state.suspect(msg, now, out)
         elif isinstance(msg, wire.Dead):
-            self.state.dead(msg, now, out)
+            for addr, verdict in self.state.dead(msg, now, out):
+                self._send_alone(out, addr, verdict)
         elif isinstance(msg, wire.Ping):
             if msg.target != self.me:
                 self.stats.dropped_misdirected += 1  # meant for whoever had this address

@@ -64,3 +64,13 @@ def test_cli_prints_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--nodes", "8", "--seed", "1", "--loss", "0.05", "--json"]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("{") and '"first_dead_s"' in out
+
+
+def test_small_preset_at_five_nodes_never_waits_out_the_upper_suspicion_bound() -> None:
+    # Issue 5's tail: a survivor that the few retransmits of a 5-node cluster missed, with
+    # no confirmations of its own, waited for the whole upper bound. Every member must
+    # learn the death from the others well before that.
+    for seed in range(1, 61):
+        rep = run_gossip_sim(nodes=5, seed=seed, loss=0.05, preset="small")
+        assert violations(rep) == [], rep["command"]
+        assert rep["all_dead_s"] < rep["suspicion_max_s"], rep["command"]

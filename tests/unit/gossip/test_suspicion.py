@@ -57,3 +57,12 @@ def test_confirmations_shrink_the_deadline_and_are_counted_once_per_member() -> 
     assert s.confirm("d", 4.0) and s.deadline == 4.0  # overdue: fire now
     assert not s.confirm("e", 5.0)  # k reached
     assert s.confirmations == 3
+
+
+def test_accusers_are_kept_in_order_past_k_and_once_each() -> None:
+    s = Suspicion("a", k=1, min_s=2.0, max_s=30.0, now=0.0)
+    assert s.confirm("b", 1.0)
+    assert not s.confirm("c", 2.0)  # past k: no longer shortens the timeout...
+    assert not s.confirm("b", 3.0)
+    assert s.accusers == ["a", "b", "c"]  # ...but c is still known to be suspecting
+    assert s.confirmations == 1

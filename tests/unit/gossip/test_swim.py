@@ -187,6 +187,61 @@ def test_suspicion_expires_into_death_and_stale_timers_are_ignored() -> None:
     assert a.state.broadcasts.pending("b") == wire.Dead(node="b", incarnation=1, source="a")
 
 
+def test_declaring_a_death_tells_the_other_accusers_directly() -> None:
+    a = with_members("b", "c", "d", "e")
+    a.on_message("c", pkt(wire.Suspect(node="b", incarnation=1, source="c")), 1.0)
+    out = a.on_message("d", pkt(wire.Suspect(node="b", incarnation=1, source="d")), 1.1)
+    [(_, deadline)] = [t for t in out.timers if t[0] == ("suspicion", "b")]
+    out = a.on_timer(("suspicion", "b"), deadline)
+    verdict = wire.Dead(node="b", incarnation=1, source="a")
+    # c started the suspicion and d confirmed it: both wait on timers of their own. Each
+    # is told in a packet of its own, whatever the broadcast queue's random picks do.
+    assert (("c", pkt(verdict)) in out.send) and (("d", pkt(verdict)) in out.send)
+    assert all(addr != "e" for addr, p in out.send if p == pkt(verdict))
+
+
+def test_hearing_a_death_tells_our_accusers_except_its_source() -> None:
+    a = with_members("b", "c", "d", "e")
+    a.on_message("c", pkt(wire.Suspect(node="b", incarnation=1, source="c")), 1.0)
+    a.on_message("e", pkt(wire.Suspect(node="b", incarnation=1, source="e")), 1.1)
+    verdict = wire.Dead(node="b", incarnation=1, source="e")
+    out = a.on_message("e", pkt(verdict), 1.2)
+    assert [type(e) for e in out.events] == [MemberDied]
+    assert [addr for addr, p in out.send if p == pkt(verdict)] == ["c"]
+
+
+def test_accusers_told_of_a_death_are_capped_at_gossip_nodes() -> None:
+    a = with_members("b", "c", "d", "e", "f", "g")
+    for i, src in enumerate("cdefg"):
+        a.on_message(src, pkt(wire.Suspect(node="b", incarnation=1, source=src)), 1.0 + i / 10)
+    out = a.on_message("x", pkt(wire.Dead(node="b", incarnation=1, source="x")), 2.0)
+    told = [addr for addr, p in out.send if p.messages[0] == wire.Dead(node="b", incarnation=1,
+                                                                       source="x")]
+    assert told[:CFG.gossip_nodes] == ["c", "d", "e"] and len(told) == CFG.gossip_nodes
+
+
+def test_an_accusation_of_a_member_we_hold_dead_is_answered_with_the_verdict() -> None:
+    a = with_members("b", "c")
+    a.on_message("c", pkt(wire.Dead(node="b", incarnation=1, source="c")), 1.0)
+    relay = "9.9.9.9:7350"  # whoever passed the accusation on: it is behind too
+    out = a.on_message(relay, pkt(wire.Suspect(node="b", incarnation=1, source="c")), 2.0)
+    assert out.send == [(relay, pkt(wire.Dead(node="b", incarnation=1, source="a")))]
+    assert a.stats.verdicts_answered == 1
+    # News (a higher incarnation: b refuted meanwhile) is not answered.
+    out = a.on_message("c", pkt(wire.Suspect(node="b", incarnation=2, source="c")), 3.0)
+    assert out.send == []
+    # A member that left is answered with its own leave, so it stays "left".
+    a.on_message("c", pkt(wire.Dead(node="c", incarnation=1, source="c")), 4.0)
+    out = a.on_message("d", pkt(wire.Suspect(node="c", incarnation=1, source="d")), 5.0)
+    assert out.send == [("d", pkt(wire.Dead(node="c", incarnation=1, source="c")))]
+
+
+def test_an_accusation_of_a_live_member_is_not_answered() -> None:
+    a = with_members("b", "c")
+    out = a.on_message("c", pkt(wire.Suspect(node="b", incarnation=1, source="c")), 1.0)
+    assert out.send == [] and a.stats.verdicts_answered == 0
+
+
 def test_old_incarnations_and_old_alive_rumours_change_nothing() -> None:
     a = with_members("b")
     a.on_message("b", pkt(alive("b", 5)), 1.0)
