@@ -25,7 +25,7 @@ from helpers.node_proc import NodeProcess, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
-DETECTION_BOUND_S = 15.0  # generous: the small preset measures ~2-3.5 s here
+DETECTION_BOUND_S = 15.0  # generous: the small preset measured 1.4-2.3 s here (bench/gossip_detect.py)
 # Usually well under a second; but with the small preset a rumour is sent only twice per
 # member that learns it, so one member in five now and then misses a join or a refutation
 # until the next push-pull (every 15 s) brings it.
