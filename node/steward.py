@@ -110,6 +110,15 @@ class ShardSteward:
         target = self.target(shard, now)
         if view is None:
             return [Host(shard)] if self.me in target else []
+        # A voter gossip has told us nothing about (we restarted and have not heard from it
+        # yet) counts as dead from now: it keeps its place for replace_after_s. Otherwise
+        # a restarted leader, its view still {me}, would shrink its shard to itself and,
+        # with a member really down, leave a config nobody can ever commit in again.
+        unheard = [m for m in view.voters if m not in self.alive and m not in self._dead_since]
+        if unheard:
+            for m in unheard:
+                self._dead_since[m] = now
+            target = self.target(shard, now)
         actions: list[Action] = []
         members = set(view.voters) | set(view.learners)
         if view.role is Role.LEADER and view.serving:
