@@ -122,9 +122,15 @@ class ShardSteward:
         actions: list[Action] = []
         members = set(view.voters) | set(view.learners)
         if view.role is Role.LEADER and view.serving:
-            wanted = tuple(m for m in target if m in self.alive or m in view.voters)
+            wanted = [m for m in target if m in self.alive or m in members]
+            if len(wanted) < len(target):
+                # A member the ring names is down (for less than replace_after_s) and not
+                # in the config: keep current voters in its place until it is back or
+                # replaced. Shrinking instead removes a voter with nobody added, and a
+                # smaller group can be left needing a member that never returns.
+                wanted += [m for m in view.voters if m not in wanted][:len(target) - len(wanted)]
             if wanted and (set(view.voters) != set(wanted) or view.learners):
-                actions.append(Reconfigure(shard, wanted))
+                actions.append(Reconfigure(shard, tuple(wanted)))
         elif (target[0] == self.me and self.me in view.voters
               and view.leader != self.me
               and now - self._last_campaign.get(shard, -CAMPAIGN_RETRY_S) >= CAMPAIGN_RETRY_S):

@@ -35,3 +35,42 @@ def test_voter_never_heard_of_is_replaced_once_unheard_past_replace_after() -> N
     later = steward.decide(shard, view, now=6.1)
     assert "n1" not in steward.target(shard, 6.1)
     assert later == [Reconfigure(shard, steward.target(shard, 6.1))]
+
+
+def _shard_with(steward: ShardSteward, now: float, *members: str) -> int:
+    return next(s for s in range(SHARDS) if all(m in steward.target(s, now) for m in members))
+
+
+def test_leader_keeps_a_voter_while_the_rings_new_choice_is_a_dead_learner() -> None:
+    # `shoal sim cluster --nodes 5 --seed 11`: the learner being added died; the ring
+    # still names it (dead < replace_after_s), the steward dropped it from the wanted set,
+    # and the core removed the voter it was to replace: 2 voters, one of which then died.
+    steward = ShardSteward("n1", SHARDS, replace_after_s=5.0)
+    everyone = ["n0", "n1", "n2", "n3", "n4", "n5"]
+    steward.set_members(everyone, now=0.0)
+    steward.set_members([m for m in everyone if m != "n4"], now=1.0)
+    shard = _shard_with(steward, 1.0, "n1", "n4")
+    target = steward.target(shard, 1.0)
+    spare = next(m for m in everyone if m not in target)
+    voters = tuple(m for m in target if m != "n4") + (spare,)
+    view = ReplicaView(role=Role.LEADER, serving=True, leader="n1", voters=voters,
+                       learners=("n4",))
+    for action in steward.decide(shard, view, now=1.5):
+        if isinstance(action, Reconfigure):
+            assert len(action.voters) >= len(voters), action
+            assert "n4" in action.voters or spare in action.voters, action
+
+
+def test_leader_does_not_shrink_when_the_rings_choice_is_down_and_not_a_member() -> None:
+    steward = ShardSteward("n1", SHARDS, replace_after_s=5.0)
+    everyone = ["n0", "n1", "n2", "n3", "n4", "n5"]
+    steward.set_members(everyone, now=0.0)
+    steward.set_members([m for m in everyone if m != "n4"], now=1.0)
+    shard = _shard_with(steward, 1.0, "n1", "n4")
+    target = steward.target(shard, 1.0)
+    others = [m for m in everyone if m not in target]
+    voters = tuple(m for m in target if m != "n4") + (others[0],)
+    view = ReplicaView(role=Role.LEADER, serving=True, leader="n1", voters=voters)
+    for action in steward.decide(shard, view, now=1.5):
+        if isinstance(action, Reconfigure):
+            assert set(voters) <= set(action.voters), action
