@@ -123,12 +123,17 @@ class ShardSteward:
         members = set(view.voters) | set(view.learners)
         if view.role is Role.LEADER and view.serving:
             wanted = [m for m in target if m in self.alive or m in members]
-            if len(wanted) < len(target):
-                # A member the ring names is down (for less than replace_after_s) and not
-                # in the config: keep current voters in its place until it is back or
-                # replaced. Shrinking instead removes a voter with nobody added, and a
-                # smaller group can be left needing a member that never returns.
-                wanted += [m for m in view.voters if m not in wanted][:len(target) - len(wanted)]
+            floor = max(len(target), min(self.rf, len(view.voters)))
+            if len(wanted) < floor:
+                # Never shrink a shard's group (below R) for want of members: a member the
+                # ring names may be down and not in the config yet, or our gossip view may
+                # be stale (a partition) while replication still reaches every voter.
+                # Removing a voter with nobody added gains no availability, and the smaller
+                # group can be left needing a member that never returns. Dead voters are
+                # replaced (add, then remove) once the ring names a live member instead.
+                spare = [m for m in view.voters if m not in wanted]
+                spare.sort(key=lambda m: m not in self.alive)  # live ones first (stable)
+                wanted += spare[:floor - len(wanted)]
             if wanted and (set(view.voters) != set(wanted) or view.learners):
                 actions.append(Reconfigure(shard, tuple(wanted)))
         elif (target[0] == self.me and self.me in view.voters

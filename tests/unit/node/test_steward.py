@@ -74,3 +74,26 @@ def test_leader_does_not_shrink_when_the_rings_choice_is_down_and_not_a_member()
     for action in steward.decide(shard, view, now=1.5):
         if isinstance(action, Reconfigure):
             assert set(voters) <= set(action.voters), action
+
+
+def test_leader_cut_off_from_gossip_does_not_shrink_its_shard_below_r() -> None:
+    # `shoal sim cluster --nodes 3 --seed 14 --steps 5000`: n2's gossip had declared
+    # everyone dead more than replace_after_s ago (a partition), yet replication reached
+    # them and n2 led the shard; its steward asked for the set (n2,), the core removed a
+    # live voter, and the (dead, n2) config that was left could never commit again.
+    steward = ShardSteward("n2", SHARDS, replace_after_s=5.0)
+    steward.set_members(["n0", "n1", "n2"], now=0.0)
+    steward.set_members(["n2"], now=1.0)
+    view = ReplicaView(role=Role.LEADER, serving=True, leader="n2", voters=("n0", "n1", "n2"))
+    for shard in range(SHARDS):
+        assert steward.decide(shard, view, now=10.0) == [], shard
+
+
+def test_dead_voter_is_still_replaced_when_a_new_member_is_alive() -> None:
+    steward = ShardSteward("n2", SHARDS, replace_after_s=5.0)
+    steward.set_members(["n0", "n1", "n2"], now=0.0)
+    steward.set_members(["n0", "n2", "n3"], now=1.0)
+    view = ReplicaView(role=Role.LEADER, serving=True, leader="n2", voters=("n0", "n1", "n2"))
+    actions = steward.decide(0, view, now=10.0)
+    assert actions == [Reconfigure(0, steward.target(0, 10.0))]
+    assert sorted(steward.target(0, 10.0)) == ["n0", "n2", "n3"]
