@@ -339,11 +339,24 @@ class ClusterSim:
             self.joiner = f"n{len(self.nodes)}"
             self._add_node(self.joiner)
             self._boot(self.joiner)
-        if self.p.replace and self.retired is None and self.step >= self.p.steps // 2:
+        if self.p.replace and self.retired is None and self.step >= self.p.steps // 2 and \
+                self.step % 200 == 0 and self._at_full_strength():
             up = [n for n, node in self.nodes.items() if node.up and n != self.joiner]
             if up:
                 self.retired = self.rng.choice(up)
                 self._crash(self.retired)
+
+    def _at_full_strength(self) -> bool:
+        """Every shard serving with R voters. A node only dies for good then: while a
+        shard grows from its founder's 1 voter to R, one at a time, it passes through 2
+        voters, and losing one of those for good is beyond what single-node changes can
+        recover from (Ongaro's thesis §4.1; an operator would have to step in)."""
+        want = min(self.p.rf, sum(1 for node in self.nodes.values() if node.up))
+        for shard in range(self.p.num_shards):
+            leader = self._serving_leader(shard)
+            if leader is None or len(leader.shards[shard].core.config.voters) < want:
+                return False
+        return True
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -419,7 +432,7 @@ class ClusterSim:
         self._every(self.p.partition_every_s, self._fault_partition, "partition")
         self._every(self.p.pause_every_s, self._fault_pause, "pause")
         if self.p.plant == "apply_twice":
-            self.nodes["n1"].apply_twice_at = (0, 8)
+            self.nodes["n0"].apply_twice = True
         while self.step < self.p.steps:
             self._advance()
             self._script()
