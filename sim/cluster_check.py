@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from shoal import wire
 from shoal.node.replication import Role, RoleChanged
 from shoal.sim.cluster_history import EMPTY_CHAIN, Command, ShardState, history_violations
+from shoal.sim.replication_node import SimDisk
 
 VIOLATIONS_KEPT = 50  # the report lists this many; the count is exact
 
@@ -27,6 +28,9 @@ class ShardRecord:
     """The run's knowledge of one shard."""
 
     chain: list[str] = field(default_factory=lambda: [EMPTY_CHAIN])  # committed log digests
+    entries: list[wire.ReplEntry | None] = field(default_factory=lambda: [None])  # the log
+    voters: tuple[str, ...] = ()  # of the latest committed config
+    acked_max: int = 0  # highest log index of a write acknowledged to a client
     leaders: dict[wire.Epoch, str] = field(default_factory=dict)
     last_leader: str | None = None
     serving: list[str] = field(default_factory=list)  # nodes serving now (normally one)
@@ -65,6 +69,10 @@ class ClusterChecker:
                              f"{entry.index}: {entry}")
         elif entry.index == len(chain):
             chain.append(state.chain)
+            rec = self.shards[shard]
+            rec.entries.append(entry)
+            if entry.kind == wire.EntryKind.CONFIG and entry.config is not None:
+                rec.voters = tuple(entry.config.voters)
         else:
             self.violate(f"{node} applied shard {shard} index {entry.index} beyond the "
                          f"committed log ({len(chain) - 1})")
@@ -102,6 +110,40 @@ class ClusterChecker:
             rec.serving.remove(node)
             if not rec.serving:
                 rec.leaderless_since = now
+
+    # --- invariant 3 while running -------------------------------------------------------
+
+    def on_ack(self, shard: int, index: int) -> None:
+        rec = self.shards[shard]
+        rec.acked_max = max(rec.acked_max, index)
+
+    def check_durability(self, disks: dict[str, dict[int, SimDisk]]) -> None:
+        """Every acknowledged write is durable on a member of every majority of its
+        shard's committed voters, so it survives the crash of any minority of them
+        (invariant 3). Not "on a majority": while an even-sized group shrinks by one, the
+        leader commits with a majority of the smaller config (in effect once appended),
+        which meets every majority of the larger one without being a majority of it."""
+        for shard, rec in enumerate(self.shards):
+            if not rec.acked_max:
+                continue
+            holders = sum(1 for v in rec.voters if self._durable(disks.get(v, {}).get(shard),
+                                                                  rec, rec.acked_max))
+            if holders < len(rec.voters) - (len(rec.voters) // 2 + 1) + 1:
+                self.violate(f"shard {shard}: acknowledged index {rec.acked_max} is durable "
+                             f"on only {holders} of voters {rec.voters}: a majority "
+                             "without any of them could lose it")
+
+    @staticmethod
+    def _durable(disk: SimDisk | None, rec: ShardRecord, index: int) -> bool:
+        """Whether ``disk`` holds the committed log up to ``index``: the entry itself (log
+        matching gives the prefix) or an applied state at or past it on the same log."""
+        if disk is None or index >= len(rec.entries):
+            return False  # no disk, or acknowledged before it was committed
+        if disk.entries.get(index) == rec.entries[index]:
+            return True
+        applied = disk.applied_state
+        return applied.index >= index and applied.index < len(rec.chain) and \
+            rec.chain[applied.index] == applied.chain
 
     # --- at the end: invariants 3, 4, 5 ---------------------------------------------------------
 

@@ -43,6 +43,7 @@ from shoal.sim.cluster_node import ClusterNode, NodeTiming
 from shoal.sim.network import Action, Delivered, LinkFaults, Network, TimerFired
 
 CONVERGE_CHECK_S = 0.25  # how often the liveness phase checks for convergence
+DURABILITY_CHECK_STEPS = 10  # invariant 3 on the disks every this many steps (and at crashes)
 PLANTS = ("", "apply_twice", "ack_on_propose", "no_dedupe")
 
 
@@ -167,6 +168,7 @@ class ClusterSim:
         node = self.nodes[name]
         if not node.up:
             return
+        self._check_durability()  # what the crash may lose must be on a majority already
         self.c.crashes += 1
         for shard in range(self.p.num_shards):
             self.check.set_serving(name, shard, False, self.now)
@@ -186,7 +188,7 @@ class ClusterSim:
         if waiting is not None:
             client, attempt, cmd = waiting
             if entry.kind == wire.EntryKind.NORMAL and entry.payload == cmd:
-                self._acked(client, attempt, cmd)
+                self._acked(client, attempt, cmd, entry.index)
             else:
                 self._unknown(client, attempt)
 
@@ -252,7 +254,7 @@ class ClusterSim:
         index, out = core.propose(cmd, self.now)
         self.pending[(node.name, shard, core.epoch, index)] = (client, attempt, cmd)
         if self.p.plant == "ack_on_propose":
-            self._acked(client, attempt, cmd)  # the bug: answered before it commits
+            self._acked(client, attempt, cmd, index)  # the bug: answered before it commits
         node.drive(shard, out)
         self.net.call_at(self.now + self.p.client_timeout_s,
                          lambda: self._timeout(client, attempt), "client-timeout")
@@ -275,12 +277,13 @@ class ClusterSim:
         client.guess.pop(client.shard, None)
         self._later(0.02, client, attempt)
 
-    def _acked(self, client: Client, attempt: int, cmd: Command) -> None:
+    def _acked(self, client: Client, attempt: int, cmd: Command, index: int) -> None:
         if client.attempt != attempt or not client.cmds or client.cmds[0] != cmd:
             return
         client.attempt += 1  # later answers to this attempt are stale
         self.c.acknowledged_writes += 1
         self.acked.append((client.shard, cmd))
+        self.check.on_ack(client.shard, index)
         client.cmds.pop(0)
         if not client.cmds:
             self.c.workflows_completed += 1
@@ -376,6 +379,11 @@ class ClusterSim:
         self.step += 1
         if not isinstance(ev, Action):
             self._handle(ev)
+        if self.step % DURABILITY_CHECK_STEPS == 0:
+            self._check_durability()
+
+    def _check_durability(self) -> None:
+        self.check.check_durability({n: node.disks for n, node in self.nodes.items()})
 
     def _heal(self) -> None:
         """End of the chaos: heal the network, restart every crashed node (not the retired

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from shoal import wire
 from shoal.cli.main import app
+from shoal.sim.cluster_check import ClusterChecker
 from shoal.sim.cluster_history import (
     ACTIVITY_COMPLETED, COMPLETED, STARTED, ShardState, history_violations,
 )
@@ -70,8 +71,20 @@ def test_a_node_applying_an_entry_twice_is_caught() -> None:
 
 
 def test_an_answer_sent_before_the_write_committed_is_caught_as_a_lost_ack() -> None:
-    rep = run_cluster_sim(nodes=3, seed=1, steps=15_000, plant="ack_on_propose")
-    assert any("acknowledged" in v and "missing" in v for v in rep["violations"])
+    rep = run_cluster_sim(nodes=3, seed=1, steps=6000, plant="ack_on_propose")
+    assert any("acknowledged index" in v and "durable on only" in v
+               for v in rep["violations"])
+
+
+def test_final_check_flags_an_acknowledged_write_missing_on_a_member() -> None:
+    class Clock:
+        now, step = 1.0, 2
+
+    check = ClusterChecker(1, Clock())
+    held, lost = ShardState(), ShardState()
+    held.apply(_entry(1, STARTED))
+    check.check_final([(0, (STARTED, "wf", 0))], {0: [("n0", held), ("n1", lost)]})
+    assert check.violation_count == 1 and "missing on n1" in check.violations[0]
 
 
 def test_a_state_machine_that_does_not_dedupe_retries_breaks_the_histories() -> None:
