@@ -5,7 +5,8 @@ Owns: a node's SWIM core (its alive-members view feeds the steward), its
 campaign, reconfigure and release (the same steps as ``node/cluster_replicas.py``'s
 ``step()`` and ``_do()``, including the fallback rank from the ring's order), the per-shard
 durable state (:class:`~shoal.sim.replication_node.SimDisk`, one per shard, kept across
-crashes and releases as the real store keeps a shard's key range), and the applied
+crashes and releases as the real store keeps a shard's key range; its ``applied_state``
+holds a :class:`~shoal.sim.cluster_history.ShardState` here), and the applied
 :class:`~shoal.sim.cluster_history.ShardState` of every hosted shard. The driver part
 carries each replica :class:`~shoal.node.replication.Output` out in the order its
 docstring prescribes; writes become durable only when their simulated fsync (a node timer,

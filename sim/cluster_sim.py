@@ -168,7 +168,7 @@ class ClusterSim:
         node = self.nodes[name]
         if not node.up:
             return
-        self._check_durability()  # what the crash may lose must be on a majority already
+        self._check_durability()  # what the crash may lose must already be safe elsewhere
         self.c.crashes += 1
         for shard in range(self.p.num_shards):
             self.check.set_serving(name, shard, False, self.now)
