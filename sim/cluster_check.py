@@ -32,6 +32,7 @@ class ShardRecord:
     voters: tuple[str, ...] = ()  # of the latest committed config
     acked_max: int = 0  # highest log index of a write acknowledged to a client
     leaders: dict[wire.Epoch, str] = field(default_factory=dict)
+    spoke: dict[wire.Epoch, tuple[str, int]] = field(default_factory=dict)  # (node, boot)
     last_leader: str | None = None
     serving: list[str] = field(default_factory=list)  # nodes serving now (normally one)
     leaderless_since: float | None = None
@@ -90,14 +91,22 @@ class ClusterChecker:
             rec.elections += 1
             if ev.epoch.node != node:
                 self.violate(f"{node} leads shard {shard} epoch {ev.epoch} of another node")
-            if ev.epoch in rec.leaders:
-                self.violate(f"{node} leads shard {shard} epoch {ev.epoch} a second time "
-                             f"(first: {rec.leaders[ev.epoch]})")
-            rec.leaders[ev.epoch] = node
+            first = rec.leaders.setdefault(ev.epoch, node)
+            if first != node:
+                self.violate(f"{node} leads shard {shard} epoch {ev.epoch} after {first}")
             if rec.last_leader is not None and rec.last_leader != node:
                 rec.failovers += 1
             rec.last_leader = node
         self.set_serving(node, shard, ev.role is Role.LEADER and ev.serving, now)
+
+    def on_leader_send(self, node: str, boot: int, shard: int, epoch: wire.Epoch) -> None:
+        """Invariant 1 across restarts: a leader that crashed before its promise was durable
+        may lead the same epoch again after a restart, which is safe only if nothing it
+        did in its first life left the node. So one life per epoch may speak as leader."""
+        first = self.shards[shard].spoke.setdefault(epoch, (node, boot))
+        if first != (node, boot):
+            self.violate(f"{node} (boot {boot}) speaks as shard {shard}'s leader of epoch "
+                         f"{epoch} after {first[0]} (boot {first[1]}) did")
 
     def set_serving(self, node: str, shard: int, serving: bool, now: float) -> None:
         rec = self.shards[shard]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shoal import wire
@@ -35,6 +35,7 @@ from shoal.sim.network import Network
 from shoal.sim.replication_node import SimDisk
 
 GOSSIP_TYPES = (wire.GossipPacket, wire.PushPullRequest, wire.PushPullResponse)
+LEADER_MESSAGES = (wire.Append, wire.InstallSnapshot)  # sent only by a shard's leader
 TICK = "tick"  # one ticker drives every replica of the node (as ClusterReplicas._tick_all)
 STEWARD = "steward"
 
@@ -46,6 +47,8 @@ class NodeHooks(Protocol):
                  state: ShardState) -> None: ...
 
     def on_role(self, node: str, shard: int, ev: RoleChanged) -> None: ...
+
+    def on_leader_send(self, node: str, boot: int, shard: int, epoch: wire.Epoch) -> None: ...
 
     def on_install(self, node: str, shard: int, state: ShardState) -> None: ...
 
@@ -67,6 +70,11 @@ class HostedShard:
 
     core: Replica
     state: ShardState
+    writes_in_flight: int = 0
+    # Messages to send once the newest write in flight is durable: the real driver carries
+    # outputs out one after another, so a message never overtakes an earlier output's write
+    # (a heartbeat must not leave before the promise it is sent under is on disk).
+    sends_after_write: list[tuple[str, Any]] = field(default_factory=list)
 
 
 class ClusterNode:
@@ -88,6 +96,7 @@ class ClusterNode:
         self.net, self.hooks, self.rng = net, hooks, rng
         self.swim_cfg, self.replica_cfg, self.timing = swim_cfg, replica_cfg, timing
         self.up = False
+        self.boots = 0  # starts so far: tells the lives of one node apart
         self.swim: Swim | None = None
         self.steward: ShardSteward | None = None
         self.shards: dict[int, HostedShard] = {}
@@ -109,6 +118,7 @@ class ClusterNode:
         assert not self.up
         now = self.net.now
         self.up = True
+        self.boots += 1
         self.net.restart(self.name)
         meta = wire.MemberMeta(api_addr=f"ws://{self.name}:7350", cluster_name="sim",
                                num_shards=self.num_shards)
@@ -249,9 +259,12 @@ class ClusterNode:
         now = self.net.now
         if out.hard_state or out.install or out.persist or out.compact:
             write = (out.hard_state, out.install, list(out.persist), out.compact)
-            sends = list(out.send)
+            sends = hosted.sends_after_write = list(out.send)
+            hosted.writes_in_flight += 1
             self._fsync(shard, self.timing.fsync_s * (1 + 2 * self.rng.random()) / 3,
                         lambda: self._write_done(shard, hosted, write, sends))
+        elif hosted.writes_in_flight:
+            hosted.sends_after_write.extend(out.send)
         else:
             self._send_all(out.send)
         if out.install is not None:
@@ -279,6 +292,8 @@ class ClusterNode:
     def _send_all(self, sends: list[tuple[str, Any]]) -> None:
         self.repl_sent += len(sends)
         for dst, msg in sends:
+            if isinstance(msg, LEADER_MESSAGES):
+                self.hooks.on_leader_send(self.name, self.boots, msg.shard, msg.epoch)
             self.net.send(self.name, dst, msg)
 
     def _fsync(self, shard: int, duration_s: float, done: Callable[[], None]) -> None:
@@ -292,6 +307,7 @@ class ClusterNode:
     def _write_done(self, shard: int, hosted: HostedShard, write: tuple, sends: list) -> None:
         hard, install, persist, compact = write
         self.disks[shard].write(hard, install, persist, compact)
+        hosted.writes_in_flight -= 1
         if self.shards.get(shard) is not hosted:
             return  # released meanwhile: the write lands, nobody is told
         self._send_all(sends)

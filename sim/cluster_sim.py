@@ -197,6 +197,9 @@ class ClusterSim:
         if not ev.serving:
             self._fail_pending(node, shard)
 
+    def on_leader_send(self, node: str, boot: int, shard: int, epoch: wire.Epoch) -> None:
+        self.check.on_leader_send(node, boot, shard, epoch)
+
     def on_install(self, node: str, shard: int, state: ShardState) -> None:
         self.check.on_install(node, shard, state)
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from shoal import wire
 from shoal.cli.main import app
+from shoal.node.replication import Role, RoleChanged
 from shoal.sim.cluster_check import ClusterChecker
 from shoal.sim.cluster_history import (
     ACTIVITY_COMPLETED, COMPLETED, STARTED, ShardState, history_violations,
@@ -76,11 +77,27 @@ def test_an_answer_sent_before_the_write_committed_is_caught_as_a_lost_ack() -> 
                for v in rep["violations"])
 
 
-def test_final_check_flags_an_acknowledged_write_missing_on_a_member() -> None:
-    class Clock:
-        now, step = 1.0, 2
+class _Clock:
+    now, step = 1.0, 2
 
-    check = ClusterChecker(1, Clock())
+
+def test_two_lives_of_a_node_speaking_for_one_epoch_are_caught() -> None:
+    check = ClusterChecker(1, _Clock())
+    epoch = wire.Epoch(counter=5, node="n2")
+    led = RoleChanged(Role.LEADER, epoch, "n2", serving=False)
+    check.on_role("n2", 0, led, 1.0)
+    check.on_role("n2", 0, led, 2.0)  # led again after a restart: fine while silent
+    check.on_leader_send("n2", 2, 0, epoch)
+    check.on_leader_send("n2", 2, 0, epoch)
+    assert check.violation_count == 0
+    check.on_leader_send("n2", 1, 0, epoch)
+    assert check.violation_count == 1 and "boot 1" in check.violations[0]
+    check.on_role("n3", 0, RoleChanged(Role.LEADER, epoch, "n3", serving=False), 3.0)
+    assert any("after n2" in v for v in check.violations)
+
+
+def test_final_check_flags_an_acknowledged_write_missing_on_a_member() -> None:
+    check = ClusterChecker(1, _Clock())
     held, lost = ShardState(), ShardState()
     held.apply(_entry(1, STARTED))
     check.check_final([(0, (STARTED, "wf", 0))], {0: [("n0", held), ("n1", lost)]})
