@@ -39,6 +39,8 @@ sim-sweep: $(STAMP)
 	$(BIN)/python -m shoal.sim.gossip_sim --sweep 50 --nodes 50 --loss 0.05 --pause 5
 	$(BIN)/python -m shoal.sim.replication_sim --replicas 3 --seed 100 --seeds 60 --steps 20000
 	$(BIN)/python -m shoal.sim.replication_sim --replicas 5 --seed 100 --seeds 60 --steps 20000
+	$(BIN)/python -m shoal.sim.cluster_sim --nodes 3 --seed 100 --seeds 40 --steps 100000
+	$(BIN)/python -m shoal.sim.cluster_sim --nodes 5 --seed 100 --seeds 40 --steps 100000
 
 clean:
 	rm -rf $(VENV) shoal-data

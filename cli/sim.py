@@ -1,7 +1,8 @@
 """``shoal sim ...``: the deterministic simulators (DESIGN §9).
 
 Owns: exposing each simulator's own command line under ``shoal sim``. The options belong to
-the simulator modules (``sim/gossip_sim.py``, ``sim/replication_sim.py``); this module passes
+the simulator modules (``sim/gossip_sim.py``, ``sim/replication_sim.py``,
+``sim/cluster_sim.py``); this module passes
 them through unchanged so there is one definition of each. Must not: run a simulation itself.
 """
 
@@ -33,5 +34,17 @@ def replication(ctx: typer.Context) -> None:
     Pass --help for every option.
     """
     from shoal.sim.replication_sim import main
+
+    raise typer.Exit(main(list(ctx.args)) or 0)
+
+
+@app.command("cluster", context_settings=_PASS, add_help_option=False)
+def cluster(ctx: typer.Context) -> None:
+    """Whole nodes (gossip + ring + replication + history) with seeded faults:
+    --nodes N --seed S [--steps N] [--seeds K] [--json].
+
+    Pass --help for every option.
+    """
+    from shoal.sim.cluster_sim import main
 
     raise typer.Exit(main(list(ctx.args)) or 0)

@@ -110,12 +110,32 @@ class ShardSteward:
         target = self.target(shard, now)
         if view is None:
             return [Host(shard)] if self.me in target else []
+        # A voter gossip has told us nothing about (we restarted and have not heard from it
+        # yet) counts as dead from now: it keeps its place for replace_after_s. Otherwise
+        # a restarted leader, its view still {me}, would shrink its shard to itself and,
+        # with a member really down, leave a config nobody can ever commit in again.
+        unheard = [m for m in view.voters if m not in self.alive and m not in self._dead_since]
+        if unheard:
+            for m in unheard:
+                self._dead_since[m] = now
+            target = self.target(shard, now)
         actions: list[Action] = []
         members = set(view.voters) | set(view.learners)
         if view.role is Role.LEADER and view.serving:
-            wanted = tuple(m for m in target if m in self.alive or m in view.voters)
+            wanted = [m for m in target if m in self.alive or m in members]
+            floor = max(len(target), min(self.rf, len(view.voters)))
+            if len(wanted) < floor:
+                # Never shrink a shard's group (below R) for want of members: a member the
+                # ring names may be down and not in the config yet, or our gossip view may
+                # be stale (a partition) while replication still reaches every voter.
+                # Removing a voter with nobody added gains no availability, and the smaller
+                # group can be left needing a member that never returns. Dead voters are
+                # replaced (add, then remove) once the ring names a live member instead.
+                spare = [m for m in view.voters if m not in wanted]
+                spare.sort(key=lambda m: m not in self.alive)  # live ones first (stable)
+                wanted += spare[:floor - len(wanted)]
             if wanted and (set(view.voters) != set(wanted) or view.learners):
-                actions.append(Reconfigure(shard, wanted))
+                actions.append(Reconfigure(shard, tuple(wanted)))
         elif (target[0] == self.me and self.me in view.voters
               and view.leader != self.me
               and now - self._last_campaign.get(shard, -CAMPAIGN_RETRY_S) >= CAMPAIGN_RETRY_S):
