@@ -172,3 +172,50 @@ async def test_five_nodes_lose_two_one_after_the_other_and_get_them_back(tmp_pat
         await client.service.close()
         for w in workers:
             await w.service.close()
+
+
+async def test_a_node_joining_a_loaded_cluster_takes_its_share_with_no_failed_request(tmp_path) -> None:
+    with running_cluster(tmp_path, 3, CLUSTER) as nodes:
+        num_shards = nodes[0].num_shards
+        async with views(nodes) as v:
+            await wait_balanced(v, nodes, num_shards, timeout_s=60)
+        addrs = [n.address for n in nodes]
+        client = await Client.connect(addrs)
+        worker_client = await Client.connect(list(reversed(addrs)))
+        tq = f"join-{uuid.uuid4()}"
+        handles = []
+        joined = trio.Event()
+
+        async def load() -> None:
+            # Start and signal workflows until the new node has its share, then a few more.
+            extra = 20
+            while extra:
+                i = len(handles)
+                h = await client.start_workflow(Chain.run, i, id=f"join-{i}-{uuid.uuid4()}",
+                                                task_queue=tq)
+                await h.signal(Chain.bump)
+                handles.append(h)
+                if joined.is_set():
+                    extra -= 1
+                await trio.sleep(0.01)
+
+        async with Worker(worker_client, task_queue=tq, workflows=[Chain], activities=[double]):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(load)
+                await trio.sleep(0.5)
+                newcomer = NodeProcess(tmp_path / "n3", extra=[
+                    *CLUSTER, "--join", addrs[0].removeprefix("ws://")])
+                nodes.append(newcomer)  # running_cluster kills it with the rest
+                before = len(handles)
+                await newcomer.start_async()
+                async with views(nodes) as v:
+                    led = await wait_balanced(v, nodes, num_shards, timeout_s=60)
+                assert led[newcomer.address], "the new node leads no shard"
+                during = len(handles) - before  # started while the shards moved
+                joined.set()
+            results = [await h.result() for h in handles]
+        assert results == [8 * i + 1 for i in range(len(handles))]
+        assert during > 0
+        await check_histories(client, handles)
+        await client.service.close()
+        await worker_client.service.close()
