@@ -84,9 +84,9 @@ class ClusterReplicas:
                     await self._changed.wait()
                 self._changed = trio.Event()
 
-    def set_members(self, alive: Iterable[NodeId]) -> None:
-        """Gossip's alive members changed: reconsider every shard now."""
-        self.steward.set_members(alive, self.clock())
+    def set_members(self, alive: Iterable[NodeId], left: Iterable[NodeId] = ()) -> None:
+        """Gossip's alive members (or those that left) changed: reconsider every shard now."""
+        self.steward.set_members(alive, self.clock(), left)
         self._changed.set()
 
     def view(self, shard: int) -> ReplicaView | None:

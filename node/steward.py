@@ -44,7 +44,9 @@ class Host:
 
 @dataclass(frozen=True, slots=True)
 class Campaign:
-    """The ring names this node ``shard``'s leader and it is a voter: take over."""
+    """This node is the first voter in the ring's order for ``shard`` (the ring's first
+    member itself while it is not a voter yet, e.g. a new node still a learner, or a member
+    that is leaving): take over."""
 
     shard: int
 
@@ -84,14 +86,22 @@ class ShardSteward:
         self.rf, self.replace_after_s = replication_factor, replace_after_s
         self.alive: frozenset[NodeId] = frozenset({me})
         self._dead_since: dict[NodeId, float] = {}
+        self._left: set[NodeId] = set()
         self._last_campaign: dict[int, float] = {}
+        # This node is leaving the cluster (SIGTERM): it hosts, campaigns and reconfigures
+        # nothing any more, so the ring's next members take its shards over.
+        self.leaving = False
 
-    def set_members(self, alive: Iterable[NodeId], now: float) -> None:
-        """The members gossip says are alive (we always count ourselves)."""
+    def set_members(self, alive: Iterable[NodeId], now: float,
+                    left: Iterable[NodeId] = ()) -> None:
+        """The members gossip says are alive (we always count ourselves), and those that
+        left gracefully: a member that left is replaced at once, not after
+        ``replace_after_s`` (it handed its shards off and is not coming back soon)."""
         new = frozenset(alive) | {self.me}
+        self._left = set(left) - new
         for gone in self.alive - new:
             self._dead_since.setdefault(gone, now)
-        for back in new:
+        for back in new | self._left:
             self._dead_since.pop(back, None)
         self.alive = new
 
@@ -107,6 +117,8 @@ class ShardSteward:
 
     def decide(self, shard: int, view: ReplicaView | None, now: float) -> list[Action]:
         """What to do about ``shard``; ``view`` is None when no replica of it is here."""
+        if self.leaving:
+            return []
         target = self.target(shard, now)
         if view is None:
             return [Host(shard)] if self.me in target else []
@@ -114,7 +126,8 @@ class ShardSteward:
         # yet) counts as dead from now: it keeps its place for replace_after_s. Otherwise
         # a restarted leader, its view still {me}, would shrink its shard to itself and,
         # with a member really down, leave a config nobody can ever commit in again.
-        unheard = [m for m in view.voters if m not in self.alive and m not in self._dead_since]
+        unheard = [m for m in view.voters
+                   if m not in self.alive and m not in self._dead_since and m not in self._left]
         if unheard:
             for m in unheard:
                 self._dead_since[m] = now
@@ -136,7 +149,7 @@ class ShardSteward:
                 wanted += spare[:floor - len(wanted)]
             if wanted and (set(view.voters) != set(wanted) or view.learners):
                 actions.append(Reconfigure(shard, tuple(wanted)))
-        elif (target[0] == self.me and self.me in view.voters
+        elif (next((m for m in target if m in view.voters), None) == self.me
               and view.leader != self.me
               and now - self._last_campaign.get(shard, -CAMPAIGN_RETRY_S) >= CAMPAIGN_RETRY_S):
             self._last_campaign[shard] = now

@@ -219,3 +219,30 @@ async def test_a_node_joining_a_loaded_cluster_takes_its_share_with_no_failed_re
         await check_histories(client, handles)
         await client.service.close()
         await worker_client.service.close()
+
+
+async def test_a_node_that_leaves_hands_its_shards_off_under_load(tmp_path) -> None:
+    with running_cluster(tmp_path, 4, CLUSTER) as nodes:
+        num_shards = nodes[0].num_shards
+        async with views(nodes) as v:
+            led = await wait_balanced(v, nodes, num_shards, timeout_s=60)
+        leaver = nodes[0]
+        assert led[leaver.address]
+        addrs = [n.address for n in nodes[1:]]
+        client = await Client.connect(addrs)
+        worker_client = await Client.connect(list(reversed(addrs)))
+        tq = f"leave-{uuid.uuid4()}"
+        async with Worker(worker_client, task_queue=tq, workflows=[Chain], activities=[double]):
+            handles = [await client.start_workflow(Chain.run, i, id=f"leave-{i}-{uuid.uuid4()}",
+                                                   task_queue=tq) for i in range(30)]
+            assert await trio.to_thread.run_sync(leaver.terminate) == 0
+            assert any("left the cluster shards_still_led=0" in line for line in leaver.log_lines), \
+                "".join(leaver.log_lines[-20:])
+            for h in handles:
+                await h.signal(Chain.bump)
+            assert [await h.result() for h in handles] == [8 * i + 1 for i in range(30)]
+            await check_histories(client, handles)
+        async with views(nodes[1:]) as v:
+            await wait_balanced(v, nodes[1:], num_shards, timeout_s=60)
+        await client.service.close()
+        await worker_client.service.close()
