@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_MAX = 1024  # requests one connection may have running at once
+# A peer node multiplexes every request it forwards (all its workers' long polls among
+# them) over one connection: a client's limit would stall its reader.
+IN_FLIGHT_MAX_PEER = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +196,8 @@ class Connection:
             return
         try:
             self.namespace, answer, self.peer = self.dispatcher.handshake(req.body)
+            if self.peer:
+                self._limit = trio.Semaphore(IN_FLIGHT_MAX_PEER)
         except wire.ShoalError as exc:
             await self._send(wire.encode_err(req.id, exc))
             return

@@ -135,6 +135,7 @@ class Service(InteractionsMixin, TransfersMixin):
         shard = self.shard(ns, wf_id)
         deadline = trio.current_time() + min(max(req.wait_s, 0.0), POLL_WAIT_MAX_S)
         while True:
+            self.served(shard.shard_id)  # moved away while we waited: the router goes on
             changed = shard.changed_event(ns, wf_id)
             st = self._read_state(shard, ns, wf_id, run_id)
             if st.status in _CLOSED:
