@@ -14,7 +14,7 @@ from shoal.client import Client
 from shoal.worker import Worker
 
 from helpers.history_check import history_problems
-from helpers.node_cluster import Views, running_cluster, views
+from helpers.node_cluster import Views, cli_status, running_cluster, views
 from helpers.node_proc import NodeProcess, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -60,6 +60,14 @@ async def test_any_node_serves_workflows_whose_shards_live_elsewhere(tmp_path) -
         assert results == [8 * i + 1 for i in range(20)]
         await starter.service.close()
         await worker_client.service.close()
+        async with views(nodes) as v:
+            await wait_balanced(v, nodes, nodes[0].num_shards, timeout_s=60)
+        status = await cli_status(nodes[1])  # `shoal cluster status --json`, as a person runs it
+        assert len(status["nodes"]) == 3
+        led = sorted(s for n in status["nodes"].values() for s in n["shards_led"])
+        assert led == list(range(nodes[0].num_shards))
+        assert all(n["shards_led"] and n["shards_replicated"] for n in status["nodes"].values())
+        assert any(tq in q for n in status["nodes"].values() for q in n["task_queues"])
 
 
 async def wait_balanced(v: Views, nodes: list[NodeProcess], num_shards: int,
