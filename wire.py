@@ -69,6 +69,7 @@ class Code(StrEnum):
     QUERY_FAILED = "QUERY_FAILED"
     NON_DETERMINISTIC = "NON_DETERMINISTIC"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"  # no worker answered (a query) in time
+    UNAUTHENTICATED = "UNAUTHENTICATED"  # a peer op without (valid) peer credentials
 
 
 class ShoalError(Exception):
@@ -1993,6 +1994,27 @@ class ScanVisibilityRequest:
 class ScanVisibilityResponse:
     executions: list[WorkflowExecutionInfo] = field(default_factory=list)
     missing_shards: list[int] = field(default_factory=list)  # not led there after all
+
+
+# Ops only another node may send: on a connection whose handshake says ``peer`` (and, when
+# the cluster has a key, proves it with ``peer_credentials``). GOSSIP_STREAM is not among
+# them: its frames carry their own MAC, and a node with the wrong key must get far enough
+# to be told CLUSTER_MISMATCH.
+PEER_OPS = frozenset({
+    Op.REPL_MESSAGES, Op.START_TASK, Op.ADD_TASKS, Op.START_CHILD_RUN,
+    Op.RECORD_CHILD_CLOSED, Op.CHANGE_RUN, Op.SCAN_VISIBILITY,
+})
+
+
+def peer_credentials(cluster_key: bytes | None, identity: str) -> bytes | None:
+    """What a node sends as ``HandshakeRequest.credentials`` on a peer connection: an
+    HMAC-SHA256 of its identity under the cluster key (None without a key). Like gossip's
+    MAC, it proves membership, not secrecy: the link itself is not encrypted."""
+    if cluster_key is None:
+        return None
+    import hashlib
+    import hmac
+    return hmac.new(cluster_key, b"shoal-peer-v1\x00" + identity.encode(), hashlib.sha256).digest()
 
 
 # Request and response body type of each op: the dispatcher's contract.

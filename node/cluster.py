@@ -145,8 +145,10 @@ class PeerCalls:
     Each connection handshakes as a ``peer``, so the other node never forwards what we send.
     """
 
-    def __init__(self, me: str) -> None:
+    def __init__(self, me: str, cluster_key: bytes | None = None) -> None:
         self.me = me
+        self._identity = f"peer:{me}"
+        self._credentials = wire.peer_credentials(cluster_key, self._identity)
         self._conns: dict[str, ServiceConnection] = {}
 
     async def call(self, addr: str, namespace: str, op: wire.Op, body: Any) -> Any:
@@ -154,8 +156,8 @@ class PeerCalls:
         key = f"{namespace}@{addr}"
         conn = self._conns.get(key)
         if conn is None:
-            conn = self._conns[key] = ServiceConnection(addr, namespace, identity=f"peer:{self.me}",
-                                                        peer=True)
+            conn = self._conns[key] = ServiceConnection(addr, namespace, identity=self._identity,
+                                                        peer=True, credentials=self._credentials)
         return await conn.call(op, body, retry_for_s=PEER_CALL_RETRY_S)
 
     async def aclose(self) -> None:

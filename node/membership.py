@@ -185,7 +185,7 @@ class ClusterMembership:
             await sock.bind((host, port))
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self._links = PeerLinks(nursery, self.name)
+                self._links = PeerLinks(nursery, self.name, self.cfg.cluster_key)
                 nursery.start_soon(self._receive_loop, sock)
                 nursery.start_soon(self._send_loop, sock)
                 nursery.start_soon(self._timer_loop)

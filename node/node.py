@@ -210,7 +210,7 @@ class Node:
         timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
         transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
         if clustered:
-            peers = PeerCalls(meta.node_id)
+            peers = PeerCalls(meta.node_id, cfg.cluster_key)
             replicas = self._cluster_replicas(nursery, store, writer, meta,
                                               lambda shard, on: on_serving(shard, on))
             view: ClusterView = RingView(meta.node_id, replicas, self._alive_members)
@@ -246,6 +246,7 @@ class Node:
         await nursery.start(transfers.run)
         identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
         dispatcher = Dispatcher(service, identity)
+        dispatcher.peer_key = cfg.cluster_key
         router = Router(view, meta.num_shards, peers, dispatcher.serve_local)
         dispatcher.router = service.router = router
         port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
@@ -278,7 +279,7 @@ class Node:
                           ) -> ClusterReplicas:
         """This node's part of every shard's replica group, talking to peers over their API."""
         self._replica_host = ReplicaHost()
-        transport = PeerReplicaTransport(PeerLinks(nursery, meta.node_id),
+        transport = PeerReplicaTransport(PeerLinks(nursery, meta.node_id, self.cfg.cluster_key),
                                          lambda node: self._api_addrs.get(node), nursery,
                                          host=self._replica_host)
         replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards,

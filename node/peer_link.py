@@ -41,11 +41,14 @@ class PeerLinks:
     Args:
         nursery: where each connection's reader task runs (the membership shell's).
         identity: how we introduce ourselves in the handshake (the node id).
+        cluster_key: proves we belong to the cluster (``wire.peer_credentials``).
     """
 
-    def __init__(self, nursery: trio.Nursery, identity: str) -> None:
+    def __init__(self, nursery: trio.Nursery, identity: str,
+                 cluster_key: bytes | None = None) -> None:
         self._nursery = nursery
         self._identity = f"peer:{identity}"
+        self._credentials = wire.peer_credentials(cluster_key, self._identity)
         self._peers: dict[str, _Peer] = {}
         self._ids = itertools.count(1)
 
@@ -82,7 +85,8 @@ class PeerLinks:
             self._nursery, f"ws://{addr}", max_message_size=wire.FRAME_BYTES_MAX,
             message_queue_size=4, receive_buffer_size=65536)
         await self._exchange(ws, wire.Op.HANDSHAKE, wire.HandshakeRequest(
-            protocol_version=wire.PROTOCOL_VERSION, identity=self._identity))
+            protocol_version=wire.PROTOCOL_VERSION, identity=self._identity, peer=True,
+            credentials=self._credentials))
         return ws
 
     async def _exchange(self, ws: WebSocketConnection, op: wire.Op, body: Any) -> Any:

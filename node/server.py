@@ -82,6 +82,8 @@ class Dispatcher:
         self.errors: dict[str, int] = {}  # answers by error code, for status output
         # Where each op is served (node/cluster.py); None serves everything here.
         self.router: Router | None = None
+        # The cluster key: a peer connection must prove it (``wire.peer_credentials``).
+        self.peer_key: bytes | None = None
 
     def add_handler(self, op: wire.Op, handler: Handler) -> None:
         """Serve ``op`` with ``handler(namespace, body)`` (a subsystem outside ``Service``,
@@ -91,7 +93,8 @@ class Dispatcher:
 
     def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse, bool]:
         """Check a handshake body; return the session namespace, the answer body, and
-        whether the caller is a peer node forwarding requests."""
+        whether the caller is a peer node (one that proved the cluster key, if there is
+        one: a peer that did not is served as a client, so its peer ops are refused)."""
         hs = wire.decode_body(wire.Op.HANDSHAKE, body)
         if hs.protocol_version != wire.PROTOCOL_VERSION:
             raise wire.ShoalError(
@@ -104,10 +107,19 @@ class Dispatcher:
                 wire.Code.NAMESPACE_NOT_FOUND,
                 f"namespace {hs.namespace!r} does not exist; use {wire.DEFAULT_NAMESPACE!r}",
             )
+        peer = hs.peer
+        if peer and self.peer_key is not None:
+            import hmac
+            expected = wire.peer_credentials(self.peer_key, hs.identity) or b""
+            peer = hs.credentials is not None and hmac.compare_digest(hs.credentials, expected)
+            if not peer:
+                log.warning("a peer's credentials do not match the cluster key identity=%s "
+                            "(its peer ops are refused; give every node the same "
+                            "--cluster-key-file)", hs.identity[:80])
         return hs.namespace, wire.HandshakeResponse(
             protocol_version=wire.PROTOCOL_VERSION, node_id=self.identity.node_id,
             cluster_name=self.identity.cluster_name, num_shards=self.identity.num_shards,
-        ), hs.peer
+        ), peer
 
     async def dispatch(self, namespace: str, op_name: str, body: Any, *,
                        forwarded: bool = False) -> Any:
@@ -120,6 +132,10 @@ class Dispatcher:
         handler = self._handlers.get(op)
         if handler is None:
             raise wire.ShoalError(wire.Code.UNKNOWN_OP, f"op {op_name!r} is not served here")
+        if op in wire.PEER_OPS and not forwarded:
+            raise wire.ShoalError(wire.Code.UNAUTHENTICATED,
+                                  f"op {op_name!r} is for other nodes of the cluster only (a "
+                                  "peer handshake, with credentials from the cluster key)")
         req = wire.decode_body(op, body)
         if self.router is None:
             return await handler(namespace, req)

@@ -81,7 +81,8 @@ class ServiceConnection:
     """
 
     def __init__(self, address: str | Sequence[str], namespace: str,
-                 identity: str | None = None, *, peer: bool = False) -> None:
+                 identity: str | None = None, *, peer: bool = False,
+                 credentials: bytes | None = None) -> None:
         addresses = [address] if isinstance(address, str) else list(address)
         if not addresses:
             raise ValueError("give at least one node address")
@@ -90,6 +91,7 @@ class ServiceConnection:
         self.namespace = namespace
         self.identity = identity or f"{os.getpid()}@{socket.gethostname()}"
         self.peer = peer  # a node forwarding to another (see wire.HandshakeRequest.peer)
+        self.credentials = credentials
         self._ids = itertools.count(1)
         self._link: _Link | None = None
         self._connect_lock = trio.Lock()
@@ -116,7 +118,7 @@ class ServiceConnection:
             self._link = link
             answer = await self._call_on(link, wire.Op.HANDSHAKE, wire.HandshakeRequest(
                 protocol_version=wire.PROTOCOL_VERSION, namespace=self.namespace,
-                identity=self.identity, peer=self.peer,
+                identity=self.identity, peer=self.peer, credentials=self.credentials,
             ))
             self.server_info = wire.from_plain(wire.HandshakeResponse, answer)
 

@@ -22,6 +22,9 @@ from helpers.node_cluster import (
     SMALL, cli_status, node_name, running_cluster, views, wait_all_alive, wait_all_see,
 )
 from helpers.node_proc import NodeProcess, free_port, wait_until
+from shoal import wire
+from shoal.node.membership import read_cluster_key
+from shoal.sdk.connection import RPCError, ServiceConnection
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -127,7 +130,36 @@ async def test_keyed_cluster_refuses_an_unkeyed_node_and_takes_a_keyed_one(tmp_p
 
             await wait_until(two_alive, timeout_s=CONVERGE_BOUND_S)
             assert (await v.status(seed)).stats["dropped_auth"] >= 1
+
+            async def both_lead() -> bool:  # replication and forwarding prove the key too
+                return bool((await v.status(seed)).shards_led and (await v.status(member)).shards_led)
+
+            v.conns[member.address] = ServiceConnection(member.address, wire.DEFAULT_NAMESPACE)
+            await wait_until(both_lead, timeout_s=CONVERGE_BOUND_S)
         assert any("dropped gossip input" in line and "auth=" in line for line in seed.log_lines)
+        await _peer_ops_need_the_key(seed, read_cluster_key(key_file))
     finally:
         for n in (seed, member, unkeyed):
             n.kill()
+
+
+async def _peer_ops_need_the_key(node: NodeProcess, key: bytes) -> None:
+    """A client may not send peer ops; a peer must prove the cluster key."""
+    client = ServiceConnection(node.address, wire.DEFAULT_NAMESPACE)
+    with pytest.raises(RPCError) as refused:
+        await client.call(wire.Op.REPL_MESSAGES, wire.ReplMessagesRequest(src="x", frames=[]),
+                          retry_for_s=0)
+    assert refused.value.code == wire.Code.UNAUTHENTICATED
+    await client.close()
+    forger = ServiceConnection(node.address, wire.DEFAULT_NAMESPACE, identity="peer:forger",
+                               peer=True, credentials=b"\0" * 32)
+    with pytest.raises(RPCError) as refused:
+        await forger.call(wire.Op.ADD_TASKS, wire.AddTasksRequest(), retry_for_s=0)
+    assert refused.value.code == wire.Code.UNAUTHENTICATED
+    await forger.close()
+    peer = ServiceConnection(node.address, wire.DEFAULT_NAMESPACE, identity="peer:test",
+                             peer=True, credentials=wire.peer_credentials(key, "peer:test"))
+    scan = await peer.call(wire.Op.SCAN_VISIBILITY, wire.ScanVisibilityRequest(
+        shards=[0], request=wire.ListWorkflowsRequest()), retry_for_s=0)
+    assert scan.executions == []
+    await peer.close()
