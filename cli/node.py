@@ -35,6 +35,9 @@ def start(
     ),
     join: list[str] = typer.Option(
         None, "--join", help="HOST:PORT of a cluster member to join through; repeatable."),
+    cluster_name: str = typer.Option(
+        "shoal", help="The cluster's name, fixed when the data dir is created; a member of "
+                      "another cluster is refused."),
     advertise: str = typer.Option(
         None, help="HOST:PORT peers and clients should use (default: the listen address)."),
     cluster_key_file: Path = typer.Option(
@@ -84,7 +87,10 @@ def start(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not cluster_name or len(cluster_name) > 200 or not cluster_name.isprintable():
+        raise typer.BadParameter("--cluster-name must be 1-200 printable characters")
     cfg = NodeConfig(data_dir=data_dir, host=host, port=port, num_shards=num_shards,
+                     cluster_name=cluster_name,
                      seeds=seeds, advertise=advertise, cluster_key=key,
                      gossip_preset=gossip_preset, shard_log=shard_log,
                      replace_after_s=replace_after)

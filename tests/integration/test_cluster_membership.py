@@ -110,6 +110,16 @@ async def test_node_with_another_num_shards_is_refused_on_both_sides(cluster, tm
         assert len((await v.status(seed)).members) == 5  # four live, one left
 
 
+async def test_node_of_another_cluster_name_is_refused(cluster, tmp_path: Path) -> None:
+    seed = cluster[0]
+    stranger = NodeProcess(tmp_path / "other", extra=[
+        *SMALL, "--cluster-name", "other", "--join", f"127.0.0.1:{seed.listen_port}"])
+    code, log = await trio.to_thread.run_sync(start_refused, stranger)
+    assert code == 2 and "CLUSTER_MISMATCH" in log and "cluster name 'other' differs" in log
+    await wait_until(lambda: any("refused member" in line and "cluster name" in line
+                                 for line in seed.log_lines))
+
+
 async def test_keyed_cluster_refuses_an_unkeyed_node_and_takes_a_keyed_one(tmp_path: Path) -> None:
     key_file = tmp_path / "cluster.key"
     key_file.write_bytes(os.urandom(32).hex().encode() + b"\n")
