@@ -407,6 +407,14 @@ class ReplicatedShardLog:
     def applied_index(self) -> int:
         return self.driver.storage.applied
 
+    async def read_barrier(self) -> None:
+        """Return once a quorum confirms this node still leads (a current read may follow).
+
+        Raises:
+            ShoalError: NOT_LEADER or UNAVAILABLE (see :meth:`ReplicaDriver.read_barrier`).
+        """
+        await self.driver.read_barrier()
+
     async def propose(self, mutations: list[tables.Mutation]) -> int:
         """Commit ``mutations`` through the group; return the entry's index once applied here.
 

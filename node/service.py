@@ -158,6 +158,7 @@ class Service(InteractionsMixin, TransfersMixin):
 
         _check_id("workflow_id", req.execution.workflow_id)
         shard = self.shard(ns, req.execution.workflow_id)
+        await shard.confirm_leader()
         st = self._read_state(shard, ns, req.execution.workflow_id, req.execution.run_id)
         return wire.DescribeWorkflowResponse(
             info=execution_info(st),
@@ -171,6 +172,8 @@ class Service(InteractionsMixin, TransfersMixin):
         _check_id("workflow_id", wf_id)
         _check_page_size(req.page_size)
         shard = self.shard(ns, wf_id)
+        if not req.next_page_token:
+            await shard.confirm_leader()  # later pages read events that cannot change
         st = self._read_state(shard, ns, wf_id, req.execution.run_id)
         start = _page_token(req.next_page_token, default=1)
         with self.store.read() as txn:

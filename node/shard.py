@@ -239,6 +239,18 @@ class Shard:
         for ev in changed.values():
             ev.set()  # long polls re-read, and go to the new leader when they retry
 
+    async def confirm_leader(self) -> None:
+        """Before a read that must be current (DESIGN §4): a quorum confirms this node still
+        leads, so the tables hold every committed entry. A single node's log has nothing
+        to confirm.
+
+        Raises:
+            ShoalError: NOT_LEADER / UNAVAILABLE: another node may lead now.
+        """
+        barrier = getattr(self.log, "read_barrier", None)
+        if barrier is not None:
+            await barrier()
+
     def redispatch(self) -> int:
         """Hand every scheduled-but-not-started workflow/activity task to matching again
         (its partition's owner may have changed); duplicates are dropped there or at
