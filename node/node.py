@@ -49,7 +49,11 @@ log = logging.getLogger(__name__)
 DEFAULT_NUM_SHARDS = 512
 DEFAULT_CLUSTER_NAME = "shoal"
 LEAVE_HANDOFF_MAX_S = 10.0  # a leaving node waits this long at most for others to take over
-REDISPATCH_DELAY_S = 0.3  # a burst of membership changes re-dispatches tasks once
+REDISPATCH_DELAY_S = 0.3
+# Matching is soft state: a task not started this long after it was handed off is handed
+# off again (DESIGN §3 step 4), checked every DISPATCH_SWEEP_S.
+DISPATCH_DEADLINE_S = 10.0
+DISPATCH_SWEEP_S = 5.0  # a burst of membership changes re-dispatches tasks once
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +345,8 @@ class Node:
                        shards: list[Shard]) -> None:
         """On every membership change: re-read the ring's members, let the steward
         reconsider every shard, and (shortly after, once for a burst of changes) re-dispatch
-        the tasks of every shard led here, since partition owners may have moved."""
+        the tasks of every shard led here, since partition owners may have moved; between
+        changes, re-dispatch the tasks past their dispatch deadline."""
         assert self.membership is not None
         changed = trio.Event()
 
@@ -357,12 +362,17 @@ class Node:
         async def redispatch() -> None:
             nonlocal changed
             while True:
-                await changed.wait()
-                await trio.sleep(REDISPATCH_DELAY_S)
-                changed = trio.Event()
-                n = sum(s.redispatch() for s in shards if view.serving(s.shard_id))
+                with trio.move_on_after(DISPATCH_SWEEP_S):
+                    await changed.wait()
+                if changed.is_set():
+                    await trio.sleep(REDISPATCH_DELAY_S)
+                    changed = trio.Event()
+                    older_than, why = 0.0, "a membership change"
+                else:
+                    older_than, why = DISPATCH_DEADLINE_S, "their dispatch deadline"
+                n = sum(s.redispatch(older_than) for s in shards if view.serving(s.shard_id))
                 if n:
-                    log.info("tasks re-dispatched after a membership change tasks=%d", n)
+                    log.info("tasks re-dispatched after %s tasks=%d", why, n)
 
         self.membership.on_change = on_change
         on_change()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -210,6 +211,9 @@ class Shard:
         self._next_task_id = 0
         self._task_id_ceiling = 0
         self._deferred: list[tables.Mutation] = []  # stale timer rows to delete (see Batch)
+        # When each outstanding workflow/activity task was last handed to matching (the
+        # dispatch deadline, see ``redispatch``); pruned at every sweep.
+        self._dispatched_at: dict[int, float] = {}
         # Committed history per run, so a workflow task does not decode it from LMDB again.
         self._histories: collections.OrderedDict[tuple[str, str, str], list[wire.HistoryEvent]] = (
             collections.OrderedDict()
@@ -235,6 +239,7 @@ class Shard:
         self._currents.clear()
         self._histories.clear()
         self._deferred.clear()
+        self._dispatched_at.clear()
         changed, self._changed = self._changed, {}
         for ev in changed.values():
             ev.set()  # long polls re-read, and go to the new leader when they retry
@@ -251,16 +256,25 @@ class Shard:
         if barrier is not None:
             await barrier()
 
-    def redispatch(self) -> int:
-        """Hand every scheduled-but-not-started workflow/activity task to matching again
-        (its partition's owner may have changed); duplicates are dropped there or at
-        record-started. Returns how many."""
+    def redispatch(self, older_than_s: float = 0.0) -> int:
+        """Hand scheduled-but-not-started workflow/activity tasks to matching again: all of
+        them (a partition's owner may have changed), or those handed off at least
+        ``older_than_s`` ago (the dispatch deadline: matching is soft state, and an owner
+        that restarted before anyone saw it die lost what it held). Duplicates are dropped
+        in matching or at record-started. Returns how many went."""
+        now = time.monotonic()
         with self.store.read() as txn:
             tasks = [t for t in tables.scan_transfer_tasks(txn, self.shard_id)
                      if t.kind in records.MATCHED_TRANSFER_KINDS]
+        outstanding = {t.task_id for t in tasks}
+        for task_id in [i for i in self._dispatched_at if i not in outstanding]:
+            del self._dispatched_at[task_id]  # started (or dropped) since
+        sent = 0
         for t in tasks:
-            self._hand_off(t)
-        return len(tasks)
+            if not older_than_s or now - self._dispatched_at.get(t.task_id, -math.inf) >= older_than_s:
+                self._hand_off(t)
+                sent += 1
+        return sent
 
     def load(self) -> None:
         """Read the shard's outbox after a (re)start: re-dispatch and re-arm everything."""
@@ -431,6 +445,7 @@ class Shard:
     def _hand_off(self, t: records.TransferTask) -> None:
         """Workflow and activity tasks go to matching; cross-workflow ones to the processor."""
         if t.kind in records.MATCHED_TRANSFER_KINDS:
+            self._dispatched_at[t.task_id] = time.monotonic()
             self.matching.add(self._dispatch_task(t))
         elif self.transfers is not None:
             self.transfers.add(self.shard_id, t)
