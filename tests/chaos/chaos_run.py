@@ -68,6 +68,7 @@ class ChaosConfig:
     heal_timeout_s: float = 120.0  # balance after the faults stop
     drain_timeout_s: float = 180.0  # every workflow's result after the heal
     keep_dir: Path | None = None  # data dirs and node logs kept here (else a temp dir)
+    echo: bool = False  # print each fault to stderr as it happens
 
 
 class _CountingHandler(logging.Handler):
@@ -129,7 +130,7 @@ async def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
             "--replace-after", str(cfg.replace_after_s)]
     nodes = _start_nodes(root, cfg, base)
     t0 = time.monotonic()
-    cluster = ChaosCluster(nodes, base, t0)
+    cluster = ChaosCluster(nodes, base, t0, echo=cfg.echo)
     sched = Schedule(rng=random.Random(cfg.seed), kinds=cfg.kinds,
                      max_down=(cfg.nodes - 1) // 2)
     violations: list[str] = []
@@ -179,7 +180,7 @@ async def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
         report = {
             "seed": cfg.seed, "nodes": cfg.nodes, "fault_seconds": cfg.seconds,
             "config": {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in asdict(cfg).items() if k != "keep_dir"},
+                       for k, v in asdict(cfg).items() if k not in ("keep_dir", "echo")},
             "faults": cluster.counts(), "fault_log": cluster.log,
             "workflows": workload.summary(), "client_calls": workload.stats.as_json(),
             "balance_waits_s": {"count": len(waits), "max": waits[-1] if waits else None,
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                       rate_per_s=args.rate, min_kills=args.min_kills,
                       kinds=tuple(k for k in args.faults.split(",") if k),
                       replace_after_s=args.replace_after, num_shards=args.num_shards,
-                      keep_dir=args.dir)
+                      keep_dir=args.dir, echo=not args.json)
     command = " ".join(["PYTHONPATH=tests", sys.executable, "-m", "chaos.chaos_run",
                         *(argv if argv is not None else sys.argv[1:])])
     print(f"chaos run seed={cfg.seed} nodes={cfg.nodes} seconds={cfg.seconds} "

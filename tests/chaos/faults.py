@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,8 +46,10 @@ class Balance:
 class ChaosCluster:
     """The nodes of a chaos run and the faults done to them, in order."""
 
-    def __init__(self, nodes: list[NodeProcess], base_args: list[str], t0: float) -> None:
+    def __init__(self, nodes: list[NodeProcess], base_args: list[str], t0: float,
+                 echo: bool = False) -> None:
         self.nodes = nodes
+        self.echo = echo  # print each fault to stderr as it happens
         self.base_args = base_args
         self.down: set[int] = set()  # indexes of nodes not running
         self.t0 = t0
@@ -63,6 +66,8 @@ class ChaosCluster:
     def note(self, action: str, node: int, **fields: Any) -> None:
         self.log.append({"t": round(time.monotonic() - self.t0, 2), "action": action,
                          "node": node, "port": self.nodes[node].listen_port, **fields})
+        if self.echo:
+            print(f"chaos {self.log[-1]}", file=sys.stderr)
 
     async def poll_balance(self) -> Balance:
         """Each live node's view of the shards it leads and those below R."""

@@ -199,8 +199,15 @@ class Workload:
         (empty: none). Call after every driver returned."""
         violations: list[str] = []
         for rec in self.records:
-            violations += await self._check_one(rec)
-        violations += await self._check_list()
+            try:
+                violations += await self._check_one(rec)
+            except (RPCError, ConnectionLost) as exc:
+                violations.append(f"{rec.workflow_id}: history not fetched: {exc}")
+        try:
+            violations += await self._check_list()
+        except (RPCError, ConnectionLost) as exc:
+            # A user's list call failing on a healed cluster is a finding in itself.
+            violations.append(f"list_workflows failed (via {self.client.service.address}): {exc}")
         return violations
 
     async def _check_one(self, rec: WorkflowRecord) -> list[str]:
