@@ -69,6 +69,10 @@ class ChaosConfig:
     drain_timeout_s: float = 180.0  # every workflow's result after the heal
     keep_dir: Path | None = None  # data dirs and node logs kept here (else a temp dir)
     echo: bool = False  # print each fault to stderr as it happens
+    # A killed node stays down at least this long. 0 lets a restart beat failure detection
+    # (~2 s with the small preset), which loses tasks parked in its matching: see
+    # repro_lost_tasks.py.
+    min_down_s: float = 0.0
 
 
 class _CountingHandler(logging.Handler):
@@ -130,11 +134,12 @@ async def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
             "--replace-after", str(cfg.replace_after_s)]
     nodes = _start_nodes(root, cfg, base)
     t0 = time.monotonic()
-    cluster = ChaosCluster(nodes, base, t0, echo=cfg.echo)
-    sched = Schedule(rng=random.Random(cfg.seed), kinds=cfg.kinds,
-                     max_down=(cfg.nodes - 1) // 2)
+    cluster = ChaosCluster(nodes, base, t0, echo=cfg.echo, min_down_s=cfg.min_down_s)
     violations: list[str] = []
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"seed": cfg.seed, "nodes": cfg.nodes, "note": PARTITION_NOTE,
+                              "config": {k: (list(v) if isinstance(v, tuple) else v)
+                                         for k, v in asdict(cfg).items()
+                                         if k not in ("keep_dir", "echo")}}
     clients: list[Client] = []
     try:
         await nodes[0].start_async()
@@ -143,71 +148,70 @@ async def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
                 nursery.start_soon(n.start_async)
         if not await cluster.wait_balanced(cfg.heal_timeout_s, everyone_leads=True):
             raise RuntimeError(f"the new cluster did not balance: {cluster.log[-1]}")
-        startup_s = time.monotonic() - t0
+        report["startup_s"] = round(time.monotonic() - t0, 2)
         addrs = [n.address for n in nodes]
         clients = [await Client.connect(addrs)]
         clients += [await Client.connect(addrs[i:] + addrs[:i]) for i in (1, 2)]
-        tq = f"chaos-{uuid.uuid4()}"
-        workload = Workload(clients[0], tq, cfg.seed, cfg.rate_per_s)
-        healed = False
-        heal_s = drain_s = 0.0
-        async with Worker(clients[1], task_queue=tq, workflows=[ChaosChain], activities=[double]), \
-                Worker(clients[2], task_queue=tq, workflows=[ChaosChain], activities=[double]):
-            with trio.CancelScope() as drain:
-                async with trio.open_nursery() as drivers:
-                    stop = trio.Event()
-                    drivers.start_soon(workload.start_until, drivers, stop)
-                    await _fault_loop(cluster, sched, cfg)
-                    stop.set()
-                    t_heal = time.monotonic()
-                    for i in sorted(cluster.down):
-                        await cluster.restart(i)
-                    healed = await cluster.wait_balanced(cfg.heal_timeout_s, everyone_leads=True)
-                    heal_s = time.monotonic() - t_heal
-                    if not healed:
-                        violations.append(f"not balanced {cfg.heal_timeout_s}s after the "
-                                          f"faults stopped: {cluster.log[-1]}")
-                    t_drain = time.monotonic()
-                    workload.give_up_at = t_drain + cfg.drain_timeout_s
-                    drain.deadline = trio.current_time() + cfg.drain_timeout_s + 70
-            drain_s = time.monotonic() - t_drain
-            try:
-                with trio.fail_after(600):
-                    violations += await workload.check()
-            except Exception as exc:  # noqa: BLE001 - reported as a violation, not a crash
-                violations.append(f"checks could not run: {type(exc).__name__}: {exc}")
-        waits = sorted(cluster.balance_waits_s)
-        report = {
-            "seed": cfg.seed, "nodes": cfg.nodes, "fault_seconds": cfg.seconds,
-            "config": {k: (list(v) if isinstance(v, tuple) else v)
-                       for k, v in asdict(cfg).items() if k not in ("keep_dir", "echo")},
-            "faults": cluster.counts(), "fault_log": cluster.log,
-            "workflows": workload.summary(), "client_calls": workload.stats.as_json(),
-            "balance_waits_s": {"count": len(waits), "max": waits[-1] if waits else None,
-                                "p50": waits[len(waits) // 2] if waits else None},
-            "startup_s": round(startup_s, 2), "healed": healed, "heal_s": round(heal_s, 2),
-            "drain_s": round(drain_s, 2),
-            "client_log": {"counts": dict(counting.by_logger), "samples": counting.samples},
-            "note": PARTITION_NOTE,
-        }
+        report.update(await _run_under_faults(cfg, cluster, clients, violations))
     except Exception as exc:  # noqa: BLE001 - a run that could not finish still reports
         violations.append(f"run aborted: {type(exc).__name__}: {exc}")
-        report.setdefault("fault_log", cluster.log)
     finally:
         for c in clients:
             await c.service.close()
         for n in nodes:
             n.kill()
         logging.getLogger().removeHandler(counting)
-    report["node_log"] = _node_logs(nodes, root)
-    report["violations"] = violations[:100]
-    report["violation_count"] = len(violations)
-    report["elapsed_s"] = round(time.monotonic() - t0, 1)
+    waits = sorted(cluster.balance_waits_s)
+    report.update({
+        "faults": cluster.counts(), "fault_log": cluster.log,
+        "balance_waits_s": {"count": len(waits), "max": waits[-1] if waits else None,
+                            "p50": waits[len(waits) // 2] if waits else None},
+        "client_log": {"counts": dict(counting.by_logger), "samples": counting.samples},
+        "node_log": _node_logs(nodes, root),
+        "violations": violations[:100], "violation_count": len(violations),
+        "elapsed_s": round(time.monotonic() - t0, 1)})
     if violations or cfg.keep_dir:
         report["data_dir"] = str(root)  # node logs are there: node-<i>.log
     else:
         shutil.rmtree(root, ignore_errors=True)
     return report
+
+
+async def _run_under_faults(cfg: ChaosConfig, cluster: ChaosCluster, clients: list[Client],
+                            violations: list[str]) -> dict[str, Any]:
+    """Workers on clients[1] and clients[2], workflows started through clients[0] while the
+    faults run; then the heal, the drain and the checks. Appends to ``violations``; returns
+    the report's workload and phase fields."""
+    sched = Schedule(rng=random.Random(cfg.seed), kinds=cfg.kinds,
+                     max_down=(cfg.nodes - 1) // 2)
+    tq = f"chaos-{uuid.uuid4()}"
+    workload = Workload(clients[0], tq, cfg.seed, cfg.rate_per_s)
+    healed, heal_s, t_drain = False, 0.0, float("nan")
+    async with Worker(clients[1], task_queue=tq, workflows=[ChaosChain], activities=[double]), \
+            Worker(clients[2], task_queue=tq, workflows=[ChaosChain], activities=[double]):
+        with trio.CancelScope() as drain:
+            async with trio.open_nursery() as drivers:
+                stop = trio.Event()
+                drivers.start_soon(workload.start_until, drivers, stop)
+                await _fault_loop(cluster, sched, cfg)
+                stop.set()
+                t_heal = time.monotonic()
+                for i in sorted(cluster.down):
+                    await cluster.restart(i)
+                healed = await cluster.wait_balanced(cfg.heal_timeout_s, everyone_leads=True)
+                heal_s = time.monotonic() - t_heal
+                if not healed:
+                    violations.append(f"not balanced {cfg.heal_timeout_s}s after the "
+                                      f"faults stopped: {cluster.log[-1]}")
+                t_drain = time.monotonic()
+                workload.give_up_at = t_drain + cfg.drain_timeout_s
+                # Past the give-up time a driver still in a call is cut off: "no result".
+                drain.deadline = trio.current_time() + cfg.drain_timeout_s + 70
+        drain_s = time.monotonic() - t_drain
+        with trio.fail_after(600):
+            violations += await workload.check()
+    return {"workflows": workload.summary(), "client_calls": workload.stats.as_json(),
+            "healed": healed, "heal_s": round(heal_s, 2), "drain_s": round(drain_s, 2)}
 
 
 def _node_logs(nodes: list[NodeProcess], root: Path) -> dict[str, Any]:
@@ -237,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated kinds among {', '.join(FAULT_KINDS)}")
     p.add_argument("--replace-after", type=float, default=4.0)
     p.add_argument("--num-shards", type=int, default=16)
+    p.add_argument("--min-down", type=float, default=0.0,
+                   help="seconds a killed node stays down at least (0: restarts may beat "
+                        "failure detection)")
     p.add_argument("--dir", type=Path, default=None, help="keep data and node logs here")
     p.add_argument("--json", action="store_true", help="print only the JSON report, one line")
     args = p.parse_args(argv)
@@ -244,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                       rate_per_s=args.rate, min_kills=args.min_kills,
                       kinds=tuple(k for k in args.faults.split(",") if k),
                       replace_after_s=args.replace_after, num_shards=args.num_shards,
-                      keep_dir=args.dir, echo=not args.json)
+                      keep_dir=args.dir, echo=not args.json, min_down_s=args.min_down)
     command = " ".join(["PYTHONPATH=tests", sys.executable, "-m", "chaos.chaos_run",
                         *(argv if argv is not None else sys.argv[1:])])
     print(f"chaos run seed={cfg.seed} nodes={cfg.nodes} seconds={cfg.seconds} "

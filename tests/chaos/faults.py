@@ -47,11 +47,14 @@ class ChaosCluster:
     """The nodes of a chaos run and the faults done to them, in order."""
 
     def __init__(self, nodes: list[NodeProcess], base_args: list[str], t0: float,
-                 echo: bool = False) -> None:
+                 echo: bool = False, min_down_s: float = 0.0) -> None:
         self.nodes = nodes
         self.echo = echo  # print each fault to stderr as it happens
         self.base_args = base_args
+        # A killed node is restarted no sooner than this after its kill (0: at once).
+        self.min_down_s = min_down_s
         self.down: set[int] = set()  # indexes of nodes not running
+        self.down_since: dict[int, float] = {}  # monotonic time of each down node's kill
         self.t0 = t0
         self.log: list[dict[str, Any]] = []  # every fault and restart, with its time
         self.balance_waits_s: list[float] = []
@@ -103,11 +106,15 @@ class ChaosCluster:
     def kill9(self, i: int) -> None:
         self.nodes[i].kill()
         self.down.add(i)
+        self.down_since[i] = time.monotonic()
         self.note("kill9", i)
 
     async def restart(self, i: int) -> None:
         """Start node ``i`` again on its port and data dir, joining through a live node."""
         node = self.nodes[i]
+        killed_at = self.down_since.pop(i, None)
+        if killed_at is not None:
+            await trio.sleep(max(0.0, killed_at + self.min_down_s - time.monotonic()))
         live = [n for j, n in enumerate(self.nodes) if j not in self.down and j != i]
         node.extra = [*self.base_args, "--join", live[0].address.removeprefix("ws://")]
         t = time.monotonic()
