@@ -15,6 +15,12 @@ When ``--seconds`` have passed it stops the faults, restarts every node, waits f
 and for every workflow, checks the invariants (``workload.Workload.check``) and prints one
 JSON report. The exit status is 1 when any invariant was violated.
 
+Other options: ``--rate`` (workflows/s), ``--faults kill9,sigterm,partition`` (which kinds),
+``--min-kills N`` (the first N faults are kills, and the run goes on until they are done),
+``--min-down S`` (a killed node stays down at least S; the default 0 lets a restart beat
+failure detection), ``--replace-after S`` (the nodes' flag), ``--dir D`` (keep the data dirs
+and node logs there; they are kept anyway when something was violated).
+
 It lives in ``tests/chaos/`` rather than ``bench/``: it reuses the integration tests' node
 and history helpers (``tests/helpers``), which are not part of the installed ``shoal``
 package that ``bench/`` belongs to, and it reports correctness rather than speed.
