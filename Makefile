@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean sim-sweep bench bench-log bench-gossip
+.PHONY: run test install clean sim-sweep bench bench-log bench-gossip chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ sim-sweep: $(STAMP)
 	$(BIN)/python -m shoal.sim.replication_sim --replicas 5 --seed 100 --seeds 60 --steps 20000
 	$(BIN)/python -m shoal.sim.cluster_sim --nodes 3 --seed 100 --seeds 40 --steps 100000
 	$(BIN)/python -m shoal.sim.cluster_sim --nodes 5 --seed 100 --seeds 40 --steps 100000
+
+# Kill -9 / SIGTERM / restart / gossip-partition loop over 5 real nodes for 5 minutes while
+# workflows run, then every invariant is checked; prints one JSON report (exit 1 on a
+# violation). CHAOS_SEED picks the fault schedule; the short version runs in `make test`.
+CHAOS_SEED ?= 1
+chaos: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m chaos.chaos_run --nodes 5 --seconds 300 --seed $(CHAOS_SEED)
 
 clean:
 	rm -rf $(VENV) shoal-data
