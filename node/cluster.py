@@ -123,6 +123,8 @@ _ROUTES: dict[wire.Op, Callable[[Any], tuple[str, Any] | None]] = {
     wire.Op.POLL_WORKFLOW_TASK: lambda b: ("partition", b.task_queue),
     wire.Op.POLL_ACTIVITY_TASK: lambda b: ("partition", b.task_queue),
     wire.Op.RESPOND_QUERY_TASK: lambda b: ("node", query_node(b.query_id)),
+    # One shard's rows (a list's second try) go to its leader; several go where sent.
+    wire.Op.SCAN_VISIBILITY: lambda b: ("shard", b.shards[0]) if len(b.shards) == 1 else None,
 }
 
 
@@ -200,6 +202,8 @@ class Router:
         kind, value = key
         if kind == "workflow":
             return ("shard", shard_for(namespace, value, self.num_shards))
+        if kind == "shard" and not (isinstance(value, int) and 0 <= value < self.num_shards):
+            return None  # served here: the handler names the bad shard id
         if kind == "partition":
             return ("partition", (namespace, value))
         return key

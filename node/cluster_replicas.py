@@ -95,8 +95,10 @@ class ClusterReplicas:
             return None
         core = driver.replica
         config = core.config
+        heard = core.leader_heard
         return ReplicaView(role=core.role, serving=driver.serving, leader=driver.leader,
-                           voters=tuple(config.voters), learners=tuple(config.learners))
+                           voters=tuple(config.voters), learners=tuple(config.learners),
+                           silent_s=0.0 if heard is None else max(0.0, self.clock() - heard))
 
     def step(self) -> None:
         """Reconsider every shard once and carry the steward's actions out."""

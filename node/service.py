@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 EAGER_ACTIVITIES_MAX = 3  # activities started inside one workflow-task completion
 PAGE_SIZE_MAX = 10_000
-SCAN_ATTEMPTS = 5  # list/count: rounds of asking shard leaders before UNAVAILABLE
 SCAN_TIMEOUT_S = 10.0
 _CLOSED = frozenset(s for s in wire.WorkflowExecutionStatus if s != wire.WorkflowExecutionStatus.RUNNING)
 _STALE = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
@@ -101,7 +100,11 @@ class Service(InteractionsMixin, TransfersMixin):
         return self.served(shard_for(namespace, workflow_id, len(self.shards)))
 
     def served(self, shard_id: int) -> Shard:
-        """Shard ``shard_id`` if this node serves it; else ``NOT_LEADER``."""
+        """Shard ``shard_id`` if this node serves it; else ``NOT_LEADER``
+        (``INVALID_ARGUMENT`` for an id outside 0..NUM_SHARDS-1, as a peer op may carry)."""
+        if not 0 <= shard_id < len(self.shards):
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                                  f"shard {shard_id} does not exist (0..{len(self.shards) - 1})")
         if not self.view.serving(shard_id):
             raise not_leader(f"shard {shard_id}", self.view.leader(shard_id), self.view)
         return self.shards[shard_id]
@@ -226,32 +229,31 @@ class Service(InteractionsMixin, TransfersMixin):
         ``SCAN_VISIBILITY`` to each other leader for theirs).
 
         Raises:
-            ShoalError(UNAVAILABLE): some shard had no reachable leader.
+            ShoalError(UNAVAILABLE): some shard had no reachable leader (the router gave up).
         """
         found: list[wire.WorkflowExecutionInfo] = []
-        todo = list(range(len(self.shards)))
-        for attempt in range(SCAN_ATTEMPTS):
-            by_node: dict[str | None, list[int]] = {}
-            for sid in todo:
-                node = self.view.me if self.view.serving(sid) else self.view.leader(sid)
-                by_node.setdefault(node, []).append(sid)
-            todo = by_node.pop(None, [])
-            mine = by_node.pop(self.view.me, [])
-            found.extend(self._scan_visibility(ns, req, query, mine))
-            for node, shards in by_node.items():
-                try:
-                    resp = await self._scan_remote(ns, node, shards, req)
-                except wire.ShoalError:
-                    todo.extend(shards)
-                    continue
-                found.extend(resp.executions)
-                todo.extend(resp.missing_shards)
-            if not todo:
-                return found
-            await trio.sleep(0.1 * (attempt + 1))
-        raise wire.ShoalError(wire.Code.UNAVAILABLE,
-                              f"{len(todo)} shard(s) have no reachable leader (e.g. shard "
-                              f"{todo[0]}); retry once the cluster has settled")
+        by_node: dict[str | None, list[int]] = {}
+        for sid in range(len(self.shards)):
+            node = self.view.me if self.view.serving(sid) else self.view.leader(sid)
+            by_node.setdefault(node, []).append(sid)
+        todo = by_node.pop(None, [])
+        found.extend(self._scan_visibility(ns, req, query, by_node.pop(self.view.me, [])))
+        for node, shards in by_node.items():  # one request per node that leads some
+            assert node is not None
+            try:
+                resp = await self._scan_remote(ns, node, shards, req)
+            except wire.ShoalError:
+                todo.extend(shards)
+                continue
+            found.extend(resp.executions)
+            todo.extend(resp.missing_shards)
+        for sid in sorted(todo):
+            # Our guess was stale: the router finds the leader (following its hints).
+            resp = await self.call(ns, wire.Op.SCAN_VISIBILITY, wire.ScanVisibilityRequest(
+                shards=[sid], request=req))
+            assert isinstance(resp, wire.ScanVisibilityResponse)
+            found.extend(resp.executions)
+        return found
 
     async def _scan_remote(self, ns: str, node: str, shards: list[int],
                            req: wire.ListWorkflowsRequest) -> wire.ScanVisibilityResponse:
@@ -270,7 +272,12 @@ class Service(InteractionsMixin, TransfersMixin):
                               ) -> wire.ScanVisibilityResponse:
         """``SCAN_VISIBILITY``: the rows of the asked shards this node leads."""
         query = list_filter.parse(req.request.query)
-        mine = [s for s in req.shards if 0 <= s < len(self.shards) and self.view.serving(s)]
+        if len(req.shards) == 1:
+            self.served(req.shards[0])  # routed to us as its leader: NOT_LEADER with a hint
+        for sid in req.shards:
+            if not 0 <= sid < len(self.shards):
+                raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"shard {sid} does not exist")
+        mine = [s for s in req.shards if self.view.serving(s)]
         missing = sorted(set(req.shards) - set(mine))
         return wire.ScanVisibilityResponse(
             executions=self._scan_visibility(ns, req.request, query, mine),

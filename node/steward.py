@@ -22,6 +22,11 @@ from shoal.node.replication.types import NodeId, Role
 from shoal.ring.placement import REPLICATION_FACTOR, placement
 
 CAMPAIGN_RETRY_S = 2.0  # a campaign that did not make us leader is tried again after this
+# A replica outside the ring's set that has heard no leader for this long is released even
+# though its own config still lists it: a member removed from a group never receives the
+# entry that removes it (the leader stops sending to it), so it would wait, and campaign in
+# vain, forever. Its data stays on disk; if the ring names it again it is re-hosted.
+RELEASE_SILENT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,8 @@ class ReplicaView:
     leader: NodeId | None
     voters: tuple[NodeId, ...]
     learners: tuple[NodeId, ...] = ()
+    silent_s: float = 0.0
+    """How long this (non-leader) replica has heard no leader."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +161,9 @@ class ShardSteward:
               and now - self._last_campaign.get(shard, -CAMPAIGN_RETRY_S) >= CAMPAIGN_RETRY_S):
             self._last_campaign[shard] = now
             actions.append(Campaign(shard))
-        elif (view.role is not Role.LEADER and self.me not in members and self.me not in target
-              and view.voters):
+        elif (view.role is not Role.LEADER and self.me not in target
+              and (self.me not in members or view.silent_s >= RELEASE_SILENT_S)):
+            # (An empty replica, hosted while the ring named us and never added by the
+            # leader, has no members at all: nothing to keep.)
             actions.append(Release(shard))
         return actions

@@ -221,8 +221,10 @@ class ClusterNode:
         if hosted is None:
             return None
         core = hosted.core
+        heard = core.leader_heard
         return ReplicaView(role=core.role, serving=core.serving, leader=core.leader,
-                           voters=tuple(core.config.voters), learners=tuple(core.config.learners))
+                           voters=tuple(core.config.voters), learners=tuple(core.config.learners),
+                           silent_s=0.0 if heard is None else max(0.0, self.net.now - heard))
 
     def _do(self, action: object, now: float) -> None:
         if isinstance(action, Host):

@@ -70,6 +70,9 @@ class Replica(CandidateMixin, LeaderMixin):
         self.compact_hint = 0  # every voter applied up to here (from the leader)
         self.rank: int | None = None  # position in the ring order; None = config order
         self.last_heard: float | None = None
+        # When a leader last reached us (a failed campaign of our own resets ``last_heard``
+        # but not this): how long a replica has been cut off from its group.
+        self.leader_heard: float | None = None
         self._jitter = rng.random()
         self._out: Output | None = None
         self._cand = None
@@ -94,6 +97,7 @@ class Replica(CandidateMixin, LeaderMixin):
         ``cfg.heartbeat_interval_s``."""
         out = self._begin()
         if self.role is L:
+            self.leader_heard = now  # we are the leader we hear
             self._leader_tick(now)
         elif self.role is C:
             self._candidate_tick(now)
@@ -270,7 +274,7 @@ class Replica(CandidateMixin, LeaderMixin):
         if self.role is not F or self.leader != leader or self.leader_epoch != epoch:
             self.leader_epoch, self.leader_match, self.last_acked = epoch, 0, -1
             self._become(F, leader)
-        self.last_heard = now
+        self.last_heard = self.leader_heard = now
 
     def _maybe_compact(self) -> None:
         target = min(self.compact_hint, self.applied)
@@ -285,6 +289,8 @@ class Replica(CandidateMixin, LeaderMixin):
     def _follower_tick(self, now: float) -> None:
         if self.last_heard is None:
             self.last_heard = now
+        if self.leader_heard is None:
+            self.leader_heard = now
         if not (self.cfg.fallback and self.is_voter):
             return
         rank = self.rank if self.rank is not None else self.log.config.voters.index(self.me)
