@@ -170,6 +170,6 @@ async def _peer_ops_need_the_key(node: NodeProcess, key: bytes) -> None:
     peer = ServiceConnection(node.address, wire.DEFAULT_NAMESPACE, identity="peer:test",
                              peer=True, credentials=wire.peer_credentials(key, "peer:test"))
     scan = await peer.call(wire.Op.SCAN_VISIBILITY, wire.ScanVisibilityRequest(
-        shards=[0], request=wire.ListWorkflowsRequest()), retry_for_s=0)
+        shards=[0, 1], request=wire.ListWorkflowsRequest()), retry_for_s=0)
     assert scan.executions == []
     await peer.close()
