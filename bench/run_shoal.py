@@ -1,6 +1,8 @@
 """Run the bench workloads against a shoal node (trio). Prints one JSON object.
 
-Usage: python -m shoal.bench.run_shoal --address ws://127.0.0.1:7350 [--quick]
+Usage: python -m shoal.bench.run_shoal --address ws://127.0.0.1:7350 [--sizes JSON]
+[--worker-address ADDR]. Either address may be a comma-separated list of nodes (a cluster):
+the client takes them in that order and fails over between them.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ async def run_limited(factories: list[Callable[[], Awaitable[Any]]], limit: int)
     return []
 
 
-async def main(address: str, sizes: dict[str, int]) -> dict[str, Any]:
-    client = await Client.connect(address)
+async def main(address: str, sizes: dict[str, int], worker_address: str = "") -> dict[str, Any]:
+    client = await Client.connect(address.split(","))
+    worker_client = await Client.connect(worker_address.split(",")) if worker_address else None
     sdk = workloads.Sdk(client=client, Worker=Worker, wf=wf_shoal, EventType=EventType,
-                        run_limited=run_limited)
+                        run_limited=run_limited, worker_client=worker_client)
     return await workloads.run_all(sdk, sizes)
 
 
@@ -42,5 +45,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--address", required=True)
     p.add_argument("--sizes", default="{}")
+    p.add_argument("--worker-address", default="", help="the workers' node(s); default: --address")
     a = p.parse_args()
-    print(json.dumps(trio.run(main, a.address, json.loads(a.sizes))))
+    print(json.dumps(trio.run(main, a.address, json.loads(a.sizes), a.worker_address)))
