@@ -18,13 +18,14 @@ figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ import trio
 
 from shoal.bench import failover
 from shoal.bench.__main__ import FULL, QUICK, _run_driver, run_shoal
-from shoal.bench.cluster_nodes import running_cluster, wait_balanced
+from shoal.bench.cluster_nodes import BenchNode, running_cluster, wait_balanced
 
 DEFAULT_NUM_SHARDS = 512  # the product's default (``--num-shards``)
 BALANCE_TIMEOUT_S = 180.0
@@ -43,8 +44,19 @@ def _node_args(num_shards: int) -> list[str]:
             "--shard-log", "replicated"]
 
 
-def _trouble(nodes: list[Any]) -> dict[str, list[str]]:
-    return {f"n{i}": n.trouble()[-5:] for i, n in enumerate(nodes) if n.trouble()}
+def _trouble(nodes: list[BenchNode]) -> dict[str, list[str]]:
+    """Each node's last warning and error lines (none on a clean run)."""
+    return {f"n{i}": [ln.strip() for ln in n.trouble()[-5:]]
+            for i, n in enumerate(nodes) if n.trouble()}
+
+
+@contextlib.contextmanager
+def _telling_node_logs(nodes: list[BenchNode]) -> Iterator[None]:
+    """A part that fails says what the nodes logged (before they are killed)."""
+    try:
+        yield
+    except Exception as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}; node logs: {_trouble(nodes)}") from exc
 
 
 def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int) -> dict[str, Any]:
@@ -52,24 +64,26 @@ def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int) -> 
     with tempfile.TemporaryDirectory(prefix="shoal-cluster-bench-") as tmp, \
             running_cluster(Path(tmp), size, _node_args(num_shards)) as nodes:
         t0 = time.monotonic()
-        trio.run(wait_balanced, nodes, num_shards, BALANCE_TIMEOUT_S)
+        with _telling_node_logs(nodes):
+            trio.run(wait_balanced, nodes, num_shards, BALANCE_TIMEOUT_S)
         balanced_s = round(time.monotonic() - t0, 2)
         addrs = [n.address for n in nodes]
         result = _run_driver("shoal.bench.run_shoal", ",".join(addrs), sizes,
                              worker_address=",".join(reversed(addrs)))
         trouble = _trouble(nodes)
     return {"nodes": size, "replication_factor": min(3, size), "balanced_after_s": balanced_s,
-            **result, **({"node_errors": trouble} if trouble else {})}
+            **result, **({"node_warnings": trouble} if trouble else {})}
 
 
 def run_failover(size: int, num_shards: int, kills: int, seed: int) -> dict[str, Any]:
     """``kills`` kill -9 / restart rounds on a fresh ``size``-node cluster."""
     with tempfile.TemporaryDirectory(prefix="shoal-failover-bench-") as tmp, \
             running_cluster(Path(tmp), size, _node_args(num_shards)) as nodes:
-        result = trio.run(failover.run_kills, nodes, num_shards, kills, seed)
+        with _telling_node_logs(nodes):
+            result = trio.run(failover.run_kills, nodes, num_shards, kills, seed)
         trouble = _trouble(nodes)
     return {"nodes": size, "gossip_preset": "small", "seed": seed, **result,
-            **({"node_errors": trouble} if trouble else {})}
+            **({"node_warnings": trouble} if trouble else {})}
 
 
 def _section(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:

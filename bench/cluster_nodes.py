@@ -83,8 +83,8 @@ class BenchNode:
         return self.proc is not None and self.proc.poll() is None
 
     def trouble(self) -> list[str]:
-        """The log's error lines, to show when a run went wrong."""
-        return [ln for ln in self.lines if "ERROR" in ln or "Traceback" in ln]
+        """The log's error and warning lines, to show when a run went wrong."""
+        return [ln for ln in self.lines if any(w in ln for w in ("ERROR", "WARNING", "Traceback"))]
 
 
 def free_port() -> int:
@@ -162,8 +162,10 @@ async def wait_balanced(nodes: list[BenchNode], num_shards: int,
                 return dict(led)
             if time.monotonic() > deadline:
                 counts = {a: len(s) for a, s in led.items()}
+                unled = sorted(set(range(num_shards)) - set(every))
                 raise RuntimeError(f"not balanced within {timeout_s}s: shards led {counts}, "
-                                   f"{under} under-replicated, {len(set(every))} led in all")
+                                   f"{under} under-replicated, {len(set(every))} led in all; "
+                                   f"no leader for {len(unled)} (first {unled[:10]})")
             await trio.sleep(0.1)
     finally:
         await views.aclose()

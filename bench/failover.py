@@ -93,14 +93,18 @@ class _Writer:
         return min(acks) if acks else None
 
 
-async def _leader_of(nodes: list[BenchNode], shard: int) -> int | None:
-    """Index (in ``nodes``) of the live node that says it leads ``shard``, if one does."""
+async def _leader_of(nodes: list[BenchNode], shard: int, timeout_s: float = 3.0) -> int | None:
+    """Index (in ``nodes``) of the live node that says it leads ``shard``; None if none
+    does within ``timeout_s`` (a leader's status can lag its first commit a little)."""
     live = [n for n in nodes if n.alive()]
     views = Views(live)
+    deadline = time.monotonic() + timeout_s
     try:
-        for n in live:
-            if shard in (await views.status(n)).shards_led:
-                return nodes.index(n)
+        while time.monotonic() < deadline:
+            for n in live:
+                if shard in (await views.status(n)).shards_led:
+                    return nodes.index(n)
+            await trio.sleep(0.05)
         return None
     finally:
         await views.aclose()
