@@ -9,7 +9,9 @@ driver process as ``make bench`` (``run_shoal.py``) with the starter's client gi
 node's address and the workers' client the same addresses in reverse order, so requests
 and tasks cross nodes. The one-node side is ``make bench``'s, on the replicated shard log
 by default (the same consensus path with R = 1). Failover runs on a fresh cluster of the
-same shape (``failover.py`` says how it is measured).
+same shape (``failover.py`` says how it is measured). Beside the workloads the cluster part
+reports each node's CPU use while balanced and idle (per-shard heartbeats and ticks cost
+CPU in proportion to ``--num-shards``) and the nodes' routing counters afterwards.
 
 Everything shares one machine; report the load average (``machine.loadavg_*``) with the
 figures.
@@ -33,10 +35,12 @@ import trio
 
 from shoal.bench import failover
 from shoal.bench.__main__ import FULL, QUICK, _run_driver, run_shoal
-from shoal.bench.cluster_nodes import BenchNode, running_cluster, wait_balanced
+from shoal.bench.cluster_nodes import (BenchNode, idle_cpu, routing_counters, running_cluster,
+                                      wait_balanced)
 
 DEFAULT_NUM_SHARDS = 512  # the product's default (``--num-shards``)
 BALANCE_TIMEOUT_S = 180.0
+IDLE_SAMPLE_S = 3.0  # CPU use of the balanced cluster before the workloads
 
 
 def _node_args(num_shards: int) -> list[str]:
@@ -67,12 +71,16 @@ def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int) -> 
         with _telling_node_logs(nodes):
             trio.run(wait_balanced, nodes, num_shards, BALANCE_TIMEOUT_S)
         balanced_s = round(time.monotonic() - t0, 2)
+        idle = idle_cpu(nodes, IDLE_SAMPLE_S)
         addrs = [n.address for n in nodes]
         result = _run_driver("shoal.bench.run_shoal", ",".join(addrs), sizes,
                              worker_address=",".join(reversed(addrs)))
+        with _telling_node_logs(nodes):
+            routing = trio.run(routing_counters, nodes)
         trouble = _trouble(nodes)
     return {"nodes": size, "replication_factor": min(3, size), "balanced_after_s": balanced_s,
-            **result, **({"node_warnings": trouble} if trouble else {})}
+            "idle_cpu_per_node": idle, **result, "routing_per_node": routing,
+            **({"node_warnings": trouble} if trouble else {})}
 
 
 def run_failover(size: int, num_shards: int, kills: int, seed: int) -> dict[str, Any]:

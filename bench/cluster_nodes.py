@@ -82,6 +82,15 @@ class BenchNode:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def cpu_s(self) -> float | None:
+        """CPU seconds (user + system) the process has used; None off Linux or once dead."""
+        assert self.proc is not None
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def trouble(self) -> list[str]:
         """The log's error and warning lines, to show when a run went wrong."""
         return [ln for ln in self.lines if any(w in ln for w in ("ERROR", "WARNING", "Traceback"))]
@@ -135,6 +144,27 @@ class Views:
     async def aclose(self) -> None:
         for c in self.conns.values():
             await c.close()
+
+
+def idle_cpu(nodes: list[BenchNode], seconds: float) -> list[float | None]:
+    """Each node's CPU use (fraction of one core) over ``seconds`` with no client load:
+    what heartbeats, ticks and gossip cost before any workload."""
+    before = [n.cpu_s() for n in nodes]
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    after = [n.cpu_s() for n in nodes]
+    dt = time.monotonic() - t0
+    return [round((b - a) / dt, 3) if a is not None and b is not None else None
+            for a, b in zip(before, after)]
+
+
+async def routing_counters(nodes: list[BenchNode]) -> list[dict[str, int]]:
+    """Each node's ``CLUSTER_STATUS`` routing counters (requests forwarded, retried, ...)."""
+    views = Views(nodes)
+    try:
+        return [(await views.status(n)).routing for n in nodes]
+    finally:
+        await views.aclose()
 
 
 async def wait_balanced(nodes: list[BenchNode], num_shards: int,
