@@ -67,9 +67,11 @@ def _log_level_warning_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def _run_driver(module: str, address: str, sizes: dict[str, int],
-                worker_address: str = "") -> dict[str, Any]:
+def _run_driver(module: str, address: str, sizes: dict[str, int], worker_address: str = "",
+                workload_timeout_s: float = 0.0) -> dict[str, Any]:
     workers = ["--worker-address", worker_address] if worker_address else []
+    if workload_timeout_s > 0:
+        workers += ["--workload-timeout", str(workload_timeout_s)]
     out = subprocess.run(
         [sys.executable, "-m", module, "--address", address, "--sizes", json.dumps(sizes),
          *workers],
@@ -81,12 +83,13 @@ def _run_driver(module: str, address: str, sizes: dict[str, int],
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_shoal(sizes: dict[str, int], shard_log: str = "local",
-              num_shards: int | None = None) -> dict[str, Any]:
+def run_shoal(sizes: dict[str, int], shard_log: str = "local", num_shards: int | None = None,
+              workload_timeout_s: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
         proc, address = _start_shoal(Path(tmp) / "data", shard_log, num_shards)
         try:
-            return _run_driver("shoal.bench.run_shoal", address, sizes)
+            return _run_driver("shoal.bench.run_shoal", address, sizes,
+                               workload_timeout_s=workload_timeout_s)
         finally:
             proc.terminate()
             proc.wait(30)

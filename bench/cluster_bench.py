@@ -40,6 +40,7 @@ from shoal.bench.cluster_nodes import (BenchNode, idle_cpu, routing_counters, ru
 
 DEFAULT_NUM_SHARDS = 512  # the product's default (``--num-shards``)
 BALANCE_TIMEOUT_S = 180.0
+WORKLOAD_TIMEOUT_S = 300.0  # a workload past it (a workflow stuck) reports an error
 IDLE_SAMPLE_S = 3.0  # CPU use of the balanced cluster before the workloads
 
 
@@ -74,7 +75,8 @@ def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int) -> 
         idle = idle_cpu(nodes, IDLE_SAMPLE_S)
         addrs = [n.address for n in nodes]
         result = _run_driver("shoal.bench.run_shoal", ",".join(addrs), sizes,
-                             worker_address=",".join(reversed(addrs)))
+                             worker_address=",".join(reversed(addrs)),
+                             workload_timeout_s=WORKLOAD_TIMEOUT_S)
         with _telling_node_logs(nodes):
             routing = trio.run(routing_counters, nodes)
         trouble = _trouble(nodes)
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
             "cluster workloads", lambda: run_cluster_workloads(sizes, a.nodes, a.num_shards))
         result["shoal_1node_r1"] = _section("one-node workloads", lambda: {
             "shard_log": a.single_shard_log,
-            **run_shoal(sizes, a.single_shard_log, a.num_shards)})
+            **run_shoal(sizes, a.single_shard_log, a.num_shards, WORKLOAD_TIMEOUT_S)})
     if a.kills > 0:
         result["failover"] = _section(
             "failover", lambda: run_failover(a.nodes, a.num_shards, a.kills, a.seed))
