@@ -64,10 +64,25 @@ def _telling_node_logs(nodes: list[BenchNode]) -> Iterator[None]:
         raise RuntimeError(f"{type(exc).__name__}: {exc}; node logs: {_trouble(nodes)}") from exc
 
 
-def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int) -> dict[str, Any]:
+@contextlib.contextmanager
+def _keeping_logs(nodes: list[BenchNode], logs_dir: Path | None, part: str) -> Iterator[None]:
+    """Write each node's log to ``logs_dir/<part>-n<i>.log`` when the part ends, however it
+    ends (for a post-mortem of a stuck workload or a slow failover)."""
+    try:
+        yield
+    finally:
+        if logs_dir is not None:
+            logs_dir.mkdir(parents=True, exist_ok=True)
+            for i, n in enumerate(nodes):
+                (logs_dir / f"{part}-n{i}.log").write_text("".join(n.lines))
+
+
+def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int,
+                          logs_dir: Path | None = None) -> dict[str, Any]:
     """W1-W4 on a fresh ``size``-node cluster once it is balanced."""
     with tempfile.TemporaryDirectory(prefix="shoal-cluster-bench-") as tmp, \
-            running_cluster(Path(tmp), size, _node_args(num_shards)) as nodes:
+            running_cluster(Path(tmp), size, _node_args(num_shards)) as nodes, \
+            _keeping_logs(nodes, logs_dir, "workloads"):
         t0 = time.monotonic()
         with _telling_node_logs(nodes):
             trio.run(wait_balanced, nodes, num_shards, BALANCE_TIMEOUT_S)
@@ -85,10 +100,12 @@ def run_cluster_workloads(sizes: dict[str, int], size: int, num_shards: int) -> 
             **({"node_warnings": trouble} if trouble else {})}
 
 
-def run_failover(size: int, num_shards: int, kills: int, seed: int) -> dict[str, Any]:
+def run_failover(size: int, num_shards: int, kills: int, seed: int,
+                 logs_dir: Path | None = None) -> dict[str, Any]:
     """``kills`` kill -9 / restart rounds on a fresh ``size``-node cluster."""
     with tempfile.TemporaryDirectory(prefix="shoal-failover-bench-") as tmp, \
-            running_cluster(Path(tmp), size, _node_args(num_shards)) as nodes:
+            running_cluster(Path(tmp), size, _node_args(num_shards)) as nodes, \
+            _keeping_logs(nodes, logs_dir, "failover"):
         with _telling_node_logs(nodes):
             result = trio.run(failover.run_kills, nodes, num_shards, kills, seed)
         trouble = _trouble(nodes)
@@ -120,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--single-shard-log", choices=("replicated", "local"), default="replicated",
                    help="the one-node side's shard log (local: make bench's default)")
     p.add_argument("--skip-workloads", action="store_true", help="failover only")
+    p.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                   help="write the cluster nodes' logs here (a restarted node's log goes on)")
     a = p.parse_args(argv)
     sizes = {**(QUICK if a.quick else FULL), **(json.loads(a.sizes) if a.sizes else {})}
     result: dict[str, Any] = {
@@ -129,13 +148,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     if not a.skip_workloads:
         result[f"shoal_{a.nodes}node_r{min(3, a.nodes)}"] = _section(
-            "cluster workloads", lambda: run_cluster_workloads(sizes, a.nodes, a.num_shards))
+            "cluster workloads",
+            lambda: run_cluster_workloads(sizes, a.nodes, a.num_shards, a.keep_logs))
         result["shoal_1node_r1"] = _section("one-node workloads", lambda: {
             "shard_log": a.single_shard_log,
             **run_shoal(sizes, a.single_shard_log, a.num_shards, WORKLOAD_TIMEOUT_S)})
     if a.kills > 0:
         result["failover"] = _section(
-            "failover", lambda: run_failover(a.nodes, a.num_shards, a.kills, a.seed))
+            "failover", lambda: run_failover(a.nodes, a.num_shards, a.kills, a.seed, a.keep_logs))
     result["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
 
