@@ -35,9 +35,11 @@ bench-gossip: $(STAMP)
 	$(BIN)/python -m shoal.bench.gossip_detect --runs 20
 
 # W1-W4 on 3 nodes (R = 3) beside one node (R = 1), then 20 kill -9s of a shard leader:
-# failover p50/p99 (over ten minutes; QUICK=1 for small workloads, KILLS=N to change the kills).
+# failover p50/p99 (about ten minutes). QUICK=1: small workloads; KILLS=N: that many kills;
+# SHARDS=N: --num-shards (default 512, the product's).
 bench-cluster: $(STAMP)
-	$(BIN)/python -m shoal.bench.cluster_bench $(if $(QUICK),--quick) --kills $(or $(KILLS),20)
+	$(BIN)/python -m shoal.bench.cluster_bench $(if $(QUICK),--quick) --kills $(or $(KILLS),20) \
+		$(if $(SHARDS),--num-shards $(SHARDS))
 
 # Long simulator sweeps (minutes); `make test` runs short versions of both.
 sim-sweep: $(STAMP)
