@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install clean sim-sweep bench bench-log bench-gossip chaos
+.PHONY: run test install clean sim-sweep bench bench-log bench-gossip bench-cluster chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ bench-log: $(STAMP)
 # kill -9 detection on 5 real nodes with the small gossip preset, 20 runs (about 2 minutes).
 bench-gossip: $(STAMP)
 	$(BIN)/python -m shoal.bench.gossip_detect --runs 20
+
+# W1-W4 on 3 nodes (R = 3) beside one node (R = 1), then 20 kill -9s of a shard leader:
+# failover p50/p99 (about ten minutes). QUICK=1: small workloads; KILLS=N: that many kills;
+# SHARDS=N: --num-shards (default 512, the product's).
+bench-cluster: $(STAMP)
+	$(BIN)/python -m shoal.bench.cluster_bench $(if $(QUICK),--quick) --kills $(or $(KILLS),20) \
+		$(if $(SHARDS),--num-shards $(SHARDS))
 
 # Long simulator sweeps (minutes); `make test` runs short versions of both.
 sim-sweep: $(STAMP)

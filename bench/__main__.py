@@ -35,10 +35,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_shoal(data_dir: Path, shard_log: str) -> tuple[subprocess.Popen[str], str]:
+def _start_shoal(data_dir: Path, shard_log: str,
+                 num_shards: int | None = None) -> tuple[subprocess.Popen[str], str]:
+    shards = ["--num-shards", str(num_shards)] if num_shards else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "shoal.cli.main", "node", "start", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0", "--shard-log", shard_log],
+         "--listen", "127.0.0.1:0", "--shard-log", shard_log, *shards],
         stderr=subprocess.PIPE, text=True,
     )
     port: list[int] = []
@@ -65,9 +67,14 @@ def _log_level_warning_env() -> dict[str, str]:
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def _run_driver(module: str, address: str, sizes: dict[str, int]) -> dict[str, Any]:
+def _run_driver(module: str, address: str, sizes: dict[str, int], worker_address: str = "",
+                workload_timeout_s: float = 0.0) -> dict[str, Any]:
+    workers = ["--worker-address", worker_address] if worker_address else []
+    if workload_timeout_s > 0:
+        workers += ["--workload-timeout", str(workload_timeout_s)]
     out = subprocess.run(
-        [sys.executable, "-m", module, "--address", address, "--sizes", json.dumps(sizes)],
+        [sys.executable, "-m", module, "--address", address, "--sizes", json.dumps(sizes),
+         *workers],
         capture_output=True, text=True, env=_log_level_warning_env(), timeout=1800,
     )
     if out.returncode != 0:
@@ -76,11 +83,13 @@ def _run_driver(module: str, address: str, sizes: dict[str, int]) -> dict[str, A
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_shoal(sizes: dict[str, int], shard_log: str = "local") -> dict[str, Any]:
+def run_shoal(sizes: dict[str, int], shard_log: str = "local", num_shards: int | None = None,
+              workload_timeout_s: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="shoal-bench-") as tmp:
-        proc, address = _start_shoal(Path(tmp) / "data", shard_log)
+        proc, address = _start_shoal(Path(tmp) / "data", shard_log, num_shards)
         try:
-            return _run_driver("shoal.bench.run_shoal", address, sizes)
+            return _run_driver("shoal.bench.run_shoal", address, sizes,
+                               workload_timeout_s=workload_timeout_s)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -24,6 +24,13 @@ class Sdk:
     wf: Any  # bench.wf_shoal or bench.wf_temporal
     EventType: Any
     run_limited: Callable[[list[Callable[[], Awaitable[Any]]], int], Awaitable[list[Any]]]
+    # The workers' client; None: ``client``. The cluster bench connects it to the nodes in
+    # another order than the starter's, so tasks cross nodes as a real deployment's do.
+    worker_client: Any = None
+
+    @property
+    def workers_client(self) -> Any:
+        return self.worker_client if self.worker_client is not None else self.client
 
 
 def _tq(name: str) -> str:
@@ -34,7 +41,7 @@ async def w1_latency(sdk: Sdk, runs: int) -> dict[str, Any]:
     """W1: one-activity workflows, one at a time; client-observed latency."""
     tq = _tq("w1")
     ms: list[float] = []
-    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.OneActivity],
+    async with sdk.Worker(sdk.workers_client, task_queue=tq, workflows=[sdk.wf.OneActivity],
                           activities=[sdk.wf.bench_echo]):
         for i in range(runs + 5):
             t0 = time.perf_counter()
@@ -65,7 +72,7 @@ async def w2_throughput(sdk: Sdk, workflows: int, in_flight: int, *, cache: bool
         return go
 
     extra = {} if cache else {"max_cached_workflows": 0}
-    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.ThreeActivities],
+    async with sdk.Worker(sdk.workers_client, task_queue=tq, workflows=[sdk.wf.ThreeActivities],
                           activities=[sdk.wf.bench_echo], **extra):
         t0 = time.perf_counter()
         await sdk.run_limited([one(i) for i in range(workflows)], in_flight)
@@ -101,7 +108,7 @@ async def w3_timer_lateness(sdk: Sdk, timers: int) -> dict[str, Any]:
             lateness.append(((fired - started).total_seconds() - 2.0) * 1000)
         return go
 
-    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.TwoSecondTimer]):
+    async with sdk.Worker(sdk.workers_client, task_queue=tq, workflows=[sdk.wf.TwoSecondTimer]):
         await sdk.run_limited([start(i) for i in range(timers)], 100)
         await sdk.run_limited([measure(h) for h in handles], 100)
     return {"timers": timers, **{k.replace("_ms", "_lateness_ms") if k != "count" else k: v
@@ -115,7 +122,7 @@ async def w4_signals(sdk: Sdk, signals: int, in_flight: int) -> dict[str, Any]:
     call returns); ``drained_s`` is until the workflow has handled them all and returned.
     """
     tq = _tq("w4")
-    async with sdk.Worker(sdk.client, task_queue=tq, workflows=[sdk.wf.SignalCounter]):
+    async with sdk.Worker(sdk.workers_client, task_queue=tq, workflows=[sdk.wf.SignalCounter]):
         handle = await sdk.client.start_workflow(sdk.wf.SignalCounter.run, signals,
                                                  id=f"w4-{uuid.uuid4()}", task_queue=tq)
         ms: list[float] = []
@@ -136,12 +143,23 @@ async def w4_signals(sdk: Sdk, signals: int, in_flight: int) -> dict[str, Any]:
             "drained_s": round(drained, 2), **{f"signal_{k}": v for k, v in latency_summary(ms).items()}}
 
 
-async def run_all(sdk: Sdk, sizes: dict[str, int]) -> dict[str, Any]:
-    """W1-W4 in order, with the sizes ``bench/__main__.py`` chose."""
-    return {
-        "W1": await w1_latency(sdk, sizes["w1_runs"]),
-        "W2": await w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"]),
-        "W2_no_cache": await w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"], cache=False),
-        "W3": await w3_timer_lateness(sdk, sizes["w3_timers"]),
-        "W4": await w4_signals(sdk, sizes["w4_signals"], sizes["w4_in_flight"]),
+Step = Callable[[], Awaitable[dict[str, Any]]]
+Bound = Callable[[str, Step], Awaitable[dict[str, Any]]]
+
+
+async def run_all(sdk: Sdk, sizes: dict[str, int], bound: Bound | None = None) -> dict[str, Any]:
+    """W1-W4 in order, with the sizes ``bench/__main__.py`` chose.
+
+    ``bound(name, step)``, if given, runs each workload (the SDK's own way of giving up
+    after a while, so one stuck workflow costs one workload's figures, not all of them).
+    """
+    steps: dict[str, Step] = {
+        "W1": lambda: w1_latency(sdk, sizes["w1_runs"]),
+        "W2": lambda: w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"]),
+        "W2_no_cache": lambda: w2_throughput(sdk, sizes["w2_workflows"], sizes["w2_in_flight"],
+                                             cache=False),
+        "W3": lambda: w3_timer_lateness(sdk, sizes["w3_timers"]),
+        "W4": lambda: w4_signals(sdk, sizes["w4_signals"], sizes["w4_in_flight"]),
     }
+    return {name: await (bound(name, step) if bound is not None else step())
+            for name, step in steps.items()}

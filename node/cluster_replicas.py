@@ -178,9 +178,11 @@ class ClusterReplicas:
     def _note_serving(self, shard: int) -> None:
         driver = self.drivers.get(shard)
         # Served only once everything committed is applied here too: the history shell
-        # reads its state from the tables when it takes over.
+        # reads its state from the tables when it takes over. Once serving, a commit not yet
+        # applied is the leader's own write in flight, not a reason to stop serving.
         serving = (driver is not None and driver.serving and driver.failed is None
-                   and driver.storage.applied >= driver.replica.commit)
+                   and (self._serving.get(shard, False)
+                        or driver.storage.applied >= driver.replica.commit))
         if self._serving.get(shard, False) != serving:
             self._serving[shard] = serving
             self.on_serving(shard, serving)
