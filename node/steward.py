@@ -51,9 +51,10 @@ class Host:
 
 @dataclass(frozen=True, slots=True)
 class Campaign:
-    """This node is the first voter in the ring's order for ``shard`` (the ring's first
-    member itself while it is not a voter yet, e.g. a new node still a learner, or a member
-    that is leaving): take over."""
+    """This node is the first ALIVE voter in the ring's order for ``shard``: take over.
+    (Not always the ring's first member: that one may not be a voter yet, e.g. a new node
+    still a learner, or may be leaving, or dead but still holding its place for
+    ``replace_after_s``: then the next live voter leads meanwhile.)"""
 
     shard: int
 
@@ -156,7 +157,7 @@ class ShardSteward:
                 wanted += spare[:floor - len(wanted)]
             if wanted and (set(view.voters) != set(wanted) or view.learners):
                 actions.append(Reconfigure(shard, tuple(wanted)))
-        elif (next((m for m in target if m in view.voters), None) == self.me
+        elif (next((m for m in target if m in view.voters and m in self.alive), None) == self.me
               and view.leader != self.me
               and now - self._last_campaign.get(shard, -CAMPAIGN_RETRY_S) >= CAMPAIGN_RETRY_S):
             self._last_campaign[shard] = now
