@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from shoal import wire
 from shoal.store.records import TimerTask
 
 log = logging.getLogger(__name__)
@@ -81,12 +82,22 @@ class TimerProcessor:
         try:
             await self._fire(shard, task)
             self.fired += 1
+        except wire.ShoalError as exc:
+            # Leadership moving mid-fire is routine in a cluster: one line, no traceback.
+            quiet = exc.code in (wire.Code.NOT_LEADER, wire.Code.UNAVAILABLE)
+            log.log(logging.DEBUG if quiet else logging.WARNING,
+                    "timer fire failed, will retry shard=%d kind=%s: %s", shard,
+                    task.kind.name, exc.message)
+            self._retry(shard, task)
         except Exception:
             log.warning("timer fire failed, will retry shard=%d kind=%s", shard, task.kind.name,
                         exc_info=True)
-            # Keep the task itself: its row key includes the original fire time.
-            heapq.heappush(self._heap, (self._clock() + RETRY_DELAY_S, next(self._seq), shard, task))
-            self._wakeup.set()
+            self._retry(shard, task)
         finally:
             self._limit.release()
+
+    def _retry(self, shard: int, task: TimerTask) -> None:
+        # Keep the task itself: its row key includes the original fire time.
+        heapq.heappush(self._heap, (self._clock() + RETRY_DELAY_S, next(self._seq), shard, task))
+        self._wakeup.set()
 
