@@ -22,17 +22,12 @@ import argparse
 import contextlib
 import datetime
 import json
-import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,75 +35,18 @@ import trio
 
 from shoal import wire
 from shoal.bench.stats import percentile
+from shoal.bench.cluster_nodes import BenchNode, running_cluster
 from shoal.sdk.connection import ServiceConnection
 
 POLL_INTERVAL_S = 0.02
-START_TIMEOUT_S = 60.0
 CONVERGE_TIMEOUT_S = 60.0
-_SERVING = re.compile(r"node serving listen=[\d.]+:(\d+) .*node_id=(\S+)")
 _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
-class _Node:
-    """One ``shoal node start`` process with its stderr kept in memory."""
-
-    def __init__(self, data_dir: Path, extra: list[str]) -> None:
-        self.data_dir, self.extra = data_dir, extra
-        self.proc: subprocess.Popen[str] | None = None
-        self.port: int | None = None
-        self.name = ""
-        self.lines: list[str] = []
-        self._serving = threading.Event()
-
-    @property
-    def address(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start the process; block until it logs that it serves."""
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shoal.cli.main", "node", "start",
-             "--data-dir", str(self.data_dir), "--listen", "127.0.0.1:0",
-             "--num-shards", "16", *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        threading.Thread(target=self._pump, daemon=True).start()
-        if not self._serving.wait(START_TIMEOUT_S) or self.port is None:
-            self.kill()
-            raise RuntimeError("node did not start:\n" + "".join(self.lines[-30:]))
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            m = _SERVING.search(line)
-            if m:
-                self.port, self.name = int(m.group(1)), m.group(2)
-                self._serving.set()
-        self._serving.set()
-
-    def kill(self) -> None:
-        """SIGKILL (no shutdown code runs) and reap."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-
 @contextlib.contextmanager
-def _cluster(root: Path, size: int, preset: str) -> Iterator[list[_Node]]:
-    extra = ["--gossip-preset", preset]
-    seed = _Node(root / "n0", extra)
-    nodes = [seed]
-    try:
-        seed.start()
-        nodes += [_Node(root / f"n{i}", [*extra, "--join", f"127.0.0.1:{seed.port}"])
-                  for i in range(1, size)]
-        with ThreadPoolExecutor(max(1, size - 1)) as pool:
-            list(pool.map(_Node.start, nodes[1:]))
+def _cluster(root: Path, size: int, preset: str) -> Iterator[list[BenchNode]]:
+    with running_cluster(root, size, ["--gossip-preset", preset, "--num-shards", "16"]) as nodes:
         yield nodes
-    finally:
-        for n in nodes:
-            n.kill()
 
 
 async def _status(conn: ServiceConnection) -> wire.ClusterStatusResponse:
@@ -126,7 +64,7 @@ async def _wait_converged(conns: dict[str, ServiceConnection], size: int) -> Non
         await trio.sleep(0.1)
 
 
-async def _detect(victim: _Node, survivors: list[_Node], timeout_s: float
+async def _detect(victim: BenchNode, survivors: list[BenchNode], timeout_s: float
                   ) -> tuple[float, dict[str, float | None]]:
     """Kill the victim; seconds until each survivor shows it dead (None: not in time).
 
@@ -160,7 +98,7 @@ async def _detect(victim: _Node, survivors: list[_Node], timeout_s: float
             await c.close()
 
 
-def _victim_log(node: _Node, victim: str, killed_wall: float) -> list[str]:
+def _victim_log(node: BenchNode, victim: str, killed_wall: float) -> list[str]:
     """The survivor's log lines about the victim after the kill, stamped in seconds after it."""
     out = []
     for line in node.lines:
