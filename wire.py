@@ -2459,7 +2459,9 @@ class CatchUp:
 @tagged
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CatchUpReply:
-    """Answer to :class:`CatchUp`: a page of entries and where the sender's log ends."""
+    """Answer to :class:`CatchUp`: a page of entries and where the sender's log ends.
+    ``snapshot`` (with ``ok`` false): the sender compacted past ``from_index``, so it sends
+    an :class:`InstallSnapshot` of its applied state instead; ask again once it is in."""
 
     KIND: ClassVar[ReplKind] = ReplKind.CATCH_UP_REPLY
     shard: int
@@ -2468,12 +2470,15 @@ class CatchUpReply:
     promised: Epoch
     entries: list[ReplEntry] = field(default_factory=list)
     last_index: int = 0
+    snapshot: bool = False
 
 
 @tagged
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstallSnapshot:
-    """Leader -> member too far behind: the shard's state as of ``index``."""
+    """The shard's state as of ``index``: leader -> member too far behind (``epoch`` is
+    the leader's), or the most advanced promiser -> a candidate whose catch-up point it
+    compacted past (``epoch`` is the candidate's)."""
 
     KIND: ClassVar[ReplKind] = ReplKind.INSTALL_SNAPSHOT
     shard: int

@@ -294,7 +294,9 @@ class ClusterNode:
     def _send_all(self, sends: list[tuple[str, Any]]) -> None:
         self.repl_sent += len(sends)
         for dst, msg in sends:
-            if isinstance(msg, LEADER_MESSAGES):
+            # A catch-up InstallSnapshot goes from a promiser to its candidate, at the
+            # candidate's epoch: that member does not speak as leader.
+            if isinstance(msg, LEADER_MESSAGES) and msg.epoch.node == self.name:
                 self.hooks.on_leader_send(self.name, self.boots, msg.shard, msg.epoch)
             self.net.send(self.name, dst, msg)
 

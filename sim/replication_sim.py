@@ -87,8 +87,8 @@ class ReplicationSim:
         self.net = Network(random.Random(self.rng.getrandbits(64)), faults)
         self.cfg = ReplicaConfig(heartbeat_interval_s=0.05, leader_timeout_s=0.5,
                                  prepare_timeout_s=0.5, max_inflight=4, append_entries_max=16,
-                                 snapshot_timeout_s=1.0, compact_lag_entries=16,
-                                 learner_lag_entries=8)
+                                 snapshot_timeout_s=1.0, compact_silent_s=1.0,
+                                 compact_lag_entries=16, learner_lag_entries=8)
         names = [f"n{i}" for i in range(params.replicas + params.spares)]
         self.target: tuple[str, ...] = tuple(names[: params.replicas])
         self.nodes = {n: SimNode(n) for n in names}

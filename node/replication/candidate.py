@@ -3,7 +3,8 @@
 Owns: one campaign. The candidate picks an epoch above everything it has promised, asks
 the voters of its config to promise it, and once a majority of voters has promised it
 adopts the most advanced log among them (highest (last epoch, last index), as in Raft's
-up-to-date rule), fetching the missing suffix from that member page by page. A promise
+up-to-date rule), fetching the missing suffix from that member page by page (or, when it
+has compacted past what we need, its snapshot and then the pages after it). A promise
 freezes the promiser's log against lower epochs, so the fetched log is exactly what it
 promised with. Any log at least that advanced holds every committed entry (Raft's leader
 completeness argument applies unchanged: the adopted log is that of a member whom the
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from shoal import wire
 from shoal.node.replication import quorum
-from shoal.node.replication.types import NodeId, Role
+from shoal.node.replication.types import NodeId, Role, SnapshotInstall, SnapshotMeta
 
 if TYPE_CHECKING:
     from shoal.node.replication.core import Replica
@@ -35,7 +36,7 @@ class Candidacy:
     """State of one campaign."""
 
     epoch: wire.Epoch
-    started: float
+    progress_at: float  # when the campaign last got anywhere (it gives up when it stops)
     # (last epoch, last index) each promiser answered; ours is refreshed as we catch up.
     promises: dict[NodeId, tuple[wire.Epoch, int]] = field(default_factory=dict)
     asked: list[NodeId] = field(default_factory=list)
@@ -51,6 +52,7 @@ class Candidacy:
     target_last: int = 0  # its last index when it promised
     next_from: int = 0  # next index to ask it for
     sent_at: float = 0.0  # when the last CatchUp went out (for the retransmit)
+    snapshot_until: float = 0.0  # the source is sending a snapshot: wait for it until then
 
 
 class CandidateMixin:
@@ -62,7 +64,8 @@ class CandidateMixin:
         epoch = wire.Epoch(max(self.promised.counter, self._seen_counter) + 1, self.me)
         self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
         self._become(Role.CANDIDATE, None)
-        self._cand = Candidacy(epoch, now, asked=[self.me], max_commit=self.commit)
+        self._cand = Candidacy(epoch, progress_at=now, asked=[self.me],
+                               max_commit=self.commit)
         self._cand_advance(now)
 
     def _prepare_voters(self: Replica) -> None:
@@ -77,13 +80,15 @@ class CandidateMixin:
     def _candidate_tick(self: Replica, now: float) -> None:
         cand = self._cand
         assert cand is not None
-        if now - cand.started >= self.cfg.prepare_timeout_s:
+        if now >= max(cand.progress_at + self.cfg.prepare_timeout_s, cand.snapshot_until):
             self._become(Role.FOLLOWER, None)  # the fallback or the ring will try again
             self.last_heard = now
             return
-        # Messages get lost: ask again whoever has not answered, or the catch-up source.
+        # Messages get lost: ask again whoever has not answered, or the catch-up source
+        # (unless it is sending us a snapshot).
         if cand.source is not None:
-            if now - cand.sent_at >= self.cfg.heartbeat_interval_s:
+            if now - cand.sent_at >= self.cfg.heartbeat_interval_s and \
+                    now >= cand.snapshot_until:
                 self._request_catch_up(now)
             return
         for n in cand.asked:
@@ -111,6 +116,7 @@ class CandidateMixin:
             return
         cand.promises[src] = (m.last_epoch, m.last_index)
         cand.max_commit = max(cand.max_commit, m.commit)
+        cand.progress_at = now
         self._cand_advance(now)
 
     def _cand_advance(self: Replica, now: float) -> None:
@@ -166,8 +172,13 @@ class CandidateMixin:
         if cand is None or m.epoch != cand.epoch or src != cand.source:
             return
         if not m.ok:
-            # It compacted past our commit point: we cannot adopt its log. Let a leader
-            # that can snapshot us take over instead.
+            if m.snapshot:
+                # It compacted past the entries we asked for and sends its applied state
+                # instead (committed, so equal to every member's prefix up to there).
+                cand.snapshot_until = max(cand.snapshot_until,
+                                          now + self.cfg.snapshot_timeout_s)
+                cand.progress_at = now
+                return
             self._become(Role.FOLLOWER, None)
             self.last_heard = now
             return
@@ -177,9 +188,35 @@ class CandidateMixin:
         self._store(list(m.entries))
         if m.entries:
             cand.next_from = m.entries[-1].index + 1
+            cand.progress_at = now
+        self._cand_fetched(now)
+
+    def _cand_install(self: Replica, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
+        """The catch-up source's applied state as of ``m.index``: adopt it as our log's
+        base (replacing the state and the whole log), then fetch the entries after it."""
+        cand = self._cand
+        assert cand is not None and self._out is not None
+        if src != cand.source or m.index < cand.next_from or m.index > cand.target_last:
+            return  # a duplicate, or from a member we no longer fetch from
+        assert not self._out.persist
+        meta = SnapshotMeta(m.index, m.snap_epoch, m.config)
+        self._out.install = SnapshotInstall(meta, m.data)
+        self.log.reset(meta)
+        # The install is durable before anything this call sends (Output order).
+        self.persisted = self.commit = self.applied = self.applied_emitted = m.index
+        cand.next_from = m.index + 1
+        cand.snapshot_until = 0.0
+        cand.progress_at = now
+        self._cand_fetched(now)
+
+    def _cand_fetched(self: Replica, now: float) -> None:
+        """After a page or a snapshot from the source: fetch more, or lead."""
+        cand = self._cand
+        assert cand is not None and cand.source is not None
         if cand.next_from <= cand.target_last:
             self._request_catch_up(now)
             return
+        src = cand.source
         # Our log now equals the source's as of its promise; a longer tail of ours would
         # have made us the most advanced, so there is none.
         assert self.log.last_index == cand.target_last, (self.log.last_index, cand.target_last)

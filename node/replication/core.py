@@ -78,6 +78,8 @@ class Replica(CandidateMixin, LeaderMixin):
         self._cand = None
         self._seen_counter = 0  # highest epoch counter seen in a refusal
         self.target: tuple[NodeId, ...] | None = None  # the ring's voters (reconfigure)
+        # The candidate (and its epoch) we are sending a catch-up snapshot, and since when.
+        self._catch_up_snap: tuple[NodeId, wire.Epoch, float] | None = None
         self._lead_reset()
 
     # --- public inputs -------------------------------------------------------------------
@@ -168,9 +170,13 @@ class Replica(CandidateMixin, LeaderMixin):
 
     def send_snapshot(self, peer: NodeId, index: int, data: Any, now: float) -> Output:
         """Ship a snapshot of the applied state as of ``index`` to ``peer`` (after the core
-        asked for it in ``Output.snapshot_to``). Ignored if no longer leader."""
+        asked for it in ``Output.snapshot_to``): a follower too far behind, when leading,
+        or a candidate catching up from us. Ignored if that no longer applies."""
         out = self._begin()
-        self._ship_snapshot(peer, index, data, now)
+        if self.role is L:
+            self._ship_snapshot(peer, index, data, now)
+        else:
+            self._ship_catch_up_snapshot(peer, index, data)
         return self._finish(out)
 
     def bootstrap(self, config: wire.ShardConfig) -> Output:
@@ -323,14 +329,34 @@ class Replica(CandidateMixin, LeaderMixin):
     def _on_catch_up(self, src: NodeId, m: wire.CatchUp, now: float) -> None:
         # Our log cannot change under the candidate: we refuse every lower epoch now, and
         # nobody but the candidate appends at its epoch.
-        ok = m.epoch == self.promised and m.epoch.node == src and m.from_index > \
-            self.log.snap_index
+        promised_it = m.epoch == self.promised and m.epoch.node == src
+        ok = promised_it and m.from_index > self.log.snap_index
+        snapshot = promised_it and not ok
+        if snapshot:
+            # We compacted what it asks for: send our applied state (once per
+            # snapshot_timeout_s however often it asks; it waits for it meanwhile).
+            sent = self._catch_up_snap
+            if sent is None or sent[:2] != (src, m.epoch) or \
+                    now - sent[2] >= self.cfg.snapshot_timeout_s:
+                self._catch_up_snap = (src, m.epoch, now)
+                assert self._out is not None
+                self._out.snapshot_to.append(src)
         entries = cap_bytes(
             self.log.slice(m.from_index, m.from_index + self.cfg.append_entries_max - 1),
             self.cfg.append_bytes_max) if ok else []
         self._send(src, wire.CatchUpReply(shard=self.shard, epoch=m.epoch, ok=ok,
                                           promised=self.promised, entries=entries,
-                                          last_index=self.log.last_index))
+                                          last_index=self.log.last_index, snapshot=snapshot))
+
+    def _ship_catch_up_snapshot(self, peer: NodeId, index: int, data: Any) -> None:
+        sent = self._catch_up_snap
+        if self.role is L or sent is None or sent[:2] != (peer, self.promised):
+            return  # we promised someone else since, or lead: the campaign is over
+        epoch = self.log.epoch_at(index)
+        assert epoch is not None and index <= self.applied_emitted, "snapshot not applied"
+        self._send(peer, wire.InstallSnapshot(
+            shard=self.shard, epoch=self.promised, index=index, snap_epoch=epoch,
+            config=self.log.config_at(index), data=data))
 
     def _on_append(self, src: NodeId, m: wire.Append, now: float) -> None:
         if any(e.index != m.prev_index + 1 + i for i, e in enumerate(m.entries)):
@@ -394,6 +420,11 @@ class Replica(CandidateMixin, LeaderMixin):
                                       match=match, applied=self.applied, read_seq=read_seq))
 
     def _on_install(self, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
+        if m.epoch.node == self.me:
+            # From the member our campaign at m.epoch catches up from.
+            if self.role is C and self._cand is not None and m.epoch == self._cand.epoch:
+                self._cand_install(src, m, now)
+            return
         if self._holds_off(m.epoch):
             return
         if m.epoch < self.promised or m.epoch.node != src:

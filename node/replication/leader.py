@@ -5,8 +5,8 @@ Owns: per-follower progress and flow control (probe, then pipelined appends with
 the next message, which is the batching), the commit rule (a majority of voters has
 persisted, counting only entries of our own epoch, Raft §5.4.2), serving only after our
 no-op commits, quorum-confirmed reads (ReadIndex), check-quorum step-down, snapshots for
-followers behind the compaction point, log compaction once every voter has applied, and
-single-node membership changes towards the ring's replica set.
+followers behind the compaction point, log compaction once every voter heard from lately
+has applied, and single-node membership changes towards the ring's replica set.
 
 Reads (ReadIndex, Raft thesis §6.4): a read takes the commit index when it arrives, then
 waits until a majority of voters has answered a heartbeat sent after it, proving no higher
@@ -41,6 +41,7 @@ class LeaderMixin:
         self._reads: deque[tuple[int, int, Any]] = deque()  # (seq, read index, ctx)
         self._read_seq = 0
         self._next_heartbeat = 0.0
+        self._silent: frozenset[NodeId] = frozenset()  # voters ignored for compaction
 
     @property
     def serving(self) -> bool:
@@ -210,6 +211,8 @@ class LeaderMixin:
             self._become(Role.FOLLOWER, None)
             self.last_heard = now
             return
+        self._silent = frozenset(n for n, pr in self._progress.items()
+                                 if now - pr.last_ack >= self.cfg.compact_silent_s)
         if now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.cfg.heartbeat_interval_s
@@ -228,7 +231,8 @@ class LeaderMixin:
     def _leader_finish(self: Replica) -> None:
         """End of every call while leading: compaction point and reads now servable."""
         voters = self.log.config.voters
-        applied = [pr.applied for n, pr in self._progress.items() if n in voters]
+        applied = [pr.applied for n, pr in self._progress.items()
+                   if n in voters and n not in self._silent]
         self.compact_hint = min(applied + [self.applied])
         if not self._reads:
             return

@@ -129,7 +129,8 @@ class ReplicaConfig:
     fallback: bool = True
     """Enable the follower fallback campaign. Default on."""
     prepare_timeout_s: float = 0.5
-    """A candidate that has not won within this long gives up. Default 500 ms."""
+    """A candidate that has made no progress (a new promise, a page of catch-up entries,
+    a snapshot) for this long gives up. Default 500 ms."""
     max_inflight: int = 8
     """Appends in flight per follower before the leader waits for acks (pipelining);
     entries proposed meanwhile are batched into the next message. Default 8."""
@@ -143,6 +144,11 @@ class ReplicaConfig:
     compact_lag_entries: int = 32
     """Compact only when at least this many applied entries can go (fewer, larger
     deletes). Default 32."""
+    compact_silent_s: float = 10.0
+    """A voter the leader has not heard from for this long no longer holds compaction
+    back: the log is compacted past it and it gets a snapshot when it returns. Without
+    this, a dead voter that nobody replaces (no spare member) would make every member's
+    log grow forever. Default 10 s."""
     learner_lag_entries: int = 16
     """A learner within this many entries of the commit index is promoted. Default 16."""
 

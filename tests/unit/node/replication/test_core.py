@@ -220,3 +220,78 @@ def test_a_replica_never_sends_before_it_is_told_what_to_persist() -> None:
     out = core.bootstrap(wire.ShardConfig(voters=("a", "b", "c")))
     out = core.campaign(0.0)
     assert out.hard_state is None and [type(m) for _, m in out.send] == [wire.Prepare] * 2
+
+
+def _write_while_c_is_away(h: Harness, n: int) -> None:
+    h.drop = lambda src, dst, msg: "c" in (src, dst)
+    for i in range(n):
+        h.propose("a", i)
+        h.run()
+        h.tick(0.06)
+        h.run()
+
+
+def test_a_silent_voter_does_not_hold_compaction_back_and_gets_a_snapshot_later() -> None:
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5)
+    h = Harness(["a", "b", "c"], cfg=cfg)
+    h.campaign("a")
+    _write_while_c_is_away(h, 30)
+    # Every voter heard from lately applied it all: a and b compacted although c never
+    # acknowledged anything.
+    assert h.nodes["a"].log.snap_index > 20 and h.nodes["b"].log.snap_index > 20
+    assert h.nodes["c"].log.last_index < 5
+    h.drop = lambda src, dst, msg: False
+    for _ in range(40):  # past snapshot_timeout_s: the first snapshot went while c was away
+        h.tick(0.06)
+        h.run()
+    assert set(h.snapshots["a"]) == {"c"}
+    assert h.state["c"] == list(range(30))
+
+
+def test_compaction_waits_for_a_voter_that_is_only_slow_to_answer() -> None:
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=10.0)
+    h = Harness(["a", "b", "c"], cfg=cfg)
+    h.campaign("a")
+    _write_while_c_is_away(h, 30)  # 1.8 s of silence: under compact_silent_s
+    assert h.nodes["a"].log.snap_index <= 1 and h.nodes["b"].log.snap_index <= 1
+
+
+def test_a_candidate_behind_the_compaction_point_catches_up_from_a_snapshot() -> None:
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5)
+    h = Harness(["a", "b", "c"], cfg=cfg)
+    h.campaign("a")
+    _write_while_c_is_away(h, 30)
+    assert h.nodes["b"].log.snap_index > h.nodes["c"].commit + 1
+    h.down.add("a")
+    h.drop = lambda src, dst, msg: False
+    h.campaign("c")  # the ring names c; only b (compacted past c's log) can promise
+    assert "b->c CatchUpReply" in h.trace and h.snapshots["b"] == ["c"]
+    assert h.nodes["c"].serving
+    h.propose("c", "after")
+    h.run()
+    h.tick(0.06)
+    h.run()
+    assert h.state["c"] == list(range(30)) + ["after"]
+    assert h.state["b"] == list(range(30)) + ["after"]
+
+
+def test_a_catch_up_snapshot_for_a_campaign_that_gave_up_is_ignored() -> None:
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5)
+    h = Harness(["a", "b", "c"], cfg=cfg)
+    h.campaign("a")
+    _write_while_c_is_away(h, 30)
+    h.down.add("a")
+    h.drop = lambda src, dst, msg: isinstance(msg, wire.InstallSnapshot)
+    h.campaign("c")
+    held = [m for s, d, m in h.queue]  # nothing: the snapshot was dropped
+    assert not held and h.nodes["c"].role is Role.CANDIDATE
+    for _ in range(40):  # c waits out snapshot_timeout_s, then gives up
+        h.tick(0.06)
+        h.run()
+    assert h.nodes["c"].role is Role.FOLLOWER
+    state = list(h.state["c"])
+    epoch = h.nodes["c"].epoch
+    h.handle("c", h.nodes["c"].on_message("b", wire.InstallSnapshot(
+        shard=0, epoch=epoch, index=h.nodes["b"].applied, snap_epoch=epoch,
+        config=h.nodes["b"].config, data=["x"]), h.now))
+    assert h.state["c"] == state  # a late snapshot of the old campaign changes nothing
