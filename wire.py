@@ -2344,6 +2344,7 @@ class ReplKind(IntEnum):
     CATCH_UP_REPLY = 306
     INSTALL_SNAPSHOT = 307
     SNAPSHOT_CHUNK = 308
+    REMOVED = 309
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -2388,11 +2389,15 @@ class ReplEntry:
 @tagged
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prepare:
-    """Candidate -> config members: promise to ignore every epoch below ``epoch``."""
+    """Candidate -> config members: promise to ignore every epoch below ``epoch``.
+    ``pre``: only ask whether you would (the pre-vote); answering changes nothing, so a
+    member that can never win (e.g. listed only in a config the others do not have) does
+    not raise everyone's epoch and abort the campaigns that could."""
 
     KIND: ClassVar[ReplKind] = ReplKind.PREPARE
     shard: int
     epoch: Epoch
+    pre: bool = False
 
 
 @tagged
@@ -2409,6 +2414,7 @@ class Promise:
     last_epoch: Epoch = EPOCH_ZERO
     last_index: int = 0
     commit: int = 0
+    pre: bool = False  # the answer to a pre-vote: ``ok`` means "would promise"
 
 
 @tagged
@@ -2505,8 +2511,24 @@ class SnapshotChunk:
     rows: bytes
 
 
+@tagged
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Removed:
+    """Member -> a node outside the shard's configuration: the committed config at
+    ``config_index`` does not list the receiver. Unless the receiver's own log holds a
+    later config that lists it (it was added back), its replica stops taking part and is
+    dropped with its data: a removed member never gets the entry that removes it (the
+    leader stops sending to it), so without this it would keep a stale copy and campaign
+    in vain. ``epoch`` is the sender's promise (informative)."""
+
+    KIND: ClassVar[ReplKind] = ReplKind.REMOVED
+    shard: int
+    epoch: Epoch
+    config_index: int
+
+
 ReplMessage = Union[Prepare, Promise, Append, AppendAck, CatchUp, CatchUpReply, InstallSnapshot,
-                    SnapshotChunk]
+                    SnapshotChunk, Removed]
 
 
 def encode_repl(msg: ReplMessage) -> bytes:

@@ -27,7 +27,7 @@ from shoal.node.replication import Replica, ReplicaConfig
 from shoal.node.replication.types import NodeId
 from shoal.node.steward import Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
+from shoal.store.replica_store import ReplicaStorage, drop_replica_mutations
 from shoal.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class ClusterReplicas:
         self._nursery: trio.Nursery | None = None
         self._changed = trio.Event()
         self._serving_changed = trio.Event()
+        self.replicas_dropped = 0  # replicas deleted from disk after their removal
 
     async def run(self, *, found: bool = False,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -98,7 +99,8 @@ class ClusterReplicas:
         heard = core.leader_heard
         return ReplicaView(role=core.role, serving=driver.serving, leader=driver.leader,
                            voters=tuple(config.voters), learners=tuple(config.learners),
-                           silent_s=0.0 if heard is None else max(0.0, self.clock() - heard))
+                           silent_s=0.0 if heard is None else max(0.0, self.clock() - heard),
+                           removed=core.removed)
 
     def step(self) -> None:
         """Reconsider every shard once and carry the steward's actions out."""
@@ -125,7 +127,7 @@ class ClusterReplicas:
             driver = self.drivers[action.shard]
             driver.feed(driver.replica.reconfigure(action.voters, now))
         elif isinstance(action, Release):
-            self._release(action.shard)
+            self._release(action.shard, drop_data=action.drop_data)
 
     async def _start(self, shard: int, storage: ReplicaStorage | None,
                      bootstrap: wire.ShardConfig | None = None) -> ReplicaDriver:
@@ -166,14 +168,31 @@ class ClusterReplicas:
         log.debug("replica hosted shard=%d node=%s", shard, self.me)
         return driver
 
-    def _release(self, shard: int) -> None:
+    def _release(self, shard: int, *, drop_data: bool = False) -> None:
         driver = self.drivers.pop(shard, None)
         scope = self._scopes.pop(shard, None)
         if scope is not None:
             scope.cancel()
         if driver is not None:
-            log.info("replica released shard=%d node=%s", shard, self.me)
+            log.info("replica released shard=%d node=%s drop_data=%s", shard, self.me,
+                     drop_data)
+        if driver is not None and drop_data:
+            # Hosting the shard again waits for the delete (``_start`` waits on this).
+            stopped = self._stopping.get(shard)
+            dropped = self._stopping[shard] = trio.Event()
+            assert self._nursery is not None
+            self._nursery.start_soon(self._drop_data, shard, stopped, dropped)
         self._note_serving(shard)
+
+    async def _drop_data(self, shard: int, stopped: trio.Event | None,
+                         dropped: trio.Event) -> None:
+        try:
+            if stopped is not None:
+                await stopped.wait()  # its last shielded write has landed
+            await self.writer.commit(drop_replica_mutations(self.store, shard))
+            self.replicas_dropped += 1
+        finally:
+            dropped.set()
 
     def _note_serving(self, shard: int) -> None:
         driver = self.drivers.get(shard)

@@ -25,7 +25,9 @@ CAMPAIGN_RETRY_S = 2.0  # a campaign that did not make us leader is tried again 
 # A replica outside the ring's set that has heard no leader for this long is released even
 # though its own config still lists it: a member removed from a group never receives the
 # entry that removes it (the leader stops sending to it), so it would wait, and campaign in
-# vain, forever. Its data stays on disk; if the ring names it again it is re-hosted.
+# vain, forever. Its data stays on disk (it may still be a voter, cut off); if the ring
+# names it again it is re-hosted. A member told it was removed (``ReplicaView.removed``)
+# drops its data instead.
 RELEASE_SILENT_S = 10.0
 
 
@@ -40,6 +42,8 @@ class ReplicaView:
     learners: tuple[NodeId, ...] = ()
     silent_s: float = 0.0
     """How long this (non-leader) replica has heard no leader."""
+    removed: bool = False
+    """A committed config without this node replaced one with it (``wire.Removed``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +73,12 @@ class Reconfigure:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """Stop this node's replica of ``shard``: it left the configuration and the ring's set."""
+    """Stop this node's replica of ``shard``: it left the configuration and the ring's set.
+    ``drop_data``: its removal is committed, so delete its log and tables too (otherwise
+    they stay: a replica that only went silent may still be a voter)."""
 
     shard: int
+    drop_data: bool = False
 
 
 Action = Host | Campaign | Reconfigure | Release
@@ -130,6 +137,10 @@ class ShardSteward:
         target = self.target(shard, now)
         if view is None:
             return [Host(shard)] if self.me in target else []
+        if view.removed:
+            # Gone for good from the group; if the ring still names us, the next decision
+            # hosts an empty replica for the leader to add back by snapshot.
+            return [Release(shard, drop_data=True)]
         # A voter gossip has told us nothing about (we restarted and have not heard from it
         # yet) counts as dead from now: it keeps its place for replace_after_s. Otherwise
         # a restarted leader, its view still {me}, would shrink its shard to itself and,
@@ -163,8 +174,10 @@ class ShardSteward:
             self._last_campaign[shard] = now
             actions.append(Campaign(shard))
         elif (view.role is not Role.LEADER and self.me not in target
-              and (self.me not in members or view.silent_s >= RELEASE_SILENT_S)):
-            # (An empty replica, hosted while the ring named us and never added by the
-            # leader, has no members at all: nothing to keep.)
+              and (not members or view.silent_s >= RELEASE_SILENT_S)):
+            # An empty replica, hosted while the ring named us and never added by the
+            # leader, has no members at all: nothing to keep. One whose config no longer
+            # lists us waits like a silent one: the leader tells it (wire.Removed) once the
+            # removal commits, and only then may its data go.
             actions.append(Release(shard))
         return actions

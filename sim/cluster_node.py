@@ -102,6 +102,8 @@ class ClusterNode:
         self.shards: dict[int, HostedShard] = {}
         self.disks: dict[int, SimDisk] = {}
         self._writes: dict[int, tuple[int, Callable[[], None]]] = {}  # seq -> (shard, done)
+        self._drop: set[int] = set()  # released shards whose data goes once writes land
+        self.replicas_dropped = 0
         self._write_seq = 0
         self._disk_busy = 0.0
         self._alive: tuple[str, ...] = ()
@@ -145,6 +147,7 @@ class ClusterNode:
         self.swim = self.steward = None
         self.shards.clear()
         self._writes.clear()
+        self._drop.clear()  # not done yet: the data stays, as a crash before the delete
         self._disk_busy = 0.0
 
     # --- inputs ---------------------------------------------------------------------------
@@ -174,7 +177,9 @@ class ClusterNode:
         elif key[0] == "swim":
             self._gossip(self.swim.on_timer(key[1], now))
         elif key[0] == "fsync":
-            self._writes.pop(key[1])[1]()
+            shard, done = self._writes.pop(key[1])
+            done()
+            self._drop_if_idle(shard)
         else:
             raise AssertionError(f"unknown timer {key!r}")
 
@@ -224,11 +229,13 @@ class ClusterNode:
         heard = core.leader_heard
         return ReplicaView(role=core.role, serving=core.serving, leader=core.leader,
                            voters=tuple(core.config.voters), learners=tuple(core.config.learners),
-                           silent_s=0.0 if heard is None else max(0.0, self.net.now - heard))
+                           silent_s=0.0 if heard is None else max(0.0, self.net.now - heard),
+                           removed=core.removed)
 
     def _do(self, action: object, now: float) -> None:
         if isinstance(action, Host):
-            if any(s == action.shard for s, _ in self._writes.values()):
+            if any(s == action.shard for s, _ in self._writes.values()) or \
+                    action.shard in self._drop:
                 return  # a released replica's write is in flight: read the disk after it
             self._host(action.shard)
         elif isinstance(action, Campaign):
@@ -239,8 +246,17 @@ class ClusterNode:
         elif isinstance(action, Release):
             del self.shards[action.shard]
             self.hooks.on_released(self.name, action.shard)
+            if action.drop_data:  # deleted once its last write has landed
+                self._drop.add(action.shard)
+                self._drop_if_idle(action.shard)
         else:
             raise AssertionError(f"unknown steward action {action!r}")
+
+    def _drop_if_idle(self, shard: int) -> None:
+        if shard in self._drop and not any(s == shard for s, _ in self._writes.values()):
+            self._drop.discard(shard)
+            self.disks.pop(shard, None)
+            self.replicas_dropped += 1
 
     def _host(self, shard: int) -> None:
         """Open the shard's replica from what its disk holds (empty for a new one)."""

@@ -29,7 +29,7 @@ from shoal.node.replication import (
 )
 from shoal.sim.network import Action, Delivered, LinkFaults, Network, TimerFired
 from shoal.sim.replication_check import EMPTY, Op, check_log_history, digest_step
-from shoal.sim.replication_node import SimNode, SmState
+from shoal.sim.replication_node import SimDisk, SimNode, SmState
 
 ReplicaFactory = Callable[..., Replica]
 
@@ -72,6 +72,7 @@ class Counters:
     pauses: int = 0
     reconfigs: int = 0
     snapshots: int = 0
+    dropped: int = 0  # replicas deleted after they were told they were removed
     latencies: list[float] = field(default_factory=list)
 
 
@@ -175,6 +176,22 @@ class ReplicationSim:
         for peer in out.snapshot_to:
             self.c.snapshots += 1
             self._drive(name, sn.core.send_snapshot(peer, sn.sm.index, sn.sm, now))
+        if sn.core is not None and sn.core.removed:
+            self._drop_removed(name)
+
+    def _drop_removed(self, name: str) -> None:
+        """As a node does with a replica told it was removed: delete it with its data (the
+        durability check then shows whether that ever loses a committed write), and host
+        an empty one in its place for the leader to add back if it wants."""
+        sn = self.nodes[name]
+        self.c.dropped += 1
+        self._fail_pending(name)
+        sn.inc += 1  # its writes in flight land before the delete: as if lost
+        sn.disk, sn.dmatch = SimDisk(), 0
+        sn.sm = sn.disk.applied_state
+        sn.core = self.factory(name, 0, self.cfg, random.Random(self.rng.getrandbits(64)),
+                               PersistedState())
+        self._drive(name, sn.core.reconfigure(self.target, self.net.now))
 
     def _send_all(self, name: str, sends: list[tuple[str, Any]]) -> None:
         for dst, msg in sends:
@@ -544,7 +561,7 @@ def _print_human(res: dict[str, Any]) -> None:
           f"latency_rounds p50={res['commit_latency_rounds_p50']} "
           f"p99={res['commit_latency_rounds_p99']}")
     print(f"  crashes={res['crashes']} partitions={res['partitions']} pauses={res['pauses']} "
-          f"reconfigs={res['reconfigs']} snapshots={res['snapshots']} "
+          f"reconfigs={res['reconfigs']} snapshots={res['snapshots']} dropped={res['dropped']} "
           f"converged_after_heal_s={res['converged_after_heal_s']} "
           f"sim_time_s={res['sim_time_s']}")
     for v in res["violations"][:20]:

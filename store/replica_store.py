@@ -156,3 +156,17 @@ class ReplicaStorage:
         if batch or not chunks:
             chunks.append(tables.encode_mutations(batch))
         return chunks
+
+
+def drop_replica_mutations(store: Store, shard: int) -> list[tables.Mutation]:
+    """Deletes of everything this node keeps of ``shard``'s replica: its tables, its log,
+    its promise and applied index. Only for a replica whose removal from the group is
+    committed (its promise then protects nothing) and that is no longer running."""
+    out: list[tables.Mutation] = []
+    with store.read() as txn:
+        for table, key, _ in tables.scan_shard_state_machine(txn, shard):
+            out.append(tables.Mutation(table=table, key=key))
+        out.extend(tables.delete_repl_entry(shard, e.index)
+                   for e in tables.scan_repl_log(txn, shard))
+    out.extend(tables.delete_replica_state(shard))
+    return out

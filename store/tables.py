@@ -465,6 +465,12 @@ def put_replica_applied(shard: int, index: int) -> Mutation:
     return Mutation(table=REPL_STATE, key=_repl_applied_key(shard), value=wire.dumps(index))
 
 
+def delete_replica_state(shard: int) -> list[Mutation]:
+    """Deletes of a replica's promise and applied index (with its log: the replica is gone)."""
+    return [Mutation(table=REPL_STATE, key=enc_shard(shard)),
+            Mutation(table=REPL_STATE, key=_repl_applied_key(shard))]
+
+
 def get_replica_applied(txn: ReadTxn, shard: int) -> int:
     raw = txn.get(REPL_STATE, _repl_applied_key(shard))
     return 0 if raw is None else decode(int, raw)

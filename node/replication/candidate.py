@@ -53,6 +53,11 @@ class Candidacy:
     next_from: int = 0  # next index to ask it for
     sent_at: float = 0.0  # when the last CatchUp went out (for the retransmit)
     snapshot_until: float = 0.0  # the source is sending a snapshot: wait for it until then
+    # The pre-vote comes first: voters that said they would promise (we count ourselves).
+    # Only once a majority would do we ask for real, so a campaign that cannot win never
+    # raises anyone's promise.
+    pre: bool = True
+    pre_votes: list[NodeId] = field(default_factory=list)
 
 
 class CandidateMixin:
@@ -65,8 +70,21 @@ class CandidateMixin:
         self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
         self._become(Role.CANDIDATE, None)
         self._cand = Candidacy(epoch, progress_at=now, asked=[self.me],
-                               max_commit=self.commit)
-        self._cand_advance(now)
+                               max_commit=self.commit, pre_votes=[self.me])
+        self._pre_vote_advance(now)
+
+    def _pre_vote_advance(self: Replica, now: float) -> None:
+        """Ask for real once a majority of voters would promise; until then ask them."""
+        cand = self._cand
+        assert cand is not None and cand.pre
+        voters = self.log.config.voters
+        if quorum.is_majority([n for n in cand.pre_votes if n in voters], voters):
+            cand.pre = False
+            cand.asked, cand.refused = [self.me], []
+            cand.progress_at = now
+            self._cand_advance(now)
+        else:
+            self._prepare_voters()
 
     def _prepare_voters(self: Replica) -> None:
         """Send Prepare to every voter of the current config not asked yet."""
@@ -75,7 +93,7 @@ class CandidateMixin:
         for n in self.log.config.voters:
             if n not in cand.asked:
                 cand.asked.append(n)
-                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch))
+                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch, pre=cand.pre))
 
     def _candidate_tick(self: Replica, now: float) -> None:
         cand = self._cand
@@ -91,26 +109,31 @@ class CandidateMixin:
                     now >= cand.snapshot_until:
                 self._request_catch_up(now)
             return
+        answered = cand.pre_votes + cand.refused if cand.pre else cand.promises
         for n in cand.asked:
-            if n != self.me and n not in cand.promises:
-                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch))
+            if n != self.me and n not in answered:
+                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch, pre=cand.pre))
 
     def _on_promise(self: Replica, src: NodeId, m: wire.Promise, now: float) -> None:
         self._seen_counter = max(self._seen_counter, m.promised.counter)
         cand = self._cand
+        if m.pre:
+            if cand is not None and cand.pre and m.epoch == cand.epoch and \
+                    src not in cand.pre_votes + cand.refused:
+                if m.ok:
+                    cand.pre_votes.append(src)
+                    cand.progress_at = now
+                    self._pre_vote_advance(now)
+                else:
+                    # Nothing to adopt: a refusal changed nobody's state, and the next
+                    # campaign picks an epoch above the one it names (_seen_counter).
+                    self._count_refusal(src, now)
+            return
         if m.promised > self.promised and (cand is None or m.promised != cand.epoch):
             self._observe_higher(m.promised, now)
             return
         if cand is not None and m.epoch == cand.epoch and not m.ok and src not in cand.refused:
-            cand.refused.append(src)
-            voters = self.log.config.voters
-            if sum(1 for n in cand.refused if n in voters) > len(voters) - \
-                    quorum.majority(len(voters)):
-                # A majority refused (most likely our config is stale and they no longer
-                # count us as a voter): give up now rather than at the timeout, so we
-                # go back to following the leader, who can bring us up to date.
-                self._become(Role.FOLLOWER, None)
-                self.last_heard = now
+            self._count_refusal(src, now)
             return
         if cand is None or m.epoch != cand.epoch or not m.ok or src in cand.promises:
             return
@@ -118,6 +141,19 @@ class CandidateMixin:
         cand.max_commit = max(cand.max_commit, m.commit)
         cand.progress_at = now
         self._cand_advance(now)
+
+    def _count_refusal(self: Replica, src: NodeId, now: float) -> None:
+        cand = self._cand
+        assert cand is not None
+        cand.refused.append(src)
+        voters = self.log.config.voters
+        if sum(1 for n in cand.refused if n in voters) > len(voters) - \
+                quorum.majority(len(voters)):
+            # A majority refused (most likely our config is stale and they no longer
+            # count us as a voter): give up now rather than at the timeout, so we
+            # go back to following the leader, who can bring us up to date.
+            self._become(Role.FOLLOWER, None)
+            self.last_heard = now
 
     def _cand_advance(self: Replica, now: float) -> None:
         """Lead, catch up, or ask more voters, depending on what has been promised."""

@@ -80,6 +80,9 @@ class Replica(CandidateMixin, LeaderMixin):
         self.target: tuple[NodeId, ...] | None = None  # the ring's voters (reconfigure)
         # The candidate (and its epoch) we are sending a catch-up snapshot, and since when.
         self._catch_up_snap: tuple[NodeId, wire.Epoch, float] | None = None
+        # A committed config without this node replaced one with it: the replica takes no
+        # part any more, and the node drops it with its data (see wire.Removed).
+        self.removed = False
         self._lead_reset()
 
     # --- public inputs -------------------------------------------------------------------
@@ -90,7 +93,7 @@ class Replica(CandidateMixin, LeaderMixin):
         handler = _HANDLERS.get(type(msg))
         if handler is None or msg.shard != self.shard or msg.epoch.counter < 0:
             log.warning("replication message dropped src=%s kind=%s", src, type(msg).__name__)
-        else:
+        elif not self.removed:
             handler(self, src, msg, now)
         return self._finish(out)
 
@@ -98,7 +101,9 @@ class Replica(CandidateMixin, LeaderMixin):
         """Time passes: heartbeats, retransmits, timeouts, fallback. Call at least every
         ``cfg.heartbeat_interval_s``."""
         out = self._begin()
-        if self.role is L:
+        if self.removed:
+            pass
+        elif self.role is L:
             self.leader_heard = now  # we are the leader we hear
             self._leader_tick(now)
         elif self.role is C:
@@ -131,7 +136,8 @@ class Replica(CandidateMixin, LeaderMixin):
         """The ring names this node leader: run Prepare at a fresh epoch. A no-op unless
         this node is a follower and a voter of the config it knows."""
         out = self._begin()
-        self._campaign(now)
+        if not self.removed:
+            self._campaign(now)
         return self._finish(out)
 
     def propose(self, payload: Any, now: float) -> tuple[int, Output]:
@@ -282,6 +288,27 @@ class Replica(CandidateMixin, LeaderMixin):
             self._become(F, leader)
         self.last_heard = self.leader_heard = now
 
+    def _set_removed(self) -> None:
+        if self.role is not F:
+            self._become(F, None)
+        self.removed = True
+        log.info("shard replica removed shard=%d node=%s", self.shard, self.me)
+        self._emit()
+
+    def _removed_by_committed_config(self, node: NodeId) -> int | None:
+        """The index of the config we know committed if it does not list ``node``."""
+        cfg = self.log.config
+        if cfg.voters and node not in cfg.voters + cfg.learners and \
+                self.commit >= self.log.config_index:
+            return self.log.config_index
+        return None
+
+    def _on_removed(self, src: NodeId, m: wire.Removed, now: float) -> None:
+        cfg = self.log.config
+        if self.log.config_index > m.config_index and self.me in cfg.voters + cfg.learners:
+            return  # we were added back since (a later config of ours lists us)
+        self._set_removed()
+
     def _maybe_compact(self) -> None:
         target = min(self.compact_hint, self.applied)
         if target - self.log.snap_index >= self.cfg.compact_lag_entries:
@@ -308,11 +335,15 @@ class Replica(CandidateMixin, LeaderMixin):
 
     def _on_prepare(self, src: NodeId, m: wire.Prepare, now: float) -> None:
         cfg = self.log.config
-        # A node outside our config cannot lead us (it was removed, or is confused);
-        # a replica that knows no config yet (a new learner) may promise anyone.
-        known = src in cfg.voters or not (cfg.voters or cfg.learners)
+        # A node outside our config cannot lead us (it was removed, or is confused). A
+        # replica that knows no config yet (a new learner, or one deleted after its
+        # removal) promises nobody: it holds no log, so counting it in a quorum could let
+        # a stale candidate that still lists it lead without the committed entries.
+        known = src in cfg.voters
         ok = False
-        if m.epoch.node == src and known:
+        if m.pre:
+            ok = m.epoch.node == src and known and m.epoch > self.promised  # changes nothing
+        elif m.epoch.node == src and known:
             if m.epoch > self.promised:
                 self._observe_higher(m.epoch, now)
                 ok = True
@@ -321,10 +352,14 @@ class Replica(CandidateMixin, LeaderMixin):
         if not ok:
             log.debug("shard prepare refused shard=%d node=%s src=%s known=%s epoch=%s "
                       "promised=%s", self.shard, self.me, src, known, m.epoch, self.promised)
+            removed_at = self._removed_by_committed_config(src)
+            if removed_at is not None:
+                self._send(src, wire.Removed(shard=self.shard, epoch=self.promised,
+                                             config_index=removed_at))
         self._send(src, wire.Promise(
             shard=self.shard, epoch=m.epoch, ok=ok, promised=self.promised,
             last_epoch=self.log.last_epoch, last_index=self.log.last_index,
-            commit=self.commit))
+            commit=self.commit, pre=m.pre))
 
     def _on_catch_up(self, src: NodeId, m: wire.CatchUp, now: float) -> None:
         # Our log cannot change under the candidate: we refuse every lower epoch now, and
@@ -456,4 +491,5 @@ _HANDLERS = {
     wire.CatchUp: Replica._on_catch_up,
     wire.CatchUpReply: Replica._on_catch_up_reply,
     wire.InstallSnapshot: Replica._on_install,
+    wire.Removed: Replica._on_removed,
 }

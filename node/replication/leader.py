@@ -42,6 +42,8 @@ class LeaderMixin:
         self._read_seq = 0
         self._next_heartbeat = 0.0
         self._silent: frozenset[NodeId] = frozenset()  # voters ignored for compaction
+        # Members a config entry of ours removed, by its index: told once it commits.
+        self._dropped: dict[NodeId, int] = {}
 
     @property
     def serving(self) -> bool:
@@ -80,6 +82,9 @@ class LeaderMixin:
                                              progress_at=now)
         for n in [n for n in self._progress if n not in peers]:
             del self._progress[n]
+            self._dropped[n] = self.log.config_index
+        for n in peers:
+            self._dropped.pop(n, None)
 
     def _append_local(self: Replica, entry: wire.ReplEntry, now: float) -> None:
         assert entry.index == self.log.last_index + 1 and entry.epoch == self.promised
@@ -189,12 +194,20 @@ class LeaderMixin:
         if index <= self.commit or self.log.epoch_at(index) != self.promised:
             return
         self.commit = index
+        for n, at in [(n, at) for n, at in self._dropped.items() if at <= index]:
+            del self._dropped[n]
+            self._send(n, wire.Removed(shard=self.shard, epoch=self.promised, config_index=at))
         if not self._serving and self.commit >= self._noop_index:
             self._serving = True
             self._emit()
         if self.me not in cfg.voters and self.commit >= self.log.config_index:
-            self._become(Role.FOLLOWER, None)  # our removal is committed: hand over
+            # Our removal is committed: hand over. (A config without us that we hold
+            # committed does not mean removal in general: a joiner's snapshot may predate
+            # the entry that adds it. Here we appended it ourselves.)
+            self._become(Role.FOLLOWER, None)
             self.last_heard = now
+            if self.me not in cfg.learners:
+                self._set_removed()
             return
         if self.target is not None:
             self._step_reconfig(now)

@@ -24,6 +24,7 @@ class Harness:
         self.now = 0.0
         self.queue: deque[tuple[str, str, Any]] = deque()
         self.trace: list[str] = []
+        self.sent: list[tuple[str, str, Any]] = []  # every message delivered, in order
         self.drop: Callable[[str, str, Any], bool] = lambda src, dst, msg: False
         self.down: set[str] = set()
         self.nodes: dict[str, Replica] = {}
@@ -73,6 +74,7 @@ class Harness:
             if dst in self.down or src in self.down or self.drop(src, dst, msg):
                 continue
             self.trace.append(f"{src}->{dst} {type(msg).__name__}")
+            self.sent.append((src, dst, msg))
             self.handle(dst, self.nodes[dst].on_message(src, msg, self.now))
         return n
 

@@ -151,3 +151,41 @@ async def test_a_member_dead_past_replace_after_is_replaced(tmp_path: Path) -> N
             leader = next(members[n] for n in "abd" if members[n].replicas.drivers[shard].serving)
             assert "c" not in leader.replicas.drivers[shard].replica.config.voters
         nursery.cancel_scope.cancel()
+
+
+async def test_a_member_moved_off_a_shard_deletes_its_copy(tmp_path: Path) -> None:
+    net, members = _cluster(tmp_path, "abcd")
+    async with trio.open_nursery() as nursery:
+        await members["a"].start(nursery, ["a"], found=True)
+        await members["b"].start(nursery, ["a", "b", "c"])
+        await members["c"].start(nursery, ["a", "b", "c"])
+        _tell(members, ["a", "b", "c"])
+        await wait_until(lambda: _settled(members, ["a", "b", "c"]), timeout_s=30)
+        for shard in range(SHARDS):
+            await _write(members, ["a", "b", "c"], shard, b"before-d")
+        # With a fourth member each shard keeps three: some of a, b, c leave some shards.
+        await members["d"].start(nursery, ["a", "b", "c", "d"])
+        _tell(members, ["a", "b", "c", "d"])
+        await wait_until(lambda: _settled(members, ["a", "b", "c", "d"]), timeout_s=30)
+
+        def stored(m: Member, shard: int) -> bool:
+            with m.store.read() as txn:
+                return bool(tables.get_replica_hard_state(txn, shard)
+                            or any(True for _ in tables.scan_repl_log(txn, shard))
+                            or m.rows(shard))
+
+        moved = []
+        for shard in range(SHARDS):
+            leader = next(m for m in members.values() if m.replicas.drivers.get(shard)
+                          and m.replicas.drivers[shard].serving)
+            voters = leader.replicas.drivers[shard].replica.config.voters
+            moved += [(n, shard) for n in "abc" if n not in voters]
+        assert moved, "the ring moved no shard off a, b or c"
+        await wait_until(lambda: not any(stored(members[n], s) for n, s in moved), timeout_s=20)
+        assert sum(members[n].replicas.replicas_dropped for n in "abc") >= len(moved)
+        for shard in range(SHARDS):  # the members keep the data
+            await wait_until(lambda s=shard: all(
+                len(m.rows(s)) == 1 for m in members.values()
+                if m.replicas.drivers.get(s) is not None and
+                m.name in m.replicas.drivers[s].replica.config.voters))
+        nursery.cancel_scope.cancel()

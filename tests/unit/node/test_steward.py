@@ -114,3 +114,18 @@ def test_a_replica_removed_without_hearing_of_it_is_released_once_silent() -> No
     silent = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
                          voters=("n0", "n1", "n9"), silent_s=RELEASE_SILENT_S)
     assert steward.decide(shard, silent, 1.0) == [Release(shard)]
+
+
+def test_a_replica_told_it_was_removed_is_released_with_its_data_even_if_ring_names_it() -> None:
+    """Only a committed removal lets the data go; the ring may still name this node (then
+    an empty replica is hosted next, for the leader to add back by snapshot)."""
+    from shoal.node.steward import Host, Release
+
+    steward = ShardSteward("n9", 4)
+    steward.set_members(["n0", "n1", "n9"], 0.0)
+    shard = 0
+    assert "n9" in steward.target(shard, 0.0)
+    removed = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
+                          voters=("n0", "n1", "n9"), removed=True)
+    assert steward.decide(shard, removed, 1.0) == [Release(shard, drop_data=True)]
+    assert steward.decide(shard, None, 1.0) == [Host(shard)]

@@ -30,7 +30,10 @@ def test_election_and_one_write_produce_this_message_trace() -> None:
     h.campaign("a")
     h.propose("a", "x")
     h.run()
-    assert h.trace[:12] == [
+    prepares = [m for src, dst, m in h.sent if isinstance(m, wire.Prepare)]
+    assert [m.pre for m in prepares] == [True, True, False, False]
+    assert h.trace[:16] == [
+        "a->b Prepare", "a->c Prepare", "b->a Promise", "c->a Promise",  # the pre-vote
         "a->b Prepare", "a->c Prepare", "b->a Promise", "c->a Promise",
         "a->b Append", "a->c Append",  # the no-op at the new epoch
         "b->a AppendAck", "b->a AppendAck", "c->a AppendAck", "c->a AppendAck",
@@ -295,3 +298,103 @@ def test_a_catch_up_snapshot_for_a_campaign_that_gave_up_is_ignored() -> None:
         shard=0, epoch=epoch, index=h.nodes["b"].applied, snap_epoch=epoch,
         config=h.nodes["b"].config, data=["x"]), h.now))
     assert h.state["c"] == state  # a late snapshot of the old campaign changes nothing
+
+
+def _reconfigure(h: Harness, leader: str, voters: tuple[str, ...]) -> None:
+    h.handle(leader, h.nodes[leader].reconfigure(voters, h.now))
+    for _ in range(10):
+        h.run()
+        h.tick(0.06)
+    h.run()
+
+
+def test_a_member_removed_by_a_committed_config_is_told_and_stops_taking_part() -> None:
+    h = Harness(["a", "b", "c"])
+    h.campaign("a")
+    h.propose("a", "x")
+    _reconfigure(h, "a", ("a", "b"))
+    assert h.nodes["a"].config == wire.ShardConfig(voters=("a", "b"))
+    assert "a->c Removed" in h.trace and h.nodes["c"].removed
+    assert not h.nodes["a"].removed and not h.nodes["b"].removed
+    before = h.nodes["c"].epoch
+    h.campaign("c")  # a removed replica no longer campaigns (or answers anything)
+    assert h.nodes["c"].epoch == before and h.nodes["a"].role is Role.LEADER
+
+
+def test_a_removed_member_that_missed_the_news_hears_it_when_it_campaigns() -> None:
+    h = Harness(["a", "b", "c"])
+    h.campaign("a")
+    h.drop = lambda src, dst, msg: "c" in (src, dst)
+    _reconfigure(h, "a", ("a", "b"))
+    assert not h.nodes["c"].removed  # it never heard
+    h.drop = lambda src, dst, msg: False
+    h.campaign("c")  # its stale config still lists it as a voter
+    assert h.nodes["c"].removed
+    assert h.nodes["a"].role is Role.LEADER and h.nodes["a"].serving
+
+
+def test_a_member_added_back_ignores_an_older_removal() -> None:
+    h = Harness(["a", "b", "c"])
+    h.campaign("a")
+    h.drop = lambda src, dst, msg: "c" in (src, dst)
+    _reconfigure(h, "a", ("a", "b"))
+    removed_at = h.nodes["a"].log.config_index
+    h.drop = lambda src, dst, msg: False
+    _reconfigure(h, "a", ("a", "b", "c"))
+    assert "c" in h.nodes["c"].config.voters and not h.nodes["c"].removed
+    h.handle("c", h.nodes["c"].on_message("b", wire.Removed(
+        shard=0, epoch=h.nodes["b"].epoch, config_index=removed_at), h.now))
+    assert not h.nodes["c"].removed
+
+
+def test_a_leader_that_removes_itself_hands_over_and_is_removed() -> None:
+    h = Harness(["a", "b", "c"], cfg=ReplicaConfig(leader_timeout_s=0.5))
+    h.campaign("a")
+    _reconfigure(h, "a", ("b", "c"))
+    assert h.nodes["a"].removed and h.nodes["a"].role is Role.FOLLOWER
+    for _ in range(40):  # b or c takes over by the fallback
+        h.tick(0.06)
+        h.run()
+    assert any(h.nodes[n].serving for n in "bc")
+
+
+def test_a_campaign_that_cannot_win_raises_nobodys_promise() -> None:
+    """d is a voter only in a config that c and d hold (a appended it, then died): the
+    others refuse it, so its campaigns can never win. With the pre-vote they change no
+    promise either, and b, which can win, is not pushed off by ever higher epochs."""
+    h = Harness(["a", "b", "c"], others=["d"], cfg=ReplicaConfig(fallback=False,
+                                                                 learner_lag_entries=100))
+    h.campaign("a")
+    h.drop = lambda src, dst, msg: dst == "b" and isinstance(msg, wire.Append)
+    _reconfigure(h, "a", ("a", "b", "c", "d"))
+    assert h.nodes["c"].config.voters == ("a", "b", "c", "d")
+    assert "d" not in h.nodes["b"].config.voters
+    h.down.add("a")
+    h.drop = lambda src, dst, msg: False
+    promised = {n: h.nodes[n].promised for n in "bc"}
+    for _ in range(3):
+        h.campaign("d")
+        for _ in range(10):
+            h.tick(0.06)
+            h.run()
+        assert {n: h.nodes[n].promised for n in "bc"} == promised
+    h.campaign("b")
+    assert h.nodes["b"].serving
+
+
+def test_a_replica_deleted_after_its_removal_cannot_help_a_stale_candidate_lead() -> None:
+    """b is removed (and deletes its copy) while c is away; c comes back with the old
+    config (a, b, c) and a log without the committed "x". An empty b must not promise,
+    or c and b would be a majority of c's config and lead without "x"."""
+    h = Harness(["a", "b", "c"], others=["d"], cfg=ReplicaConfig(fallback=False,
+                                                                 learner_lag_entries=100))
+    h.campaign("a")
+    h.down.add("c")
+    h.propose("a", "x")
+    _reconfigure(h, "a", ("a", "b", "c", "d"))
+    _reconfigure(h, "a", ("a", "c", "d"))
+    assert h.nodes["b"].removed and "x" in _payloads(h, "a")
+    h.restart("b", PersistedState())  # what the node does with a removed replica
+    h.down = {"a"}
+    h.campaign("c")
+    assert not h.nodes["c"].serving
