@@ -3,16 +3,22 @@ and a killed shard leader's work goes on elsewhere (issue 7)."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from datetime import timedelta
 
 import pytest
 import trio
 
-from shoal import activity, workflow
+from shoal import activity, wire, workflow
 from shoal.client import Client
+from shoal.node.routing import shard_for
 from shoal.worker import Worker
 
+from helpers.drill import (DRILL_ACTIVITIES, ActivityGate, DrillChain, Driven, await_results,
+                           drill_problems, drill_result, drill_timeout_s, drill_workflows,
+                           in_a_timer_now, phases_at, signal_many, start_many)
 from helpers.history_check import history_problems
 from helpers.node_cluster import Views, cli_status, running_cluster, views
 from helpers.node_proc import NodeProcess, wait_until
@@ -101,72 +107,145 @@ async def check_histories(client: Client, handles) -> None:
         assert history_problems(events) == [], h.id
 
 
+# The "Done means" drill's sizes: these under `make test`, SHOAL_DRILL_WORKFLOWS (500) under
+# `make drill`, which also sets SHOAL_DRILL_TIMEOUT_S.
+DRILL_3 = drill_workflows(60)
+DRILL_5 = drill_workflows(150)
+MID_RUN = ("waiting for a signal", "in an activity", "in a timer")
+
+
+def on_shards(driven: list[Driven], shards: list[int], num_shards: int) -> list[Driven]:
+    """The runs whose workflow id lives on one of ``shards``."""
+    return [d for d in driven
+            if shard_for(wire.DEFAULT_NAMESPACE, d.handle.id, num_shards) in shards]
+
+
+async def kill_mid_run(batch: list[Driven], node: NodeProcess, led: list[int],
+                       gate: ActivityGate) -> float:
+    """Signal ``batch``, then ``kill -9`` ``node`` (the leader of shards ``led``) at a moment
+    when, of the batch's workflows on those shards, some are held in an activity and one
+    is known to be in its timer; the kill's wall time. The held activities finish after."""
+    mine = on_shards(batch, led, node.num_shards)
+    assert len(mine) >= 2, f"only {len(mine)} of {len(batch)} workflows on shards {led}"
+    held = mine[::3]
+    gate.hold(d.handle.id for d in held)
+    free = [d for d in mine if d not in held]
+    past: set[str] = set()  # their timer fired already
+
+    async def one_in_a_timer() -> bool:
+        for d in free:
+            if d.handle.id in past or gate.finished[d.handle.id] < DRILL_ACTIVITIES:
+                continue
+            now = await in_a_timer_now(d)
+            if now:
+                return True
+            if now is None:
+                past.add(d.handle.id)
+        return False
+
+    await signal_many(batch, DrillChain.bump)
+    await wait_until(lambda: gate.waiting, timeout_s=60)
+    await wait_until(one_in_a_timer, timeout_s=60)
+    killed_at = time.time()
+    node.kill()
+    gate.release()
+    return killed_at
+
+
+async def check_drill(client: Client, tq: str, driven: list[Driven],
+                      kills: dict[str, tuple[float, list[int]]],
+                      num_shards: int) -> dict[str, dict[str, int]]:
+    """Every "Done means" check over ``driven``, and that each kill (wall time, shards the
+    killed node led) caught some of the workflows on those shards waiting for a signal,
+    some in an activity and some in a timer; what those were doing at each kill."""
+    problems = await drill_problems(client, tq, driven)
+    assert problems == [], f"{len(problems)} problems: {problems[:20]}"
+    phases = {name: phases_at(on_shards(driven, led, num_shards), at)
+              for name, (at, led) in kills.items()}
+    for name, counts in phases.items():
+        assert all(counts.get(p) for p in MID_RUN), f"{name} missed a phase: {counts}"
+    return phases
+
+
+@pytest.mark.timeout(drill_timeout_s(240))
 async def test_kill_9_of_a_shard_leader_loses_nothing_and_its_node_comes_back(tmp_path) -> None:
+    """The "Done means" drill on 3 nodes: DRILL_3 workflows mid-run while a shard leader is
+    killed with kill -9, then it restarts; every check before and after the restart."""
     with running_cluster(tmp_path, 3, CLUSTER) as nodes:
+        num_shards = nodes[0].num_shards
         async with views(nodes) as v:
-            await wait_balanced(v, nodes, nodes[0].num_shards, timeout_s=60)
+            led = await wait_balanced(v, nodes, num_shards, timeout_s=60)
         addrs = [n.address for n in nodes]
         client = await Client.connect(addrs)
         worker_client = await Client.connect(list(reversed(addrs)))
-        tq = f"chain-{uuid.uuid4()}"
-        async with Worker(worker_client, task_queue=tq, workflows=[Chain], activities=[double]):
-            handles = [await client.start_workflow(Chain.run, i, id=f"k9-{i}-{uuid.uuid4()}",
-                                                   task_queue=tq) for i in range(60)]
-            for h in handles[:30]:
-                await h.signal(Chain.bump)
-            for h in handles[:10]:
-                assert await h.result() in [8 * i + 1 for i in range(30)]
-            nodes[0].kill()  # leads about a third of the shards
-            for h in handles[30:]:
-                await h.signal(Chain.bump)
-            results = [await h.result() for h in handles]
-            assert results == [8 * i + 1 for i in range(60)]
-            await check_histories(client, handles)
+        tq = f"drill-{uuid.uuid4()}"
+        gate = ActivityGate()
+        t0 = time.monotonic()
+        async with Worker(worker_client, task_queue=tq, workflows=[DrillChain],
+                          activities=[gate.activity()]):
+            driven = await start_many(client, DrillChain.run, DRILL_3, task_queue=tq,
+                                      id_prefix=f"k9-{uuid.uuid4()}")
+            half = DRILL_3 // 2
+            killed = led[nodes[0].address]
+            kills = {"kill": (await kill_mid_run(driven[:half], nodes[0], killed, gate), killed)}
+            await signal_many(driven[half:], DrillChain.bump)
+            assert await await_results(driven) == [drill_result(i) for i in range(DRILL_3)]
+            phases = await check_drill(client, tq, driven, kills, num_shards)
+            degraded_s = time.monotonic() - t0
 
             nodes[0].start()  # same data dir: same node id, its replicas catch up from disk
             async with views(nodes) as v:
-                await wait_balanced(v, nodes, nodes[0].num_shards, timeout_s=60)
-            again = [await client.start_workflow(Chain.run, i, id=f"back-{i}-{uuid.uuid4()}",
-                                                 task_queue=tq) for i in range(20)]
-            for h in again:
-                await h.signal(Chain.bump)
-            assert [await h.result() for h in again] == [8 * i + 1 for i in range(20)]
-            await check_histories(client, again)
+                await wait_balanced(v, nodes, num_shards, timeout_s=60)
+            again = await start_many(client, DrillChain.run, 20, task_queue=tq,
+                                     id_prefix=f"back-{uuid.uuid4()}")
+            await signal_many(again, DrillChain.bump)
+            assert await await_results(again) == [drill_result(i) for i in range(20)]
+            # Every acknowledged write is still there now the killed node is back.
+            await check_drill(client, tq, driven + again, {}, num_shards)
+        print(json.dumps({"workflows": DRILL_3, "phases_on_killed_shards": phases,
+                          "until_checked_degraded_s": round(degraded_s, 1),
+                          "total_s": round(time.monotonic() - t0, 1)}))
         await client.service.close()
         await worker_client.service.close()
 
 
+@pytest.mark.timeout(drill_timeout_s(240))
 async def test_five_nodes_lose_two_one_after_the_other_and_get_them_back(tmp_path) -> None:
-    """Kill -9 a shard leader, wait until its replicas are replaced, kill a second one,
-    then restart both; 150 workflows run throughout."""
+    """The "Done means" drill on 5 nodes: kill -9 a shard leader mid-run, wait until its
+    replicas are replaced, kill a second leader mid-run, then restart both; DRILL_5
+    workflows run throughout and every check holds before and after the restarts."""
     with running_cluster(tmp_path, 5, [*CLUSTER, "--replace-after", "2"]) as nodes:
         num_shards = nodes[0].num_shards
         async with views(nodes) as v:
-            await wait_balanced(v, nodes, num_shards, timeout_s=60)
+            led = await wait_balanced(v, nodes, num_shards, timeout_s=60)
         addrs = [n.address for n in nodes]
         client = await Client.connect(addrs[2:] + addrs[:2])
         workers = [await Client.connect(addrs[i:] + addrs[:i]) for i in (3, 4)]
-        tq = f"chain-{uuid.uuid4()}"
-        async with Worker(workers[0], task_queue=tq, workflows=[Chain], activities=[double]), \
-                Worker(workers[1], task_queue=tq, workflows=[Chain], activities=[double]):
-            handles = [await client.start_workflow(Chain.run, i, id=f"five-{i}-{uuid.uuid4()}",
-                                                   task_queue=tq) for i in range(150)]
-            for h in handles[:50]:
-                await h.signal(Chain.bump)
-            nodes[0].kill()
-            for h in handles[50:100]:
-                await h.signal(Chain.bump)
+        tq = f"drill-{uuid.uuid4()}"
+        gate = ActivityGate()
+        t0 = time.monotonic()
+        async with Worker(workers[0], task_queue=tq, workflows=[DrillChain],
+                          activities=[gate.activity()]), \
+                Worker(workers[1], task_queue=tq, workflows=[DrillChain],
+                       activities=[gate.activity()]):
+            driven = await start_many(client, DrillChain.run, DRILL_5, task_queue=tq,
+                                      id_prefix=f"five-{uuid.uuid4()}")
+            # Quarters: signalled before the first kill, after it, before the second kill,
+            # after it; so each kill finds workflows in every phase.
+            q = [DRILL_5 * k // 4 for k in range(5)]
+            first = led[nodes[0].address]
+            kills = {"first kill": (
+                await kill_mid_run(driven[q[0]:q[1]], nodes[0], first, gate), first)}
+            await signal_many(driven[q[1]:q[2]], DrillChain.bump)
             async with views(nodes[1:]) as v:
-                await wait_balanced(v, nodes[1:], num_shards, timeout_s=60)
-            nodes[1].kill()
-            for h in handles[100:]:
-                await h.signal(Chain.bump)
-            results = [await h.result() for h in handles]
-            assert results == [8 * i + 1 for i in range(150)]
-            await check_histories(client, handles)
-            listed = [w async for w in client.list_workflows(
-                f"TaskQueue = '{tq}' AND ExecutionStatus = 'Completed'")]
-            assert len(listed) == 150
+                led = await wait_balanced(v, nodes[1:], num_shards, timeout_s=60)
+            second = led[nodes[1].address]
+            kills["second kill"] = (
+                await kill_mid_run(driven[q[2]:q[3]], nodes[1], second, gate), second)
+            await signal_many(driven[q[3]:], DrillChain.bump)
+            assert await await_results(driven) == [drill_result(i) for i in range(DRILL_5)]
+            phases = await check_drill(client, tq, driven, kills, num_shards)
+            degraded_s = time.monotonic() - t0
 
             for n in nodes[:2]:  # an operator restarts them with a live member to join
                 n.extra = [*CLUSTER, "--replace-after", "2", "--join", addrs[2].removeprefix("ws://")]
@@ -176,12 +255,14 @@ async def test_five_nodes_lose_two_one_after_the_other_and_get_them_back(tmp_pat
                 # once took over a minute to lead again under a loaded make test (the
                 # issue 7 note); the shards must all be led and at R.
                 await wait_balanced(v, nodes, num_shards, timeout_s=60, each_leads=False)
-            again = [await client.start_workflow(Chain.run, i, id=f"back-{i}-{uuid.uuid4()}",
-                                                 task_queue=tq) for i in range(30)]
-            for h in again:
-                await h.signal(Chain.bump)
-            assert [await h.result() for h in again] == [8 * i + 1 for i in range(30)]
-            await check_histories(client, again)
+            again = await start_many(client, DrillChain.run, 30, task_queue=tq,
+                                     id_prefix=f"back-{uuid.uuid4()}")
+            await signal_many(again, DrillChain.bump)
+            assert await await_results(again) == [drill_result(i) for i in range(30)]
+            await check_drill(client, tq, driven + again, {}, num_shards)
+        print(json.dumps({"workflows": DRILL_5, "phases_on_killed_shards": phases,
+                          "until_checked_degraded_s": round(degraded_s, 1),
+                          "total_s": round(time.monotonic() - t0, 1)}))
         await client.service.close()
         for w in workers:
             await w.service.close()
