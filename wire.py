@@ -2398,6 +2398,10 @@ class Prepare:
     shard: int
     epoch: Epoch
     pre: bool = False
+    # The candidate's last entry: a member whose config does not list the candidate
+    # promises only a log at least this advanced as its own (Raft's vote restriction).
+    last_epoch: Epoch = EPOCH_ZERO
+    last_index: int = 0
 
 
 @tagged

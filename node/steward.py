@@ -22,12 +22,14 @@ from shoal.node.replication.types import NodeId, Role
 from shoal.ring.placement import REPLICATION_FACTOR, placement
 
 CAMPAIGN_RETRY_S = 2.0  # a campaign that did not make us leader is tried again after this
-# A replica outside the ring's set that has heard no leader for this long is released even
-# though its own config still lists it: a member removed from a group never receives the
-# entry that removes it (the leader stops sending to it), so it would wait, and campaign in
-# vain, forever. Its data stays on disk (it may still be a voter, cut off); if the ring
-# names it again it is re-hosted. A member told it was removed (``ReplicaView.removed``)
-# drops its data instead.
+# A replica outside the ring's set whose own config does not list it as a voter (it holds
+# the entry that removes it, or was hosted and never added) is released once it has heard
+# no leader for this long; its data stays on disk. A replica that is a voter in its own
+# config is never released for silence: it may be a voter cut off by a partition, and
+# releasing enough of those leaves the group without a majority (seen in `make chaos`). A
+# removed member never receives the entry that removes it; it learns of its removal with
+# ``wire.Removed`` (from the leader when the removal commits, or from any member when it
+# next campaigns) and is then released with its data (``ReplicaView.removed``).
 RELEASE_SILENT_S = 10.0
 
 
@@ -174,10 +176,11 @@ class ShardSteward:
             self._last_campaign[shard] = now
             actions.append(Campaign(shard))
         elif (view.role is not Role.LEADER and self.me not in target
-              and (not members or view.silent_s >= RELEASE_SILENT_S)):
+              and (not members or (self.me not in view.voters
+                                   and view.silent_s >= RELEASE_SILENT_S))):
             # An empty replica, hosted while the ring named us and never added by the
             # leader, has no members at all: nothing to keep. One whose config no longer
-            # lists us waits like a silent one: the leader tells it (wire.Removed) once the
-            # removal commits, and only then may its data go.
+            # lists us as a voter waits for the leader's wire.Removed a while first (only
+            # then may its data go).
             actions.append(Release(shard))
         return actions

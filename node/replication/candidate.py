@@ -93,7 +93,13 @@ class CandidateMixin:
         for n in self.log.config.voters:
             if n not in cand.asked:
                 cand.asked.append(n)
-                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch, pre=cand.pre))
+                self._send(n, self._prepare_message())
+
+    def _prepare_message(self: Replica) -> wire.Prepare:
+        cand = self._cand
+        assert cand is not None
+        return wire.Prepare(shard=self.shard, epoch=cand.epoch, pre=cand.pre,
+                            last_epoch=self.log.last_epoch, last_index=self.log.last_index)
 
     def _candidate_tick(self: Replica, now: float) -> None:
         cand = self._cand
@@ -112,7 +118,7 @@ class CandidateMixin:
         answered = cand.pre_votes + cand.refused if cand.pre else cand.promises
         for n in cand.asked:
             if n != self.me and n not in answered:
-                self._send(n, wire.Prepare(shard=self.shard, epoch=cand.epoch, pre=cand.pre))
+                self._send(n, self._prepare_message())
 
     def _on_promise(self: Replica, src: NodeId, m: wire.Promise, now: float) -> None:
         self._seen_counter = max(self._seen_counter, m.promised.counter)

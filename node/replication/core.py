@@ -335,11 +335,16 @@ class Replica(CandidateMixin, LeaderMixin):
 
     def _on_prepare(self, src: NodeId, m: wire.Prepare, now: float) -> None:
         cfg = self.log.config
-        # A node outside our config cannot lead us (it was removed, or is confused). A
-        # replica that knows no config yet (a new learner, or one deleted after its
+        # A replica that knows no config yet (a new learner, or one deleted after its
         # removal) promises nobody: it holds no log, so counting it in a quorum could let
         # a stale candidate that still lists it lead without the committed entries.
-        known = src in cfg.voters
+        # A candidate outside our config may be a removed member (whose campaigns must
+        # not raise our promise) or one added by a config we have not received: promise
+        # it only if its log is at least as advanced as ours, which a removed member's
+        # is not once the group has moved on. (Safety never depended on this: a candidate
+        # adopts the most advanced log of a majority of its own config.)
+        up_to_date = (m.last_epoch, m.last_index) >= (self.log.last_epoch, self.log.last_index)
+        known = bool(cfg.voters) and (src in cfg.voters or up_to_date)
         ok = False
         if m.pre:
             ok = m.epoch.node == src and known and m.epoch > self.promised  # changes nothing

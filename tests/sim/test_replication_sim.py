@@ -122,7 +122,8 @@ def test_leading_without_catch_up_is_caught() -> None:
 def test_reads_without_quorum_confirmation_are_caught() -> None:
     # Stale reads need a deposed leader that has not noticed yet: hand leadership over
     # and partition often so that window opens.
-    found = _caught(ReadsWithoutQuorum, range(2), handoff_every_s=0.4, partition_every_s=0.8)
+    # (About 8 of these 20 seeds open such a window; each run takes a few milliseconds.)
+    found = _caught(ReadsWithoutQuorum, range(20), handoff_every_s=0.2, partition_every_s=0.4)
     assert any("linearizability" in v for v in found), found[:3]
 
 

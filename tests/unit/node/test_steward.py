@@ -99,21 +99,26 @@ def test_dead_voter_is_still_replaced_when_a_new_member_is_alive() -> None:
     assert sorted(steward.target(0, 10.0)) == ["n0", "n2", "n3"]
 
 
-def test_a_replica_removed_without_hearing_of_it_is_released_once_silent() -> None:
-    """A member removed from a group never gets the entry that removes it: its own config
-    still lists it. Outside the ring's set and cut off from any leader for long enough,
-    it is released; while a leader still reaches it, it is kept."""
+def test_a_voter_outside_the_rings_set_is_kept_however_long_it_is_silent() -> None:
+    """Its own config lists it as a voter: it may be cut off by a partition rather than
+    removed, and a group whose voters were released for silence can lose its majority.
+    A removed member learns it (wire.Removed) and goes then; a replica whose config does
+    not list it as a voter is released after RELEASE_SILENT_S."""
     from shoal.node.steward import RELEASE_SILENT_S, Release
 
     steward = ShardSteward("n9", 4)
     steward.set_members(["n0", "n1", "n2", "n9"], 0.0)
     shard = next(s for s in range(4) if "n9" not in steward.target(s, 0.0))
-    stale = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
-                        voters=("n0", "n1", "n9"), silent_s=1.0)
-    assert steward.decide(shard, stale, 1.0) == []
-    silent = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
-                         voters=("n0", "n1", "n9"), silent_s=RELEASE_SILENT_S)
-    assert steward.decide(shard, silent, 1.0) == [Release(shard)]
+    silent_voter = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
+                               voters=("n0", "n1", "n9"), silent_s=10 * RELEASE_SILENT_S)
+    assert steward.decide(shard, silent_voter, 1.0) == []
+    learner = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
+                          voters=("n0", "n1", "n2"), learners=("n9",), silent_s=1.0)
+    assert steward.decide(shard, learner, 1.0) == []
+    silent_learner = ReplicaView(role=Role.FOLLOWER, serving=False, leader=None,
+                                 voters=("n0", "n1", "n2"), learners=("n9",),
+                                 silent_s=RELEASE_SILENT_S)
+    assert steward.decide(shard, silent_learner, 1.0) == [Release(shard)]
 
 
 def test_a_replica_told_it_was_removed_is_released_with_its_data_even_if_ring_names_it() -> None:
