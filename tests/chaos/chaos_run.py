@@ -161,7 +161,7 @@ async def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
         clients += [await Client.connect(addrs[i:] + addrs[:i]) for i in (1, 2)]
         report.update(await _run_under_faults(cfg, cluster, clients, violations))
     except Exception as exc:  # noqa: BLE001 - a run that could not finish still reports
-        violations.append(f"run aborted: {type(exc).__name__}: {exc}")
+        violations.append(f"run aborted: {_innermost(exc)}")
     finally:
         for c in clients:
             await c.service.close()
@@ -219,6 +219,13 @@ async def _run_under_faults(cfg: ChaosConfig, cluster: ChaosCluster, clients: li
             violations += await workload.check()
     return {"workflows": workload.summary(), "client_calls": workload.stats.as_json(),
             "healed": healed, "heal_s": round(heal_s, 2), "drain_s": round(drain_s, 2)}
+
+
+def _innermost(exc: BaseException) -> str:
+    """What went wrong, named: trio wraps a task's error in (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _node_logs(nodes: list[NodeProcess], root: Path) -> dict[str, Any]:
