@@ -458,7 +458,8 @@ class Op(StrEnum):
     CLUSTER_STATUS = "cluster_status"
     GOSSIP_STREAM = "gossip_stream"  # peer link: one gossip stream frame in, its answer out
     REPL_MESSAGES = "repl_messages"  # peer link: a batch of replication messages, one way
-    GOSSIP_FAULTS = "gossip_faults"  # fault-injection drill: cut this node off from peers
+    # fault-injection drill: cut this node off from peers (gossip, replication, requests)
+    NETWORK_FAULTS = "network_faults"
     # --- the cluster's peer ops (issue 7): one node asks another to act on what it owns ---
     START_TASK = "start_task"  # partition owner -> shard leader: record a matched task started
     ADD_TASKS = "add_tasks"  # shard leader -> partition owner: tasks for its matching
@@ -1834,7 +1835,7 @@ class ClusterStatusResponse:
     members: list[ClusterMember] = field(default_factory=list)
     health_score: int = 0  # Lifeguard local health: 0 is healthy
     stats: dict[str, int] = field(default_factory=dict)  # gossip counters, by name
-    # Peer gossip addresses a fault drill (``Op.GOSSIP_FAULTS``) cuts us off from; normally
+    # Peer gossip addresses a fault drill (``Op.NETWORK_FAULTS``) cuts us off from; normally
     # empty. Shown so a forgotten drill is not mistaken for a network fault.
     blocked_addrs: list[str] = field(default_factory=list)
     # What the answering node owns (issue 7): the shards it leads, those it only replicates,
@@ -1875,18 +1876,21 @@ class GossipStreamResponse:
     frame: bytes = b""
 
 
-GOSSIP_FAULT_ADDRS_MAX = 1024
+NETWORK_FAULT_ADDRS_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GossipFaultsRequest:
+class NetworkFaultsRequest:
     """A FAULT-INJECTION DRILL, not for normal operation: make this node behave as if the
     network between it and the peers at ``blocked_addrs`` were cut. Until the next request,
-    it drops UDP gossip to and from those addresses and neither sends gossip stream
-    messages (push-pull, fallback pings) to them nor accepts theirs. Run it on every node
-    of one side, naming the other side, to partition a cluster; an empty list clears the
-    drill. Each request replaces the last. Addresses are members' gossip addresses
-    (``gossip_addr`` in ``shoal cluster status``), ``HOST:PORT``, matched as written.
+    it drops UDP gossip to and from those peers and neither sends gossip stream messages
+    (push-pull, fallback pings) to them nor accepts theirs; drops the replication messages
+    it would send them; fails the requests it would forward to them (and task hand-offs)
+    as a lost connection would; and closes their peer connections, so what they forward
+    here is never served. Clients and workers connected to this node are not affected.
+    Run it on every node of one side, naming the other side, to partition a cluster; an
+    empty list clears the drill. Each request replaces the last. Addresses are members'
+    gossip addresses (``gossip_addr`` in ``shoal cluster status``), ``HOST:PORT``.
     Answered with :class:`Empty`; a bad address is ``INVALID_ARGUMENT``."""
 
     blocked_addrs: list[str] = field(default_factory=list)
@@ -2046,7 +2050,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.CLUSTER_STATUS: (ClusterStatusRequest, ClusterStatusResponse),
     Op.GOSSIP_STREAM: (GossipStreamRequest, GossipStreamResponse),
     Op.REPL_MESSAGES: (ReplMessagesRequest, Empty),
-    Op.GOSSIP_FAULTS: (GossipFaultsRequest, Empty),
+    Op.NETWORK_FAULTS: (NetworkFaultsRequest, Empty),
     Op.START_TASK: (StartTaskRequest, StartTaskResponse),
     Op.ADD_TASKS: (AddTasksRequest, Empty),
     Op.START_CHILD_RUN: (StartChildRunRequest, StartWorkflowResponse),

@@ -3,7 +3,8 @@
 Owns: ``shoal cluster status`` (every member with its state, incarnation, addresses and the
 age of our last contact with it, plus the answering node's gossip health and counters), as
 a rich table or, with ``--json``, one JSON object on stdout; and ``shoal cluster
-partition-drill``, the fault-injection drill that cuts one node off from named peers.
+partition-drill``, the fault-injection drill that cuts one node off from named peers
+(gossip, replication and requests between the nodes).
 Must not: import ``shoal.node`` (a client command stays light and runs anywhere).
 """
 
@@ -147,8 +148,8 @@ def status(address: str = ADDRESS, as_json: bool = JSON_OUT) -> None:
         con.print(f"[yellow]{len(under)} shard(s) below their replication factor: "
                   f"{_ranges(under)}[/yellow]")
     if resp.blocked_addrs:
-        con.print(f"[yellow]partition drill active: gossip to and from "
-                  f"{', '.join(resp.blocked_addrs)} is dropped[/yellow] "
+        con.print(f"[yellow]partition drill active: cut off from "
+                  f"{', '.join(resp.blocked_addrs)} (gossip, replication, requests)[/yellow] "
                   f"(`shoal cluster partition-drill --clear` ends it)")
 
 
@@ -160,13 +161,15 @@ def partition_drill(
     clear: bool = typer.Option(False, "--clear", help="End the drill on this node."),
     address: str = ADDRESS,
 ) -> None:
-    """FAULT-INJECTION DRILL, not for normal operation: make the node at --address drop
-    all gossip to and from the peers at --block, as if the network between them were cut.
-    Run it on every node of one side (naming the other side) to partition the cluster;
-    each run replaces the node's last drill; --clear ends it."""
+    """FAULT-INJECTION DRILL, not for normal operation: cut the node at --address off from
+    the peers at --block, as if the network between them were cut: gossip, shard
+    replication and requests forwarded between the nodes are dropped both ways (clients
+    and workers connected to it are not). Run it on every node of one side (naming the
+    other side) to partition the cluster; each run replaces the node's last drill;
+    --clear ends it."""
     if bool(block) == clear:
         fail("give --block HOST:PORT (repeatable) to start a drill, or --clear to end it")
     call(address, wire.DEFAULT_NAMESPACE, lambda c: c.service.call(
-        wire.Op.GOSSIP_FAULTS, wire.GossipFaultsRequest(blocked_addrs=block)))
-    out().print(f"partition drill on {address}: dropping gossip to and from {', '.join(block)}"
+        wire.Op.NETWORK_FAULTS, wire.NetworkFaultsRequest(blocked_addrs=block)))
+    out().print(f"partition drill on {address}: cut off from {', '.join(block)}"
                 if block else f"partition drill on {address} cleared")

@@ -14,6 +14,11 @@ there is no separate single-node mode in the request path.
 Forwarding is one hop: a node that receives a forwarded request (its connection's handshake
 says ``peer``) serves it or answers ``NOT_LEADER`` with a hint; only the node the client
 called retries, so a request can never circle between nodes whose views disagree.
+
+The partition drill (``node/netfault.py``) cuts forwarding as a network would: a call to a
+blocked peer fails as a lost connection, before it is sent or, if the drill is set while
+it is in flight (a long poll), then; the router and the task router retry as after any
+lost connection, re-resolving who serves.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import trio
 
 from shoal import wire
 from shoal.node.matching import DispatchTask, Matching
+from shoal.node.netfault import NetworkFaults
 from shoal.node.routing import shard_for
 from shoal.ring.placement import partition_owner
 from shoal.sdk.connection import ConnectionLost, RPCError, ServiceConnection
@@ -145,22 +151,50 @@ class PeerCalls:
     """One multiplexed connection per peer node's API, opened on demand and kept.
 
     Each connection handshakes as a ``peer``, so the other node never forwards what we send.
+    ``faults``: the node's partition drill; calls to a peer it cuts off fail (none: nothing
+    is ever cut).
     """
 
-    def __init__(self, me: str, cluster_key: bytes | None = None) -> None:
+    def __init__(self, me: str, cluster_key: bytes | None = None,
+                 faults: NetworkFaults | None = None) -> None:
         self.me = me
         self._identity = f"peer:{me}"
         self._credentials = wire.peer_credentials(cluster_key, self._identity)
         self._conns: dict[str, ServiceConnection] = {}
+        self.faults = faults if faults is not None else NetworkFaults()
+        self._in_flight: dict[str, set[trio.CancelScope]] = {}  # by peer address
+        self.faults.on_change.append(self._cut)
 
     async def call(self, addr: str, namespace: str, op: wire.Op, body: Any) -> Any:
-        """Raises ``RPCError`` (the peer's answer) or ``ConnectionLost``."""
+        """Raises ``RPCError`` (the peer's answer) or ``ConnectionLost`` (also when the
+        partition drill cuts the peer off, before or during the call)."""
+        if self.faults.blocks_addr(addr):
+            self.faults.stats.fault_calls_failed_out += 1
+            raise ConnectionLost(f"{addr} is cut off by this node's partition drill")
         key = f"{namespace}@{addr}"
         conn = self._conns.get(key)
         if conn is None:
             conn = self._conns[key] = ServiceConnection(addr, namespace, identity=self._identity,
                                                         peer=True, credentials=self._credentials)
-        return await conn.call(op, body, retry_for_s=PEER_CALL_RETRY_S)
+        scope = trio.CancelScope()
+        in_flight = self._in_flight.setdefault(addr, set())
+        in_flight.add(scope)
+        try:
+            with scope:
+                return await conn.call(op, body, retry_for_s=PEER_CALL_RETRY_S)
+        finally:
+            in_flight.discard(scope)
+        # Only ``_cut`` cancels this scope: the answer is lost in the partition.
+        self.faults.stats.fault_calls_lost_out += 1
+        raise ConnectionLost(f"{addr} was cut off by this node's partition drill mid-call")
+
+    def _cut(self) -> None:
+        """The drill changed: calls in flight to a peer it now blocks end at once, as on a
+        cut connection, rather than when the peer answers (a parked long poll: 30 s)."""
+        for addr, scopes in self._in_flight.items():
+            if scopes and self.faults.blocks_addr(addr):
+                for scope in scopes:
+                    scope.cancel()
 
     async def aclose(self) -> None:
         conns, self._conns = self._conns, {}

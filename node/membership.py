@@ -5,9 +5,10 @@ WebSocket listener, DESIGN §1), feeding datagrams to :class:`~shoal.gossip.swim
 sending what it returns, arming its timers, carrying its stream messages (push-pull,
 fallback pings) over the peer link (``Op.GOSSIP_STREAM``), refusing peers of another
 cluster with a clear error on both sides, graceful leave, the cluster status answer, and
-the partition drill (``Op.GOSSIP_FAULTS``: drop gossip to and from named peers, for tests
-and operators' drills only). Must not: decide anything about membership (the core does),
-or encode a message other than through ``wire``.
+the partition drill's op (``Op.NETWORK_FAULTS``, for tests and operators' drills only: it
+sets the node's :class:`~shoal.node.netfault.NetworkFaults`, tells it which node each
+blocked address is, and drops gossip to and from the blocked peers). Must not: decide
+anything about membership (the core does), or encode a message other than through ``wire``.
 
 Clock: ``time.monotonic`` (the core only compares its own times). Bad input from a peer
 is dropped and counted by the core, never raised; the shell logs drops as WARNING at most
@@ -36,6 +37,7 @@ from shoal.gossip.events import (
 )
 from shoal.gossip.members import cluster_mismatch
 from shoal.gossip.swim import Swim
+from shoal.node.netfault import NetworkFaults
 from shoal.node.peer_link import PeerLinks, PeerUnavailable
 
 log = logging.getLogger(__name__)
@@ -78,39 +80,6 @@ def split_hostport(addr: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def parse_blocked_addrs(addrs: list[str], own: str) -> dict[tuple[str, int], str]:
-    """Check a fault drill's peer addresses; normalized ``(host, port)`` -> as written.
-
-    Raises:
-        wire.ShoalError(INVALID_ARGUMENT): too many, not ``HOST:PORT``, or our own address.
-    """
-    if len(addrs) > wire.GOSSIP_FAULT_ADDRS_MAX:
-        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
-                              f"a fault drill names {len(addrs)} peers; the limit is "
-                              f"{wire.GOSSIP_FAULT_ADDRS_MAX}")
-    blocked: dict[tuple[str, int], str] = {}
-    for addr in addrs:
-        key = _addr_key(addr)
-        if key is None:
-            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
-                                  f"blocked address {addr!r} is not HOST:PORT with a port in "
-                                  f"1-65535 (use a member's gossip_addr from cluster status)")
-        if key == _addr_key(own):
-            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
-                                  f"blocked address {addr!r} is this node's own; name peers")
-        blocked[key] = addr
-    return blocked
-
-
-def _addr_key(addr: str) -> tuple[str, int] | None:
-    """``HOST:PORT`` (or ``[v6]:PORT``) as compared by the drill; None if it is not one."""
-    host, sep, port = addr.rpartition(":")
-    host = host.strip("[]").lower()
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return None
-    return host, int(port)
-
-
 def stream_source_meta(msg: StreamMessage) -> wire.MemberMeta | None:
     """The sender's own metadata in a push-pull message (its entry about itself)."""
     if isinstance(msg, wire.GossipPacket):
@@ -127,7 +96,7 @@ class LinkStats:
     stream_served: int = 0  # peer stream requests answered
     stream_failed: int = 0  # our stream exchanges that got no answer (peer down, timeout)
     refused_foreign: int = 0  # peers refused for another cluster identity
-    # The fault drill (Op.GOSSIP_FAULTS) at work; zero unless a drill was set.
+    # The fault drill (Op.NETWORK_FAULTS) at work on gossip; zero unless a drill was set.
     fault_dropped_in: int = 0  # datagrams from a blocked peer, unread
     fault_dropped_out: int = 0  # datagrams to a blocked peer, unsent
     fault_refused_streams: int = 0  # a blocked peer's stream requests, refused
@@ -144,11 +113,13 @@ class ClusterMembership:
         advertise: ``HOST:PORT`` peers use for our UDP probes and peer link.
         seeds: addresses to join through (empty: start a new cluster).
         clock: seconds; monotonic.
+        faults: the node's partition drill, shared with its other peer paths (a node's
+            own when not given).
     """
 
     def __init__(self, name: str, cfg: SwimConfig, meta: wire.MemberMeta, advertise: str,
                  seeds: list[str], *, clock: Callable[[], float] = time.monotonic,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, faults: NetworkFaults | None = None) -> None:
         self.name, self.cfg, self.meta, self.advertise = name, cfg, meta, advertise
         self.seeds = sorted(set(s for s in seeds if s != advertise))
         self.clock = clock
@@ -164,7 +135,7 @@ class ClusterMembership:
         self._warned: set[str] = set()  # peers already named in a WARNING
         self._drops_reported = {c: 0 for c in _DROP_COUNTERS}
         self._drops_reported_at = -math.inf
-        self._blocked: dict[tuple[str, int], str] = {}  # the fault drill's cut-off peers
+        self.faults = faults if faults is not None else NetworkFaults()
         # Called after membership events (a join, a death, a leave ...): the node re-reads
         # the ring's members then.
         self.on_change: Callable[[], None] | None = None
@@ -220,7 +191,7 @@ class ClusterMembership:
     def on_datagram(self, data: bytes, src: tuple) -> None:
         """One UDP datagram from ``src`` (a socket address): to the core, unless a fault
         drill blocks its sender."""
-        if self._blocked and (str(src[0]).lower(), src[1]) in self._blocked:
+        if self.faults.active and self.faults.blocks_addr(f"{src[0]}:{src[1]}"):
             self.link_stats.fault_dropped_in += 1
             return
         self._apply(self.swim.on_message(f"{src[0]}:{src[1]}", data, self.clock()))
@@ -277,6 +248,8 @@ class ClusterMembership:
             self._timers_changed.set()
         for event in out.events:
             self._log_event(event)
+        if out.events and self.faults.active:
+            self.faults.learn(self._member_addrs())  # a blocked peer may just have joined
         if out.events and self.on_change is not None:
             self.on_change()
 
@@ -399,27 +372,32 @@ class ClusterMembership:
         frame = wire.encode_gossip(replies[0], self.cfg.cluster_key) if replies else b""
         return wire.GossipStreamResponse(frame=frame)
 
-    async def on_gossip_faults(self, namespace: str, req: wire.GossipFaultsRequest
-                               ) -> wire.Empty:
-        """``Op.GOSSIP_FAULTS``: a fault-injection drill, not for normal operation. Cut
+    async def on_network_faults(self, namespace: str, req: wire.NetworkFaultsRequest
+                                ) -> wire.Empty:
+        """``Op.NETWORK_FAULTS``: a fault-injection drill, not for normal operation. Cut
         this node off from the peers at ``req.blocked_addrs`` (replacing any earlier drill;
-        an empty list clears it): their datagrams and stream requests are dropped and
-        counted, and nothing is sent to them. The SWIM core is not told; it sees silence,
-        as in a real partition.
+        an empty list clears it). Here: their datagrams and stream requests are dropped and
+        counted, and nothing is sent to them; the SWIM core is not told, it sees silence,
+        as in a real partition. The node's other peer paths obey the same
+        :class:`NetworkFaults` (replication, forwarded requests, peer connections).
 
         Raises:
             wire.ShoalError(INVALID_ARGUMENT): an address is not ``HOST:PORT`` or is ours.
         """
-        self._blocked = parse_blocked_addrs(req.blocked_addrs, self.advertise)
-        if self._blocked:
-            log.warning("gossip fault drill set: dropping gossip to and from blocked=%s",
-                        ",".join(sorted(self._blocked.values())))
+        self.faults.set(req.blocked_addrs, self.advertise, self._member_addrs())
+        if self.faults.active:
+            log.warning("network fault drill set: cut off from blocked=%s (gossip, "
+                        "replication, forwarded requests)", ",".join(self.faults.blocked_addrs))
         else:
-            log.warning("gossip fault drill cleared")
+            log.warning("network fault drill cleared")
         return wire.Empty()
 
     def _is_blocked(self, addr: str) -> bool:
-        return bool(self._blocked) and _addr_key(addr) in self._blocked
+        return self.faults.blocks_addr(addr)
+
+    def _member_addrs(self) -> list[tuple[str, str, str]]:
+        """Every member gossip knows (dead ones too): node id, gossip and API address."""
+        return [(m.name, m.addr, m.meta.api_addr) for m in self.swim.members()]
 
     async def on_cluster_status(self, namespace: str, req: wire.ClusterStatusRequest
                                 ) -> wire.ClusterStatusResponse:
@@ -441,6 +419,7 @@ class ClusterMembership:
         return wire.ClusterStatusResponse(
             node=self.name, cluster_name=self.meta.cluster_name, num_shards=self.meta.num_shards,
             members=members, health_score=self.swim.health_score,
-            stats={**asdict(self.swim.stats), **asdict(self.link_stats)},
-            blocked_addrs=sorted(self._blocked.values()),
+            stats={**asdict(self.swim.stats), **asdict(self.link_stats),
+                   **asdict(self.faults.stats)},
+            blocked_addrs=self.faults.blocked_addrs,
         )

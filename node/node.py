@@ -27,6 +27,7 @@ from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching import Matching
 from shoal.node.membership import ClusterMembership
+from shoal.node.netfault import NetworkFaults
 from shoal.node.cluster import ClusterView, PeerCalls, RingView, Router, SoloView, TaskRouter
 from shoal.node.cluster_replicas import ClusterReplicas
 from shoal.node.peer_link import PeerLinks
@@ -170,6 +171,7 @@ class Node:
         self.replicas: ClusterReplicas | None = None
         self._replica_host = ReplicaHost()
         self._api_addrs: dict[str, str] = {}  # every member's API address we have seen
+        self.faults = NetworkFaults()  # the partition drill: every path between nodes obeys it
 
     async def leave(self) -> None:
         """Leave the cluster gracefully (SIGTERM): hand the shards led here to the ring's
@@ -224,7 +226,7 @@ class Node:
         timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
         transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
         if clustered:
-            peers = PeerCalls(meta.node_id, cfg.cluster_key)
+            peers = PeerCalls(meta.node_id, cfg.cluster_key, self.faults)
             replicas = self._cluster_replicas(nursery, store, writer, meta,
                                               lambda shard, on: on_serving(shard, on))
             view: ClusterView = RingView(meta.node_id, replicas, self._alive_members)
@@ -261,6 +263,7 @@ class Node:
         identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
         dispatcher = Dispatcher(service, identity)
         dispatcher.peer_key = cfg.cluster_key
+        dispatcher.peer_cut_off = self.faults.refuses_peer
         router = Router(view, meta.num_shards, peers, dispatcher.serve_local)
         dispatcher.router = service.router = router
         port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
@@ -295,7 +298,7 @@ class Node:
         self._replica_host = ReplicaHost()
         transport = PeerReplicaTransport(PeerLinks(nursery, meta.node_id, self.cfg.cluster_key),
                                          lambda node: self._api_addrs.get(node), nursery,
-                                         host=self._replica_host)
+                                         host=self._replica_host, faults=self.faults)
         replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards,
                                                 replace_after_s=self.cfg.replace_after_s),
                                    store, writer, transport, CLUSTER_REPLICA_CONFIG,
@@ -397,9 +400,9 @@ class Node:
         member_meta = wire.MemberMeta(api_addr=f"ws://{advertise}",
                                       cluster_name=meta.cluster_name, num_shards=meta.num_shards)
         membership = ClusterMembership(meta.node_id, gossip_config(cfg), member_meta, advertise,
-                                       list(cfg.seeds))
+                                       list(cfg.seeds), faults=self.faults)
         dispatcher.add_handler(wire.Op.GOSSIP_STREAM, membership.on_gossip_stream)
         dispatcher.add_handler(wire.Op.CLUSTER_STATUS, self._on_cluster_status)
-        dispatcher.add_handler(wire.Op.GOSSIP_FAULTS, membership.on_gossip_faults)
+        dispatcher.add_handler(wire.Op.NETWORK_FAULTS, membership.on_network_faults)
         await nursery.start(membership.run, cfg.host, port)
         self.membership = membership

@@ -8,7 +8,10 @@ message to its shard's driver). Must not: interpret messages (the drivers and co
 
 Delivery is best effort and FIFO per destination: the consensus protocol tolerates loss
 (it retransmits on its ticks), so a full queue drops its oldest messages and an unreachable
-peer's batch is dropped after a short back-off rather than retried.
+peer's batch is dropped after a short back-off rather than retried. A peer the partition
+drill cuts off (``node/netfault.py``) gets nothing: its messages are dropped (counted) when
+sent and when their batch's turn comes; what it sends us never arrives, since the server
+closes its peer connections.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from shoal import wire
+from shoal.node.netfault import NetworkFaults
 from shoal.node.peer_link import PeerLinks, PeerUnavailable
 
 if TYPE_CHECKING:
@@ -60,12 +64,15 @@ class PeerReplicaTransport:
         address_of: a node id's peer address (``HOST:PORT``), or None while unknown.
         nursery: where the per-destination sender tasks run.
         host: where drivers hosted here are registered for incoming messages.
+        faults: the node's partition drill (none: nothing is ever cut).
     """
 
     def __init__(self, links: PeerLinks, address_of: Callable[[str], str | None],
-                 nursery: trio.Nursery, host: ReplicaHost | None = None) -> None:
+                 nursery: trio.Nursery, host: ReplicaHost | None = None,
+                 faults: NetworkFaults | None = None) -> None:
         self._links, self._address_of, self._nursery = links, address_of, nursery
         self._host = host
+        self._faults = faults if faults is not None else NetworkFaults()
         self._outboxes: dict[str, _Outbox] = {}
         self.stats = TransportStats()
 
@@ -75,7 +82,10 @@ class PeerReplicaTransport:
             self._host.register(driver)
 
     def send(self, src: str, dst: str, msg: wire.ReplMessage) -> None:
-        """Queue ``msg`` for ``dst`` (never blocks)."""
+        """Queue ``msg`` for ``dst`` (never blocks); dropped if the drill cuts ``dst`` off."""
+        if self._faults.blocks_node(dst):
+            self._drop_cut_off(1)
+            return
         box = self._outboxes.get(dst)
         if box is None:
             box = self._outboxes[dst] = _Outbox()
@@ -97,6 +107,9 @@ class PeerReplicaTransport:
                 frame = box.queue.popleft()
                 frames.append(frame)
                 size += len(frame)
+            if self._faults.blocks_node(dst):  # cut off since these were queued
+                self._drop_cut_off(len(frames))
+                continue
             addr = self._address_of(dst)
             if addr is None:
                 self.stats.dropped += len(frames)
@@ -114,6 +127,10 @@ class PeerReplicaTransport:
             self.stats.batches += 1
             self.stats.messages += len(frames)
             self.stats.bytes += size
+
+    def _drop_cut_off(self, count: int) -> None:
+        self.stats.dropped += count
+        self._faults.stats.fault_repl_dropped_out += count
 
 
 class ReplicaHost:

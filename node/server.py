@@ -84,6 +84,9 @@ class Dispatcher:
         self.router: Router | None = None
         # The cluster key: a peer connection must prove it (``wire.peer_credentials``).
         self.peer_key: bytes | None = None
+        # The partition drill (node/netfault.py): True for a peer's handshake identity the
+        # node is cut off from. Its connection is closed, as a cut network would end it.
+        self.peer_cut_off: Callable[[str], bool] | None = None
 
     def add_handler(self, op: wire.Op, handler: Handler) -> None:
         """Serve ``op`` with ``handler(namespace, body)`` (a subsystem outside ``Service``,
@@ -91,10 +94,11 @@ class Dispatcher:
         assert op not in self._handlers, f"{op} is served already"
         self._handlers[op] = handler
 
-    def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse, bool]:
-        """Check a handshake body; return the session namespace, the answer body, and
+    def handshake(self, body: Any) -> tuple[str, wire.HandshakeResponse, bool, str]:
+        """Check a handshake body; return the session namespace, the answer body,
         whether the caller is a peer node (one that proved the cluster key, if there is
-        one: a peer that did not is served as a client, so its peer ops are refused)."""
+        one: a peer that did not is served as a client, so its peer ops are refused), and
+        the identity it gave."""
         hs = wire.decode_body(wire.Op.HANDSHAKE, body)
         if hs.protocol_version != wire.PROTOCOL_VERSION:
             raise wire.ShoalError(
@@ -119,7 +123,7 @@ class Dispatcher:
         return hs.namespace, wire.HandshakeResponse(
             protocol_version=wire.PROTOCOL_VERSION, node_id=self.identity.node_id,
             cluster_name=self.identity.cluster_name, num_shards=self.identity.num_shards,
-        ), peer
+        ), peer, hs.identity
 
     async def dispatch(self, namespace: str, op_name: str, body: Any, *,
                        forwarded: bool = False) -> Any:
@@ -156,6 +160,7 @@ class Connection:
         self.ws, self.dispatcher = ws, dispatcher
         self.namespace: str | None = None
         self.peer = False  # the other end is a node forwarding requests
+        self.identity = ""  # what the handshake called the other end
         self._limit = trio.Semaphore(IN_FLIGHT_MAX)
         self._running: dict[int, trio.CancelScope] = {}  # request id -> its scope
 
@@ -184,6 +189,9 @@ class Connection:
         if self.namespace is None:
             await self._handshake(req)
             return
+        if self._cut_off():
+            await self._hang_up()
+            return
         if req.op == wire.Op.CANCEL_REQUEST:
             await self._cancel(req)
             return
@@ -211,13 +219,27 @@ class Connection:
             await self._send(wire.encode_err(req.id, err))
             return
         try:
-            self.namespace, answer, self.peer = self.dispatcher.handshake(req.body)
+            self.namespace, answer, self.peer, self.identity = self.dispatcher.handshake(req.body)
             if self.peer:
                 self._limit = trio.Semaphore(IN_FLIGHT_MAX_PEER)
         except wire.ShoalError as exc:
             await self._send(wire.encode_err(req.id, exc))
             return
+        if self._cut_off():
+            await self._hang_up()
+            return
         await self._send(wire.encode_ok(req.id, answer))
+
+    def _cut_off(self) -> bool:
+        """The partition drill cuts this peer off (a client never is)."""
+        check = self.dispatcher.peer_cut_off
+        return self.peer and check is not None and check(self.identity)
+
+    async def _hang_up(self) -> None:
+        # Closing ends the reader, which cancels every request of this connection (this
+        # one's task too): shield the close so it completes.
+        with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+            await self.ws.aclose()
 
     async def _run(self, req: wire.Request, scope: trio.CancelScope) -> None:
         try:
@@ -238,6 +260,9 @@ class Connection:
                 frame = wire.encode_err(
                     req.id, wire.ShoalError(wire.Code.INTERNAL, "internal error; see the node log")
                 )
+            if self._cut_off():  # cut off while it ran: the answer is lost
+                await self._hang_up()
+                return
             await self._send(frame)
         finally:
             self._running.pop(req.id, None)

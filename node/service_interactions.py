@@ -106,7 +106,17 @@ class InteractionsMixin:
     async def query_workflow(
         self, ns: str, req: wire.QueryWorkflowRequest
     ) -> wire.QueryWorkflowResponse:
-        """Run a query handler on a worker against the run's committed state (open or closed)."""
+        """Run a query handler on a worker against the run's committed state (open or closed).
+
+        A read that must be current (DESIGN §4): a quorum confirms this node still leads
+        the shard first, so a leader cut off and replaced cannot answer from its stale
+        copy. The worker's task is built later from this node's tables, which by then hold
+        at least everything committed when the quorum confirmed.
+
+        Raises:
+            ShoalError: NOT_LEADER / UNAVAILABLE when leadership is not confirmed (the
+                router sends the query to the new leader); see also ``Queries.ask``.
+        """
         wf_id = req.execution.workflow_id
         _check_id("workflow_id", wf_id)
         _check_id("query_type", req.query.query_type)
@@ -114,6 +124,7 @@ class InteractionsMixin:
         if not 0 < req.timeout_s <= POLL_WAIT_MAX_S:
             raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
         shard = self.shard(ns, wf_id)
+        await shard.confirm_leader()
         st = self._read_state(shard, ns, wf_id, req.execution.run_id)
         result = await self.queries.ask(
             shard=shard.shard_id, namespace=ns, workflow_id=wf_id, run_id=st.run_id,

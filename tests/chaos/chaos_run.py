@@ -9,7 +9,7 @@ R = 3), waits until they are balanced, and runs two workers (on different nodes)
 client connected to every node that starts ``ChaosChain`` workflows continuously (two
 signals, three activities, a timer). Meanwhile, on a schedule drawn from ``--seed``, it
 ``kill -9``s a node, restarts killed nodes (``--join`` to a live node), SIGTERMs a node and
-starts it again, and cuts a node off by the gossip partition drill. Before each fault it
+starts it again, and cuts a node off from the others by the partition drill. Before each fault it
 waits for balance (no shard below R) and it never has more than a minority of nodes down.
 When ``--seconds`` have passed it stops the faults, restarts every node, waits for balance
 and for every workflow, checks the invariants (``workload.Workload.check``) and prints one
@@ -25,8 +25,9 @@ It lives in ``tests/chaos/`` rather than ``bench/``: it reuses the integration t
 and history helpers (``tests/helpers``), which are not part of the installed ``shoal``
 package that ``bench/`` belongs to, and it reports correctness rather than speed.
 
-The partition drill cuts gossip only: replication, forwarding and task routing between
-nodes still flow during it, so it is not a full network partition.
+The partition drill is a full cut between the node and the others: gossip, replication,
+forwarded requests and task hand-offs are dropped both ways (clients and workers connected
+to the cut-off node still reach it).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ from chaos.faults import FAULT_KINDS, ChaosCluster, Schedule
 from chaos.workload import ChaosChain, Workload, double
 from helpers.node_proc import NodeProcess, free_port
 
-PARTITION_NOTE = ("the partition drill cuts gossip only (UDP probes and push-pull); "
-                  "replication, forwarding and task routing still flow during it")
+PARTITION_NOTE = ("the partition drill is a full cut between the node and the others: "
+                  "gossip, replication, forwarded requests and task hand-offs, both ways")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +161,7 @@ async def run_chaos(cfg: ChaosConfig) -> dict[str, Any]:
         clients += [await Client.connect(addrs[i:] + addrs[:i]) for i in (1, 2)]
         report.update(await _run_under_faults(cfg, cluster, clients, violations))
     except Exception as exc:  # noqa: BLE001 - a run that could not finish still reports
-        violations.append(f"run aborted: {type(exc).__name__}: {exc}")
+        violations.append(f"run aborted: {_innermost(exc)}")
     finally:
         for c in clients:
             await c.service.close()
@@ -218,6 +219,13 @@ async def _run_under_faults(cfg: ChaosConfig, cluster: ChaosCluster, clients: li
             violations += await workload.check()
     return {"workflows": workload.summary(), "client_calls": workload.stats.as_json(),
             "healed": healed, "heal_s": round(heal_s, 2), "drain_s": round(drain_s, 2)}
+
+
+def _innermost(exc: BaseException) -> str:
+    """What went wrong, named: trio wraps a task's error in (nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _node_logs(nodes: list[NodeProcess], root: Path) -> dict[str, Any]:

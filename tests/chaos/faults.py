@@ -1,12 +1,13 @@
 """The chaos run's faults on real node processes, and the balance they wait for.
 
 Owns: which nodes are up, ``kill -9`` / SIGTERM / restart (with ``--join`` to a live node),
-the gossip partition drill, polling the live nodes until the cluster is balanced, and the
+the partition drill, polling the live nodes until the cluster is balanced, and the
 seeded schedule that picks the next fault. Must not: run workflows (``workload.py``).
 
-The partition drill (``Op.GOSSIP_FAULTS``) cuts only gossip (UDP probes and push-pull
-streams): replication, forwarding and task routing between the nodes still flow. A node
-cut off this way is seen dead by the others while it still answers their peer calls.
+The partition drill (``Op.NETWORK_FAULTS``) is a full cut between the node and the others:
+gossip, shard replication, forwarded requests and task hand-offs are dropped both ways.
+The clients and workers connected to the cut-off node still reach it; it answers them
+errors (or forwards nowhere) for every shard it no longer leads.
 """
 
 from __future__ import annotations
@@ -137,8 +138,8 @@ class ChaosCluster:
         await self.restart(i)
 
     async def partition(self, i: int, hold_s: float) -> None:
-        """Cut node ``i`` off from every other live node's gossip (both ways) for
-        ``hold_s``, then clear the drill everywhere."""
+        """Cut node ``i`` off from every other live node (gossip, replication and
+        requests, both ways) for ``hold_s``, then clear the drill everywhere."""
         live = self.live()
         v = Views(live)
         try:

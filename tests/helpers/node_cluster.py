@@ -1,7 +1,7 @@
 """A cluster of real node processes on 127.0.0.1, and polling its members' views.
 
 Shared by the cluster integration tests: start N nodes that join through the first, one
-open connection per node for ``CLUSTER_STATUS`` and ``GOSSIP_FAULTS``, waiting until
+open connection per node for ``CLUSTER_STATUS`` and ``NETWORK_FAULTS``, waiting until
 observers see a member in a state, and ``shoal cluster status --json`` as a person runs it.
 """
 
@@ -80,9 +80,10 @@ class Views:
         return next((m for m in resp.members if m.name == name), None)
 
     async def block(self, node: NodeProcess, gossip_addrs: list[str]) -> None:
-        """The partition drill: cut ``node`` off from these peers (``[]`` clears it)."""
+        """The partition drill: cut ``node`` off from these peers (by gossip address:
+        gossip, replication and requests between the nodes; ``[]`` clears it)."""
         await self.conns[node.address].call(
-            wire.Op.GOSSIP_FAULTS, wire.GossipFaultsRequest(blocked_addrs=gossip_addrs),
+            wire.Op.NETWORK_FAULTS, wire.NetworkFaultsRequest(blocked_addrs=gossip_addrs),
             retry_for_s=5.0)
 
     async def aclose(self) -> None:
@@ -152,3 +153,27 @@ async def wait_all_alive(v: Views, nodes: list[NodeProcess], timeout_s: float) -
         return True
 
     await wait_until(all_alive, timeout_s=timeout_s, interval_s=0.05)
+
+
+async def wait_balanced_led(v: Views, nodes: list[NodeProcess], num_shards: int,
+                            timeout_s: float) -> dict[str, list[int]]:
+    """Poll until ``nodes`` lead every shard between them (each exactly once), each leads
+    some, and no shard is below its replication factor; the shards each node (by address)
+    leads."""
+    led: dict[str, list[int]] = {}
+
+    async def balanced() -> bool:
+        led.clear()
+        under = 0
+        for n in nodes:
+            resp = await v.status(n)
+            led[n.address] = resp.shards_led
+            under += len(resp.shards_under_replicated)
+        every = sorted(s for shards in led.values() for s in shards)
+        return under == 0 and every == list(range(num_shards)) and all(led.values())
+
+    try:
+        await wait_until(balanced, timeout_s=timeout_s, interval_s=0.1)
+    except AssertionError:
+        raise AssertionError(f"not balanced within {timeout_s}s: {led}") from None
+    return dict(led)

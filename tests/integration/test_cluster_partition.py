@@ -1,6 +1,6 @@
 """A partition of five real node processes heals by push-pull (issue 5).
 
-Five nodes (small preset) join; the partition drill (``Op.GOSSIP_FAULTS``) on every node
+Five nodes (small preset) join; the partition drill (``Op.NETWORK_FAULTS``) on every node
 splits them into {n0, n1} | {n2, n3, n4}; each side comes to see the other as dead; the
 drill is cleared everywhere and every node sees all five alive again. The detection and
 heal times are printed; the heal is asserted only against a generous bound.

@@ -14,7 +14,7 @@ from shoal import wire
 from shoal.gossip.config import SwimConfig
 from shoal.gossip.events import Output
 from shoal.node.membership import (
-    ClusterMembership, parse_blocked_addrs, read_cluster_key, split_hostport, stream_source_meta,
+    ClusterMembership, read_cluster_key, split_hostport, stream_source_meta,
 )
 from shoal.node.node import NodeConfig, advertised_address, gossip_config
 
@@ -152,13 +152,13 @@ def test_gossip_preset_and_key_reach_the_swim_config() -> None:
     assert gossip_config(NodeConfig(data_dir=Path("."))) == SwimConfig.lan()
 
 
-# --- the fault drill (Op.GOSSIP_FAULTS) ---------------------------------------------------
+# --- the fault drill (Op.NETWORK_FAULTS), gossip's side ----------------------------------
 
 BLOCKED, OTHER = "127.0.0.1:7002", "127.0.0.1:7003"
 
 
 async def drill(m: ClusterMembership, *addrs: str) -> None:
-    await m.on_gossip_faults("default", wire.GossipFaultsRequest(blocked_addrs=list(addrs)))
+    await m.on_network_faults("default", wire.NetworkFaultsRequest(blocked_addrs=list(addrs)))
 
 
 def udp_ping(target: str) -> bytes:
@@ -237,10 +237,3 @@ async def test_drill_with_a_bad_address_is_invalid_argument_and_changes_nothing(
         await drill(m, BLOCKED, addr)
     assert info.value.code == wire.Code.INVALID_ARGUMENT
     assert m.status().blocked_addrs == [OTHER]
-
-
-def test_blocked_addresses_match_without_brackets_or_case() -> None:
-    assert parse_blocked_addrs(["[::1]:7002", "Node-A:7003"], "[::1]:7001") == {
-        ("::1", 7002): "[::1]:7002", ("node-a", 7003): "Node-A:7003"}
-    with pytest.raises(wire.ShoalError, match="the limit is 1024"):
-        parse_blocked_addrs([f"h:{p}" for p in range(1, 1026)], "h:9999")
