@@ -129,7 +129,8 @@ class ClusterSim:
         self.replica_cfg = ReplicaConfig(
             heartbeat_interval_s=0.05, leader_timeout_s=0.5, prepare_timeout_s=0.5,
             max_inflight=4, append_entries_max=16, snapshot_timeout_s=1.0,
-            compact_silent_s=1.0, compact_lag_entries=16, learner_lag_entries=8)
+            compact_silent_s=1.0, compact_retain_entries=64, compact_lag_entries=16,
+            learner_lag_entries=8)
         self.timing = NodeTiming(fsync_s=p.fsync_s, replace_after_s=p.replace_after_s)
         self.nodes: dict[str, ClusterNode] = {}
         self.retired: str | None = None  # the node that died for good

@@ -89,6 +89,7 @@ class ReplicationSim:
         self.cfg = ReplicaConfig(heartbeat_interval_s=0.05, leader_timeout_s=0.5,
                                  prepare_timeout_s=0.5, max_inflight=4, append_entries_max=16,
                                  snapshot_timeout_s=1.0, compact_silent_s=1.0,
+                                 compact_retain_entries=64,
                                  compact_lag_entries=16, learner_lag_entries=8)
         names = [f"n{i}" for i in range(params.replicas + params.spares)]
         self.target: tuple[str, ...] = tuple(names[: params.replicas])

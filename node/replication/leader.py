@@ -244,9 +244,14 @@ class LeaderMixin:
     def _leader_finish(self: Replica) -> None:
         """End of every call while leading: compaction point and reads now servable."""
         voters = self.log.config.voters
-        applied = [pr.applied for n, pr in self._progress.items()
-                   if n in voters and n not in self._silent]
-        self.compact_hint = min(applied + [self.applied])
+        heard = [pr.applied for n, pr in self._progress.items()
+                 if n in voters and n not in self._silent]
+        hint = min(heard + [self.applied])
+        silent = [pr.applied for n, pr in self._progress.items()
+                  if n in voters and n in self._silent]
+        if silent:
+            hint = min(hint, max(min(silent), self.applied - self.cfg.compact_retain_entries))
+        self.compact_hint = hint
         if not self._reads:
             return
         seqs = {n: pr.read_seq for n, pr in self._progress.items()}

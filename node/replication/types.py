@@ -164,10 +164,13 @@ class ReplicaConfig:
     """Compact only when at least this many applied entries can go (fewer, larger
     deletes). Default 32."""
     compact_silent_s: float = 10.0
-    """A voter the leader has not heard from for this long no longer holds compaction
-    back: the log is compacted past it and it gets a snapshot when it returns. Without
-    this, a dead voter that nobody replaces (no spare member) would make every member's
-    log grow forever. Default 10 s."""
+    """A voter the leader has not heard from for this long holds compaction back by at
+    most ``compact_retain_entries``: beyond that the log is compacted past it and it gets
+    a snapshot when it returns. Without this, a dead voter that nobody replaces (no spare
+    member) would make every member's log grow forever. Default 10 s."""
+    compact_retain_entries: int = 1024
+    """Applied entries kept for a silent voter, so one back after a short absence (a
+    restart) catches up from the log rather than by snapshot. Default 1024."""
     learner_lag_entries: int = 16
     """A learner within this many entries of the commit index is promoted. Default 16."""
 

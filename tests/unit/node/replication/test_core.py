@@ -235,7 +235,8 @@ def _write_while_c_is_away(h: Harness, n: int) -> None:
 
 
 def test_a_silent_voter_does_not_hold_compaction_back_and_gets_a_snapshot_later() -> None:
-    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5)
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5,
+                        compact_retain_entries=8)
     h = Harness(["a", "b", "c"], cfg=cfg)
     h.campaign("a")
     _write_while_c_is_away(h, 30)
@@ -251,6 +252,20 @@ def test_a_silent_voter_does_not_hold_compaction_back_and_gets_a_snapshot_later(
     assert h.state["c"] == list(range(30))
 
 
+def test_a_voter_back_from_a_short_absence_catches_up_from_the_log() -> None:
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5,
+                        compact_retain_entries=100)
+    h = Harness(["a", "b", "c"], cfg=cfg)
+    h.campaign("a")
+    _write_while_c_is_away(h, 30)  # silent, but within compact_retain_entries
+    assert h.nodes["a"].log.snap_index <= 1
+    h.drop = lambda src, dst, msg: False
+    for _ in range(5):
+        h.tick(0.06)
+        h.run()
+    assert h.snapshots["a"] == [] and h.state["c"] == list(range(30))
+
+
 def test_compaction_waits_for_a_voter_that_is_only_slow_to_answer() -> None:
     cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=10.0)
     h = Harness(["a", "b", "c"], cfg=cfg)
@@ -260,7 +275,8 @@ def test_compaction_waits_for_a_voter_that_is_only_slow_to_answer() -> None:
 
 
 def test_a_candidate_behind_the_compaction_point_catches_up_from_a_snapshot() -> None:
-    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5)
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5,
+                        compact_retain_entries=8)
     h = Harness(["a", "b", "c"], cfg=cfg)
     h.campaign("a")
     _write_while_c_is_away(h, 30)
@@ -279,7 +295,8 @@ def test_a_candidate_behind_the_compaction_point_catches_up_from_a_snapshot() ->
 
 
 def test_a_catch_up_snapshot_for_a_campaign_that_gave_up_is_ignored() -> None:
-    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5)
+    cfg = ReplicaConfig(fallback=False, compact_lag_entries=4, compact_silent_s=0.5,
+                        compact_retain_entries=8)
     h = Harness(["a", "b", "c"], cfg=cfg)
     h.campaign("a")
     _write_while_c_is_away(h, 30)
