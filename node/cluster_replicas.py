@@ -95,7 +95,8 @@ class ClusterReplicas:
             return None
         core = driver.replica
         config = core.config
-        heard = core.leader_heard
+        heard = max((t for t in (core.leader_heard, driver.group_asked) if t is not None),
+                    default=None)
         return ReplicaView(role=core.role, serving=driver.serving, leader=driver.leader,
                            voters=tuple(config.voters), learners=tuple(config.learners),
                            silent_s=0.0 if heard is None else max(0.0, self.clock() - heard))

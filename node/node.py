@@ -53,8 +53,12 @@ DEFAULT_CLUSTER_NAME = "shoal"
 # of a core per node. Appends, commits and read barriers do not wait for a heartbeat, so
 # only idle traffic and the fallback campaign's timing change; a dead leader is replaced
 # by the steward as soon as gossip declares it dead (first ALIVE voter), or by the
-# fallback after 2-3 leader timeouts, whichever comes first.
-CLUSTER_REPLICA_CONFIG = ReplicaConfig(heartbeat_interval_s=0.25, leader_timeout_s=1.5)
+# fallback after 2-3 leader timeouts, whichever comes first. A campaign waits as long for
+# its promises as a leader waits for acks (the same round trip plus the promiser's fsync):
+# with the core's 0.5 s, CPU starvation made most campaigns give up after deposing the
+# leader, and two voters took turns deposing each other (issue 7, repro_relead).
+CLUSTER_REPLICA_CONFIG = ReplicaConfig(heartbeat_interval_s=0.25, leader_timeout_s=1.5,
+                                       prepare_timeout_s=1.5)
 LEAVE_HANDOFF_MAX_S = 10.0  # a leaving node waits this long at most for others to take over
 REDISPATCH_DELAY_S = 0.3
 # Matching is soft state: a task not started this long after it was handed off is handed

@@ -30,6 +30,7 @@ import trio
 from shoal import wire
 from shoal.node.replication import Replica
 from shoal.node.replication.types import NodeId, Output, Role
+from shoal.node.steward import asked_by_group
 from shoal.store import tables
 from shoal.store.replica_store import ReplicaStorage
 from shoal.store.writer import GroupCommitWriter
@@ -99,6 +100,10 @@ class ReplicaDriver:
         self.role = replica.role
         self.serving = False
         self.leader: NodeId | None = None
+        # When a candidate of this replica's group last asked for its promise (clock time;
+        # None: never since it was hosted). With the core's ``leader_heard``: how long the
+        # group has been silent towards us (the steward's release rule).
+        self.group_asked: float | None = None
         self._serving_changed = trio.Event()
         self._alone_cache: bool | None = None
         # Called as soon as ``serving`` flips (the owner tells the history shell at once).
@@ -124,7 +129,10 @@ class ReplicaDriver:
                 msg = self._assemble(src, msg)
                 if msg is None:
                     return
-            self.feed(self.replica.on_message(src, msg, self.clock()))
+            now = self.clock()
+            if asked_by_group(src, msg, self.replica.config.voters):
+                self.group_asked = now
+            self.feed(self.replica.on_message(src, msg, now))
         except Exception:  # noqa: BLE001 - a peer's message must never take the node down
             self.stats.dropped_messages += 1
             log.exception("replication message refused shard=%d src=%s", self.shard, src)

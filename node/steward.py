@@ -18,15 +18,31 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shoal import wire
 from shoal.node.replication.types import NodeId, Role
 from shoal.ring.placement import REPLICATION_FACTOR, placement
 
 CAMPAIGN_RETRY_S = 2.0  # a campaign that did not make us leader is tried again after this
-# A replica outside the ring's set that has heard no leader for this long is released even
-# though its own config still lists it: a member removed from a group never receives the
-# entry that removes it (the leader stops sending to it), so it would wait, and campaign in
-# vain, forever. Its data stays on disk; if the ring names it again it is re-hosted.
+# A replica outside the ring's set that has heard from its group for this long is released
+# even though its own config still lists it: a member removed from a group never receives
+# the entry that removes it (the leader stops sending to it), so it would wait, and campaign
+# in vain, forever. Its data stays on disk; if the ring names it again it is re-hosted.
+# "Heard from its group" is a leader's message or a Prepare from a voter of its config (see
+# ``asked_by_group``): a group with no leader is not one that dropped us.
 RELEASE_SILENT_S = 10.0
+
+
+def asked_by_group(src: NodeId, msg: object, voters: tuple[NodeId, ...]) -> bool:
+    """Whether ``msg`` from ``src`` shows this replica's group still counts on it: a
+    Prepare from a voter of its config (a candidate needs its promise).
+
+    Why it matters: silence from leaders alone does not tell a removed member from a
+    voter of a group that has no leader at the moment (elections failing under load).
+    Releasing such a voter takes a vote out of the group for good: a 2-voter group (a new
+    shard growing to R) can then never elect anyone (issue 7, ``repro_relead`` under CPU
+    starvation: shard 0 unled for the 80 s the run lasted). A removed member gets no
+    Prepare from its old group: its voters no longer list it."""
+    return isinstance(msg, wire.Prepare) and src in voters
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +55,8 @@ class ReplicaView:
     voters: tuple[NodeId, ...]
     learners: tuple[NodeId, ...] = ()
     silent_s: float = 0.0
-    """How long this (non-leader) replica has heard no leader."""
+    """How long this (non-leader) replica has heard from no leader and no candidate of
+    its group (``asked_by_group``)."""
 
 
 @dataclass(frozen=True, slots=True)

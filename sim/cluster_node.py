@@ -29,7 +29,9 @@ from shoal.gossip.config import SwimConfig
 from shoal.gossip.events import Output as GossipOutput
 from shoal.gossip.swim import Swim
 from shoal.node.replication import Output, PersistedState, Replica, ReplicaConfig, RoleChanged
-from shoal.node.steward import Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward
+from shoal.node.steward import (
+    Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward, asked_by_group,
+)
 from shoal.sim.cluster_history import ShardState
 from shoal.sim.network import Network
 from shoal.sim.replication_node import SimDisk
@@ -71,6 +73,7 @@ class HostedShard:
     core: Replica
     state: ShardState
     writes_in_flight: int = 0
+    group_asked: float | None = None  # a Prepare from a voter of its config (the driver's)
     # Messages to send once the newest write in flight is durable: the real driver carries
     # outputs out one after another, so a message never overtakes an earlier output's write
     # (a heartbeat must not leave before the promise it is sent under is on disk).
@@ -157,6 +160,8 @@ class ClusterNode:
             return
         hosted = self.shards.get(msg.shard)
         if hosted is not None:  # unknown shards are dropped, as ReplicaTransport does
+            if asked_by_group(src, msg, hosted.core.config.voters):
+                hosted.group_asked = now
             self.drive(msg.shard, hosted.core.on_message(src, msg, now))
 
     def on_timer(self, key: Any) -> None:
@@ -221,7 +226,8 @@ class ClusterNode:
         if hosted is None:
             return None
         core = hosted.core
-        heard = core.leader_heard
+        heard = max((t for t in (core.leader_heard, hosted.group_asked) if t is not None),
+                    default=None)
         return ReplicaView(role=core.role, serving=core.serving, leader=core.leader,
                            voters=tuple(core.config.voters), learners=tuple(core.config.learners),
                            silent_s=0.0 if heard is None else max(0.0, self.net.now - heard))

@@ -151,3 +151,51 @@ async def test_a_member_dead_past_replace_after_is_replaced(tmp_path: Path) -> N
             leader = next(members[n] for n in "abd" if members[n].replicas.drivers[shard].serving)
             assert "c" not in leader.replicas.drivers[shard].replica.config.voters
         nursery.cancel_scope.cancel()
+
+
+async def test_a_voter_asked_for_its_promise_is_kept_though_no_leader_speaks(tmp_path: Path) -> None:
+    # repro_relead under CPU starvation (issue 7): a new shard's 2-voter group {a, b} lost
+    # its leader, elections kept timing out, and b (outside the ring's set) was released
+    # after RELEASE_SILENT_S without a leader although a kept asking it for its promise:
+    # a could never win again. A Prepare from a voter of b's config is its group speaking.
+    from shoal import wire
+    from shoal.node.replication.types import Role
+    from shoal.node.steward import RELEASE_SILENT_S, Release
+
+    now = [0.0]
+    store = Store.open(tmp_path / "b")
+    try:
+        async with GroupCommitWriter.open(store) as writer:
+            steward = ShardSteward("b", SHARDS)
+            replicas = ClusterReplicas(steward, store, writer, InProcessTransport(), CFG,
+                                       clock=lambda: now[0])
+            replicas.set_members(["a", "b", "c", "d"])
+            shard = next(s for s in range(SHARDS) if "b" not in steward.target(s, 0.0))
+            async with trio.open_nursery() as nursery:
+                replicas._nursery = nursery
+                driver = await replicas._start(shard, None)
+                driver.feed(driver.replica.bootstrap(wire.ShardConfig(voters=("a", "b"))))
+                await wait_until(lambda: driver.replica.config.voters == ("a", "b"))
+                driver.replica.tick(0.0)  # a follower that heard its leader last at 0
+                assert replicas.view(shard).role is Role.FOLLOWER
+                now[0] = RELEASE_SILENT_S + 1.0
+                # a campaigns: b must stay, whatever it answers.
+                driver.deliver("a", wire.Prepare(shard=shard, epoch=wire.Epoch(5, "a")))
+                assert steward.decide(shard, replicas.view(shard), now[0]) == []
+                # Nothing from the group for long: b was removed (the old rule still holds).
+                now[0] += RELEASE_SILENT_S
+                assert steward.decide(shard, replicas.view(shard), now[0]) == [Release(shard)]
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+def test_a_cluster_campaign_waits_for_promises_as_long_as_a_leader_timeout() -> None:
+    # repro_relead under CPU starvation (issue 7): with the core's default 0.5 s, 56 of 107
+    # campaigns gave up at the prepare timeout while the median won one took 0.26 s; each
+    # abandoned Prepare had already deposed the leader, so two voters took turns deposing
+    # each other and the shard stayed unled. A promise needs the same round trip (and the
+    # promiser's fsync) as the heartbeat ack the leader timeout is sized for.
+    from shoal.node.node import CLUSTER_REPLICA_CONFIG as cfg
+
+    assert cfg.prepare_timeout_s >= cfg.leader_timeout_s
