@@ -18,13 +18,14 @@ processes spinning on the CPU meanwhile play the loaded ``make test`` machine.
 Printed per run: seconds from each restarted node's "node serving" until it first leads a
 shard, and from the later of the two until the cluster is balanced with everyone leading
 (``NEVER`` if not within ``--wait-s``).
-Every run's node logs go to ``--logs``/run-K/nI.log (kept only for failed runs unless
-``--keep-all``). Exit status 1 when any run failed.
+Every run's node logs go to ``--logs``/run-K/nI.log (kept, with the data dirs, only for
+failed runs unless ``--keep-all``). Exit status 1 when any run failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -141,8 +142,7 @@ def main() -> int:
             print(f"run {k} {'ok' if ok else 'FAILED'} ({time.monotonic() - t:.0f} s): {out}",
                   flush=True)
             if ok and not args.keep_all:
-                for f in root.glob("n*.log"):
-                    f.unlink()
+                shutil.rmtree(root, ignore_errors=True)  # data dirs and logs
             else:
                 print(f"  logs: {root}", flush=True)
     finally:
