@@ -55,10 +55,11 @@ DEFAULT_CLUSTER_NAME = "shoal"
 # only idle traffic and the fallback campaign's timing change; a dead leader is replaced
 # by the steward as soon as gossip declares it dead (first ALIVE voter), or by the
 # fallback after 2-3 leader timeouts, whichever comes first. A campaign gives up after
-# 1 s without progress: with 0.25 s retransmits, 0.5 s allowed one lost Prepare at most,
-# and a loaded node's event loop can lag that much by itself.
+# 1.5 s without progress (a promise, a catch-up page), as long as a leader waits for acks:
+# with the core's 0.5 s, CPU starvation made most campaigns give up after deposing the
+# leader, and two voters took turns deposing each other (issue 7, repro_relead).
 CLUSTER_REPLICA_CONFIG = ReplicaConfig(heartbeat_interval_s=0.25, leader_timeout_s=1.5,
-                                       prepare_timeout_s=1.0)
+                                       prepare_timeout_s=1.5)
 LEAVE_HANDOFF_MAX_S = 10.0  # a leaving node waits this long at most for others to take over
 REDISPATCH_DELAY_S = 0.3
 # Matching is soft state: a task not started this long after it was handed off is handed

@@ -71,6 +71,9 @@ class ClusterParams:
     join: bool = True  # a new node joins after a quarter of the steps
     replace: bool = True  # a node dies for good after half of the steps
     replace_after_s: float = 5.0
+    # The node that died for good restarts on its disk when the faults heal, long after it
+    # was replaced (the 5-node integration test's restart): it must get its share back.
+    comeback: bool = False
     client_timeout_s: float = 1.0
     liveness_s: float = 60.0  # after healing, convergence must happen within this
     plant: str = ""  # a deliberate bug, for the tests that show the checks can fail
@@ -78,7 +81,7 @@ class ClusterParams:
     def command(self) -> str:
         """The command line that reproduces this run (with default faults)."""
         return (f"python -m shoal.sim.cluster_sim --nodes {self.nodes} --seed {self.seed} "
-                f"--steps {self.steps} --json")
+                f"--steps {self.steps}{' --comeback' if self.comeback else ''} --json")
 
 
 @dataclass(slots=True)
@@ -398,10 +401,12 @@ class ClusterSim:
         self.net.faults = LinkFaults(delay_s=self.p.delay_s, jitter_s=self.p.jitter_s)
         for name in list(self.nodes):
             self._restart(name)
+        if self.p.comeback and self.retired is not None and not self.nodes[self.retired].up:
+            self._boot(self.retired)
 
     def _converged(self) -> bool:
-        """Liveness: clients done, gossip agrees, every shard serving on the ring's
-        replica set with every voter caught up."""
+        """Liveness: clients done, gossip agrees, every shard served by the ring's first
+        member on the ring's replica set with every voter caught up."""
         if not all(c.idle for c in self.clients):
             return False
         up = tuple(sorted(n for n, node in self.nodes.items() if node.up))
@@ -410,7 +415,7 @@ class ClusterSim:
         place = placement(up, self.p.num_shards, min(self.p.rf, len(up)))
         for shard in range(self.p.num_shards):
             leader = self._serving_leader(shard)
-            if leader is None:
+            if leader is None or leader.name != place.replica_set(shard)[0]:
                 return False
             core = leader.shards[shard].core
             cfg = core.config
@@ -527,12 +532,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=1, help="run seeds seed..seed+K-1")
     ap.add_argument("--shards", type=int, default=16)
     ap.add_argument("--loss", type=float, default=0.02)
+    ap.add_argument("--comeback", action="store_true",
+                    help="the node that died for good restarts on its disk at the heal")
     ap.add_argument("--json", action="store_true", help="one JSON object per seed")
     args = ap.parse_args(argv)
     failed = 0
     for seed in range(args.seed, args.seed + args.seeds):
         rep = run_cluster_sim(args.nodes, seed, args.steps, num_shards=args.shards,
-                              loss=args.loss)
+                              loss=args.loss, comeback=args.comeback)
         if args.json:
             print(dumps(rep))
         else:

@@ -26,12 +26,13 @@ SMALL = ["--gossip-preset", "small"]
 
 
 @contextlib.contextmanager
-def running_cluster(root: Path, size: int, extra: list[str] = SMALL) -> Iterator[list[NodeProcess]]:
+def running_cluster(root: Path, size: int, extra: list[str] = SMALL, *,
+                    num_shards: int = 16) -> Iterator[list[NodeProcess]]:
     """``size`` nodes on fixed ports; nodes 1.. join through node 0. All are killed on exit,
     and each node's errors are printed (shown when a test failed)."""
     seed_port = free_port()
-    nodes = [NodeProcess(root / "n0", port=seed_port, extra=extra)]
-    nodes += [NodeProcess(root / f"n{i}", port=free_port(),
+    nodes = [NodeProcess(root / "n0", port=seed_port, extra=extra, num_shards=num_shards)]
+    nodes += [NodeProcess(root / f"n{i}", port=free_port(), num_shards=num_shards,
                           extra=[*extra, "--join", f"127.0.0.1:{seed_port}"])
               for i in range(1, size)]
     try:

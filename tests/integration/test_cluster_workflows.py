@@ -251,10 +251,9 @@ async def test_five_nodes_lose_two_one_after_the_other_and_get_them_back(tmp_pat
                 n.extra = [*CLUSTER, "--replace-after", "2", "--join", addrs[2].removeprefix("ws://")]
                 n.start()
             async with views(nodes) as v:
-                # Not every node must lead again here: a node replaced while it was down
-                # once took over a minute to lead again under a loaded make test (the
-                # issue 7 note); the shards must all be led and at R.
-                await wait_balanced(v, nodes, num_shards, timeout_s=60, each_leads=False)
+                # Each restarted node leads its share again (issue 7: once, under load,
+                # one did not within 60 s; see tests/chaos/repro_relead.py).
+                await wait_balanced(v, nodes, num_shards, timeout_s=60)
             again = await start_many(client, DrillChain.run, 30, task_queue=tq,
                                      id_prefix=f"back-{uuid.uuid4()}")
             await signal_many(again, DrillChain.bump)

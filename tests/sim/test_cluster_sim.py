@@ -40,6 +40,16 @@ def test_five_nodes_under_chaos_keep_every_invariant(seed: int) -> None:
     assert rep["joined"] == "n5" and rep["retired"] is not None
 
 
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_a_replaced_node_that_comes_back_leads_its_share_again(seed: int) -> None:
+    # The 5-node integration test's restart (issue 7): the node that died for good and was
+    # replaced restarts on its disk at the heal; convergence includes every shard being
+    # led by the ring's first member, so the returning node must lead its share again.
+    rep = run_cluster_sim(nodes=5, seed=seed, steps=20_000, comeback=True)
+    _assert_clean(rep)
+    assert rep["params"]["comeback"] and rep["retired"] is not None
+
+
 def test_longer_run_exercises_every_fault_and_stays_clean() -> None:
     rep = run_cluster_sim(nodes=5, seed=7, steps=80_000)
     _assert_clean(rep)

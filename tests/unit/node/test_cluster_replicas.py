@@ -189,3 +189,57 @@ async def test_a_member_moved_off_a_shard_deletes_its_copy(tmp_path: Path) -> No
                 if m.replicas.drivers.get(s) is not None and
                 m.name in m.replicas.drivers[s].replica.config.voters))
         nursery.cancel_scope.cancel()
+
+
+async def test_a_voter_is_kept_though_no_leader_speaks_until_told_it_was_removed(
+        tmp_path: Path) -> None:
+    # repro_relead under CPU starvation (issue 7): a new shard's 2-voter group {a, b} lost
+    # its leader, elections kept timing out, and b (outside the ring's set) was released
+    # after RELEASE_SILENT_S without a leader although a kept asking it for its promise:
+    # a could never win again. A voter in its own config is never released for silence;
+    # it goes (with its data) when a member tells it it was removed.
+    from shoal import wire
+    from shoal.node.replication.types import Role
+    from shoal.node.steward import RELEASE_SILENT_S, Release
+
+    now = [0.0]
+    store = Store.open(tmp_path / "b")
+    try:
+        async with GroupCommitWriter.open(store) as writer:
+            steward = ShardSteward("b", SHARDS)
+            replicas = ClusterReplicas(steward, store, writer, InProcessTransport(), CFG,
+                                       clock=lambda: now[0])
+            replicas.set_members(["a", "b", "c", "d"])
+            shard = next(s for s in range(SHARDS) if "b" not in steward.target(s, 0.0))
+            async with trio.open_nursery() as nursery:
+                replicas._nursery = nursery
+                driver = await replicas._start(shard, None)
+                driver.feed(driver.replica.bootstrap(wire.ShardConfig(voters=("a", "b"))))
+                await wait_until(lambda: driver.replica.config.voters == ("a", "b"))
+                driver.replica.tick(0.0)  # a follower that heard its leader last at 0
+                assert replicas.view(shard).role is Role.FOLLOWER
+                now[0] = RELEASE_SILENT_S + 1.0
+                # a campaigns: b must stay, whatever it answers.
+                driver.deliver("a", wire.Prepare(shard=shard, epoch=wire.Epoch(5, "a")))
+                assert steward.decide(shard, replicas.view(shard), now[0]) == []
+                now[0] += 10 * RELEASE_SILENT_S  # however long the silence
+                assert steward.decide(shard, replicas.view(shard), now[0]) == []
+                driver.deliver("a", wire.Removed(shard=shard, epoch=wire.Epoch(5, "a"),
+                                                 config_index=9))
+                await wait_until(lambda: replicas.view(shard).removed)
+                assert steward.decide(shard, replicas.view(shard), now[0]) == [
+                    Release(shard, drop_data=True)]
+                nursery.cancel_scope.cancel()
+    finally:
+        store.close()
+
+
+def test_a_cluster_campaign_waits_for_promises_as_long_as_a_leader_timeout() -> None:
+    # repro_relead under CPU starvation (issue 7): with the core's default 0.5 s, 56 of 107
+    # campaigns gave up at the prepare timeout while the median won one took 0.26 s; each
+    # abandoned Prepare had already deposed the leader, so two voters took turns deposing
+    # each other and the shard stayed unled. A promise needs the same round trip (and the
+    # promiser's fsync) as the heartbeat ack the leader timeout is sized for.
+    from shoal.node.node import CLUSTER_REPLICA_CONFIG as cfg
+
+    assert cfg.prepare_timeout_s >= cfg.leader_timeout_s
