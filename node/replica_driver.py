@@ -263,13 +263,6 @@ class ReplicaDriver:
                 f"shard {self.shard}: alone write ends applied {self.storage.applied} < "
                 f"persisted {self.storage.last_stored}")
         if mutations:
-            # A leader's Appends go out while its own write runs (Output.take_early_sends),
-            # up to the first output that makes a promise or an install durable.
-            for out in outs:
-                if out.hard_state is not None or out.install is not None:
-                    break
-                for dst, msg in out.take_early_sends():
-                    self.transport.send(self.me, dst, msg)
             self.stats.writes += 1
             await self.writer.commit(mutations)
         now = self.clock()

@@ -75,9 +75,6 @@ class HostedShard:
     # outputs out one after another, so a message never overtakes an earlier output's write
     # (a heartbeat must not leave before the promise it is sent under is on disk).
     sends_after_write: list[tuple[str, Any]] = field(default_factory=list)
-    # Writes in flight that make a promise or an install durable: while there are any, a
-    # leader's Appends wait too (Output.take_early_sends).
-    promises_in_flight: int = 0
 
 
 class ClusterNode:
@@ -278,16 +275,10 @@ class ClusterNode:
         """Carry ``out`` out in the order ``Output`` prescribes."""
         hosted = self.shards[shard]
         now = self.net.now
-        if not hosted.promises_in_flight and (
-                out.hard_state or out.install or out.persist or out.compact
-                or hosted.writes_in_flight):
-            self._send_all(out.take_early_sends())  # as the driver: while the write runs
         if out.hard_state or out.install or out.persist or out.compact:
             write = (out.hard_state, out.install, list(out.persist), out.compact)
             sends = hosted.sends_after_write = list(out.send)
             hosted.writes_in_flight += 1
-            if out.hard_state or out.install:
-                hosted.promises_in_flight += 1
             self._fsync(shard, self.timing.fsync_s * (1 + 2 * self.rng.random()) / 3,
                         lambda: self._write_done(shard, hosted, write, sends))
         elif hosted.writes_in_flight:
@@ -337,8 +328,6 @@ class ClusterNode:
         hard, install, persist, compact = write
         self.disks[shard].write(hard, install, persist, compact)
         hosted.writes_in_flight -= 1
-        if hard or install:
-            hosted.promises_in_flight -= 1
         if self.shards.get(shard) is not hosted:
             return  # released meanwhile: the write lands, nobody is told
         self._send_all(sends)

@@ -92,7 +92,6 @@ class SimNode:
     disk: SimDisk = field(default_factory=SimDisk)
     sm: SmState = field(default_factory=SmState)
     disk_busy: float = 0.0
-    promise_write_until: float = 0.0  # the last write making a promise durable lands then
     dmatch: int = 0  # cache: longest committed prefix held durably
     next_campaign: float = 0.0
 

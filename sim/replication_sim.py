@@ -153,12 +153,8 @@ class ReplicationSim:
             # It went through the wire codec: snapshot data arrives as a plain map.
             out.install = SnapshotInstall(out.install.meta, SmState(**out.install.data))
         if out.hard_state or out.install or out.persist or out.compact:
-            if now >= sn.promise_write_until:
-                self._send_all(name, out.take_early_sends())  # while the write runs
             done_at = max(now, sn.disk_busy) + self.p.fsync_s * (1 + 2 * self.rng.random()) / 3
             sn.disk_busy = done_at
-            if out.hard_state or out.install:
-                sn.promise_write_until = done_at
             inc = sn.inc
             write = (out.hard_state, out.install, list(out.persist), out.compact, list(out.send))
             self.net.call_at(done_at, lambda: self._write_done(name, inc, write), "fsync")

@@ -76,8 +76,7 @@ class Output:
        log's base, handed back as ``PersistedState.snapshot`` on restart; compaction may
        be lazy but never ahead of the durable applied state). When the write is durable call
        ``on_persisted(last.epoch, last.index)`` for the last entry of ``persist``.
-    2. Only then send ``send`` (so no promise or ack outruns the disk). Exception: the
-       messages :meth:`take_early_sends` returns may leave as soon as the write starts.
+    2. Only then send ``send`` (so no promise or ack outruns the disk).
     3. Apply ``apply`` in order to the shard's state; when that is durable call
        ``on_applied(index)``. Serve ``reads`` after ``apply``; fail ``read_failures``.
     4. For each node in ``snapshot_to``, take a snapshot of the applied state and call
@@ -95,24 +94,6 @@ class Output:
     read_failures: list[Any] = field(default_factory=list)
     snapshot_to: list[NodeId] = field(default_factory=list)
     events: list[RoleChanged] = field(default_factory=list)
-
-    def take_early_sends(self) -> list[tuple[NodeId, Any]]:
-        """Remove and return the leader's Appends, which may leave before this Output's
-        write is durable, unless it makes a promise or installs a snapshot (nothing may be
-        said under a promise before it is on disk). The caller must also hold them while
-        an earlier write that made a promise or an install is in flight.
-
-        Why it is safe (Raft thesis §10.2.1): the leader counts itself towards a commit
-        only once ``on_persisted`` says its own copy is durable, so writing its log in
-        parallel with its followers changes no commit; an entry a follower stores before
-        the leader crashes is one a new leader may keep or drop, like any uncommitted
-        one. It takes one disk write off every commit's critical path."""
-        if self.hard_state is not None or self.install is not None:
-            return []
-        early = [(d, m) for d, m in self.send if isinstance(m, wire.Append)]
-        if early:
-            self.send = [(d, m) for d, m in self.send if not isinstance(m, wire.Append)]
-        return early
 
     def empty(self) -> bool:
         """True when the driver has nothing to do."""
