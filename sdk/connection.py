@@ -201,11 +201,12 @@ class ServiceConnection:
         """Send one request and return its decoded answer body.
 
         Retries (reconnecting) while the node is unreachable or answers a retryable code,
-        for up to ``retry_for_s``. Raises ``RPCError`` for the node's error answers.
+        for up to ``retry_for_s`` from the first failure (a long poll's wait before it fails
+        is not time spent retrying). Raises ``RPCError`` for the node's error answers.
         """
         resp_type = wire.OP_TYPES[op][1]
         delay = 0.05
-        deadline = trio.current_time() + retry_for_s
+        deadline: float | None = None
         while True:
             try:
                 if self._link is None or self._link.closed.is_set():
@@ -219,7 +220,10 @@ class ServiceConnection:
                 if exc.code not in _RETRYABLE:
                     raise
                 err = exc
-            if trio.current_time() + delay > deadline:
+            now = trio.current_time()
+            if deadline is None:
+                deadline = now + retry_for_s
+            if now + delay > deadline:
                 raise err
             await trio.sleep(delay)
             delay = min(delay * 2, 1.0)
