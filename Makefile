@@ -49,7 +49,7 @@ sim-sweep: $(STAMP)
 	$(BIN)/python -m shoal.sim.cluster_sim --nodes 3 --seed 100 --seeds 40 --steps 100000
 	$(BIN)/python -m shoal.sim.cluster_sim --nodes 5 --seed 100 --seeds 40 --steps 100000
 
-# Kill -9 / SIGTERM / restart / gossip-partition loop over 5 real nodes for 5 minutes while
+# Kill -9 / SIGTERM / restart / network-partition loop over 5 real nodes for 5 minutes while
 # workflows run, then every invariant is checked; prints one JSON report (exit 1 on a
 # violation). CHAOS_SEED picks the fault schedule; the short version runs in `make test`.
 CHAOS_SEED ?= 1
