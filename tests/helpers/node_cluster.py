@@ -156,8 +156,8 @@ async def wait_all_alive(v: Views, nodes: list[NodeProcess], timeout_s: float) -
     await wait_until(all_alive, timeout_s=timeout_s, interval_s=0.05)
 
 
-async def wait_balanced_led(v: Views, nodes: list[NodeProcess], num_shards: int,
-                            timeout_s: float) -> dict[str, list[int]]:
+async def wait_balanced(v: Views, nodes: list[NodeProcess], num_shards: int,
+                        timeout_s: float) -> dict[str, list[int]]:
     """Poll until ``nodes`` lead every shard between them (each exactly once), each leads
     some, and no shard is below its replication factor; the shards each node (by address)
     leads."""

@@ -26,7 +26,7 @@ from shoal.sdk.converter import DataConverter
 from shoal.worker import Worker
 
 from helpers.history_check import history_problems
-from helpers.node_cluster import running_cluster, views, wait_all_alive, wait_balanced_led
+from helpers.node_cluster import running_cluster, views, wait_all_alive, wait_balanced
 from helpers.node_proc import NodeProcess, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -119,7 +119,7 @@ async def test_a_cut_off_leader_serves_nothing_stale_and_loses_no_acknowledged_w
         a, b, c = nodes
         num_shards = a.num_shards
         async with views(nodes) as v:
-            led = await wait_balanced_led(v, nodes, num_shards, timeout_s=60)
+            led = await wait_balanced(v, nodes, num_shards, timeout_s=60)
             shard = led[a.address][0]
             gossip = {n.address: next(m.gossip_addr for m in (await v.status(n)).members
                                       if m.is_self) for n in nodes}
@@ -203,7 +203,7 @@ async def test_a_cut_off_leader_serves_nothing_stale_and_loses_no_acknowledged_w
                     for n in nodes:
                         nursery.start_soon(v.block, n, [])
                 await wait_all_alive(v, nodes, timeout_s=40)
-                await wait_balanced_led(v, nodes, num_shards, timeout_s=60)
+                await wait_balanced(v, nodes, num_shards, timeout_s=60)
                 client_a = await Client.connect(a.address)
                 await client_a.get_workflow_handle(wf_id).signal(Notes.note, "finish")
                 with trio.fail_after(60):

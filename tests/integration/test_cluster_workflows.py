@@ -20,7 +20,7 @@ from helpers.drill import (DRILL_ACTIVITIES, ActivityGate, DrillChain, Driven, a
                            drill_problems, drill_result, drill_timeout_s, drill_workflows,
                            in_a_timer_now, phases_at, signal_many, start_many)
 from helpers.history_check import history_problems
-from helpers.node_cluster import Views, cli_status, running_cluster, views
+from helpers.node_cluster import cli_status, running_cluster, views, wait_balanced
 from helpers.node_proc import NodeProcess, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -74,31 +74,6 @@ async def test_any_node_serves_workflows_whose_shards_live_elsewhere(tmp_path) -
         assert led == list(range(nodes[0].num_shards))
         assert all(n["shards_led"] and n["shards_replicated"] for n in status["nodes"].values())
         assert any(tq in q for n in status["nodes"].values() for q in n["task_queues"])
-
-
-async def wait_balanced(v: Views, nodes: list[NodeProcess], num_shards: int,
-                        timeout_s: float, *, each_leads: bool = True) -> dict[str, list[int]]:
-    """Poll until the live nodes lead every shard between them, each leads some (unless
-    not ``each_leads``), and no shard is below its replication factor. Returns the shards
-    each node leads."""
-    led: dict[str, list[int]] = {}
-
-    async def balanced() -> bool:
-        led.clear()
-        under = 0
-        for n in nodes:
-            resp = await v.status(n)
-            led[n.address] = resp.shards_led
-            under += len(resp.shards_under_replicated)
-        every = sorted(s for shards in led.values() for s in shards)
-        return under == 0 and every == list(range(num_shards)) and (
-            all(led.values()) or not each_leads)
-
-    try:
-        await wait_until(balanced, timeout_s=timeout_s, interval_s=0.1)
-    except AssertionError:
-        raise AssertionError(f"not balanced within {timeout_s}s: {led}") from None
-    return dict(led)
 
 
 async def check_histories(client: Client, handles) -> None:
