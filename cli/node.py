@@ -59,7 +59,7 @@ def start(
     import trio
 
     from shoal import wire
-    from shoal.node.membership import read_cluster_key
+    from shoal.node.cluster.membership import read_cluster_key
     from shoal.node.node import GOSSIP_PRESETS, Node, NodeConfig
 
     host, port = parse_hostport(listen)

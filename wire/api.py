@@ -153,7 +153,7 @@ class ListWorkflowsRequest:
     status: WorkflowExecutionStatus | None = None
     workflow_type: str | None = None
     task_queue: str | None = None
-    query: str = ""  # Temporal-style list filter (node/list_filter.py); ANDed with the rest
+    query: str = ""  # Temporal-style list filter (node/visibility/list_filter.py); ANDed with the rest
     page_size: int = 100
     next_page_token: bytes | None = None
 

@@ -5,7 +5,7 @@ PARENT_CLOSE_POLICY task (see ``records.TransferKind``) through a ``process`` ca
 retrying with backoff while it fails (the other workflow's shard is busy, or the two
 halves of a child's life raced). The callback deletes the task's row when it is done, so a
 task left after a crash runs again; every step is idempotent. Must not: decide what a task
-means (``node/service_transfers.py`` does) or touch the store.
+means (``node/shard/cross_workflow.py`` does) or touch the store.
 """
 
 from __future__ import annotations

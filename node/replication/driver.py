@@ -7,7 +7,7 @@ core, answer proposals and reads, and stream snapshots to members too far behind
 ``ReplicatedShardLog`` (the ``ShardLog`` the history shell writes through) and
 ``InProcessTransport`` (replicas of several nodes in one process: tests and the bench).
 Must not: make protocol decisions (``node/replication/`` does) or touch tables directly
-(``store/replica_store.py`` builds every write).
+(``node/replication/storage.py`` builds every write).
 
 Batching: outputs that pile up while a write is in flight are carried out together, in
 order, as one write; with the writer's group commit, one fsync covers many entries of many
@@ -31,7 +31,7 @@ from shoal import wire
 from shoal.node.replication import Replica
 from shoal.node.replication.types import NodeId, Output, Role
 from shoal.store import tables
-from shoal.store.replica_store import ReplicaStorage
+from shoal.node.replication.storage import ReplicaStorage
 from shoal.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)

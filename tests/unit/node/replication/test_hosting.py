@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from shoal.node.cluster_replicas import ClusterReplicas
-from shoal.node.replica_driver import InProcessTransport, ReplicatedShardLog
+from shoal.node.replication.hosting import ClusterReplicas
+from shoal.node.replication.driver import InProcessTransport, ReplicatedShardLog
 from shoal.node.replication import ReplicaConfig
-from shoal.node.steward import ShardSteward
+from shoal.node.replication.steward import ShardSteward
 from shoal.store import tables
 from shoal.store.env import Store
 from shoal.store.writer import GroupCommitWriter
@@ -200,7 +200,7 @@ async def test_a_voter_is_kept_though_no_leader_speaks_until_told_it_was_removed
     # it goes (with its data) when a member tells it it was removed.
     from shoal import wire
     from shoal.node.replication.types import Role
-    from shoal.node.steward import RELEASE_SILENT_S, Release
+    from shoal.node.replication.steward import RELEASE_SILENT_S, Release
 
     now = [0.0]
     store = Store.open(tmp_path / "b")

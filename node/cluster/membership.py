@@ -6,7 +6,7 @@ sending what it returns, arming its timers, carrying its stream messages (push-p
 fallback pings) over the peer link (``Op.GOSSIP_STREAM``), refusing peers of another
 cluster with a clear error on both sides, graceful leave, the cluster status answer, and
 the partition drill's op (``Op.NETWORK_FAULTS``, for tests and operators' drills only: it
-sets the node's :class:`~shoal.node.netfault.NetworkFaults`, tells it which node each
+sets the node's :class:`~shoal.node.cluster.netfault.NetworkFaults`, tells it which node each
 blocked address is, and drops gossip to and from the blocked peers). Must not: decide
 anything about membership (the core does), or encode a message other than through ``wire``.
 
@@ -37,8 +37,8 @@ from shoal.gossip.events import (
 )
 from shoal.gossip.members import cluster_mismatch
 from shoal.gossip.swim import Swim
-from shoal.node.netfault import NetworkFaults
-from shoal.node.peer_link import PeerLinks, PeerUnavailable
+from shoal.node.cluster.netfault import NetworkFaults
+from shoal.node.cluster.peer_link import PeerLinks, PeerUnavailable
 
 log = logging.getLogger(__name__)
 

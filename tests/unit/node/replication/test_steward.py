@@ -1,9 +1,9 @@
-"""ShardSteward decisions (node/steward.py): plain calls, now=float."""
+"""ShardSteward decisions (node/replication/steward.py): plain calls, now=float."""
 
 from __future__ import annotations
 
 from shoal.node.replication.types import Role
-from shoal.node.steward import Reconfigure, ReplicaView, ShardSteward
+from shoal.node.replication.steward import Reconfigure, ReplicaView, ShardSteward
 
 SHARDS = 16
 
@@ -104,7 +104,7 @@ def test_a_voter_outside_the_rings_set_is_kept_however_long_it_is_silent() -> No
     removed, and a group whose voters were released for silence can lose its majority.
     A removed member learns it (wire.Removed) and goes then; a replica whose config does
     not list it as a voter is released after RELEASE_SILENT_S."""
-    from shoal.node.steward import RELEASE_SILENT_S, Release
+    from shoal.node.replication.steward import RELEASE_SILENT_S, Release
 
     steward = ShardSteward("n9", 4)
     steward.set_members(["n0", "n1", "n2", "n9"], 0.0)
@@ -124,7 +124,7 @@ def test_a_voter_outside_the_rings_set_is_kept_however_long_it_is_silent() -> No
 def test_a_replica_told_it_was_removed_is_released_with_its_data_even_if_ring_names_it() -> None:
     """Only a committed removal lets the data go; the ring may still name this node (then
     an empty replica is hosted next, for the leader to add back by snapshot)."""
-    from shoal.node.steward import Host, Release
+    from shoal.node.replication.steward import Host, Release
 
     steward = ShardSteward("n9", 4)
     steward.set_members(["n0", "n1", "n9"], 0.0)

@@ -22,12 +22,12 @@ from collections.abc import Callable, Iterable
 import trio
 
 from shoal import wire
-from shoal.node.replica_driver import ReplicaDriver, ReplicaTransport
+from shoal.node.replication.driver import ReplicaDriver, ReplicaTransport
 from shoal.node.replication import Replica, ReplicaConfig
 from shoal.node.replication.types import NodeId
-from shoal.node.steward import Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward
+from shoal.node.replication.steward import Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage, drop_replica_mutations
+from shoal.node.replication.storage import ReplicaStorage, drop_replica_mutations
 from shoal.store.writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)

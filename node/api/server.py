@@ -20,10 +20,10 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from shoal import wire
-from shoal.node.service import Service
+from shoal.node.api.service import Service
 
 if TYPE_CHECKING:
-    from shoal.node.cluster import Router
+    from shoal.node.cluster.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,11 @@ class Dispatcher:
             wire.Op.SCAN_VISIBILITY: service.scan_visibility,
         }
         self.errors: dict[str, int] = {}  # answers by error code, for status output
-        # Where each op is served (node/cluster.py); None serves everything here.
+        # Where each op is served (node/cluster/router.py); None serves everything here.
         self.router: Router | None = None
         # The cluster key: a peer connection must prove it (``wire.peer_credentials``).
         self.peer_key: bytes | None = None
-        # The partition drill (node/netfault.py): True for a peer's handshake identity the
+        # The partition drill (node/cluster/netfault.py): True for a peer's handshake identity the
         # node is cut off from. Its connection is closed, as a cut network would end it.
         self.peer_cut_off: Callable[[str], bool] | None = None
 

@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from shoal import wire
 from shoal.node.history.start import ParentRef
-from shoal.node.shard import Batch, Shard
+from shoal.node.shard.shard import Batch, Shard
 from shoal.store import records
 from shoal.store.records import TransferKind
 
 if TYPE_CHECKING:
-    from shoal.node.service import Service
+    from shoal.node.api.service import Service
 
 _RUNNING = wire.WorkflowExecutionStatus.RUNNING
 _GONE = frozenset({wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})

@@ -2,7 +2,7 @@
 cancel requests, terminate, and queries (a mixin of ``Service``, sharing its fields).
 
 Owns: validating those requests and running their engine calls in the workflow's mailbox;
-queries go to ``node/queries.py`` instead (nothing is written). Must not: make bytes or
+queries go to ``node/shard/queries.py`` instead (nothing is written). Must not: make bytes or
 change state other than through ``Shard.run_op``.
 """
 
@@ -14,12 +14,12 @@ import trio
 from typing import TYPE_CHECKING
 
 from shoal import wire
-from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
-from shoal.node.matching import DispatchTask
-from shoal.node.shard import Batch
+from shoal.node.api.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
+from shoal.node.matching.matching import DispatchTask
+from shoal.node.shard.shard import Batch
 
 if TYPE_CHECKING:
-    from shoal.node.service import Service
+    from shoal.node.api.service import Service
 
 _RUNNING = wire.WorkflowExecutionStatus.RUNNING
 

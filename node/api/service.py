@@ -19,18 +19,18 @@ import trio
 
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
-from shoal.node.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
-from shoal.node import list_filter
-from shoal.node.cluster import ClusterView, Router, SoloView, from_wire, not_leader, to_wire
-from shoal.node.matching import DispatchTask, Matching
+from shoal.node.api.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
+from shoal.node.visibility import list_filter
+from shoal.node.cluster.router import ClusterView, Router, SoloView, from_wire, not_leader, to_wire
+from shoal.node.matching.matching import DispatchTask, Matching
 from shoal.sdk.connection import ConnectionLost, RPCError
-from shoal.node.shard import TaskSink
-from shoal.node.queries import Queries
-from shoal.node.updates import Updates
-from shoal.node.service_interactions import InteractionsMixin
-from shoal.node.service_transfers import TransfersMixin
-from shoal.node.routing import shard_for
-from shoal.node.shard import Batch, Shard
+from shoal.node.shard.shard import TaskSink
+from shoal.node.shard.queries import Queries
+from shoal.node.shard.updates import Updates
+from shoal.node.api.interactions import InteractionsMixin
+from shoal.node.shard.cross_workflow import TransfersMixin
+from shoal.node.cluster.routing import shard_for
+from shoal.node.shard.shard import Batch, Shard
 from shoal.store import records, tables
 from shoal.store.env import Store
 from shoal.store.records import TransferKind
@@ -157,7 +157,7 @@ class Service(InteractionsMixin, TransfersMixin):
     async def describe_workflow(
         self, ns: str, req: wire.DescribeWorkflowRequest
     ) -> wire.DescribeWorkflowResponse:
-        from shoal.node.shard import execution_info
+        from shoal.node.shard.shard import execution_info
 
         _check_id("workflow_id", req.execution.workflow_id)
         shard = self.shard(ns, req.execution.workflow_id)

@@ -9,7 +9,7 @@ message to its shard's driver). Must not: interpret messages (the drivers and co
 Delivery is best effort and FIFO per destination: the consensus protocol tolerates loss
 (it retransmits on its ticks), so a full queue drops its oldest messages and an unreachable
 peer's batch is dropped after a short back-off rather than retried. A peer the partition
-drill cuts off (``node/netfault.py``) gets nothing: its messages are dropped (counted) when
+drill cuts off (``node/cluster/netfault.py``) gets nothing: its messages are dropped (counted) when
 sent and when their batch's turn comes; what it sends us never arrives, since the server
 closes its peer connections.
 """
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 import trio
 
 from shoal import wire
-from shoal.node.netfault import NetworkFaults
-from shoal.node.peer_link import PeerLinks, PeerUnavailable
+from shoal.node.cluster.netfault import NetworkFaults
+from shoal.node.cluster.peer_link import PeerLinks, PeerUnavailable
 
 if TYPE_CHECKING:
-    from shoal.node.replica_driver import ReplicaDriver
+    from shoal.node.replication.driver import ReplicaDriver
 
 log = logging.getLogger(__name__)
 

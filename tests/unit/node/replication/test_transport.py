@@ -4,7 +4,7 @@ garbage and unknown shards are counted, never raised."""
 from __future__ import annotations
 
 from shoal import wire
-from shoal.node.replica_transport import ReplicaHost
+from shoal.node.replication.transport import ReplicaHost
 
 
 class _Driver:

@@ -34,7 +34,7 @@ class DispatchTask:
     task_queue: str
     scheduled_event_id: int
     attempt: int
-    query_id: str = ""  # a query task (see ``node/queries.py``): nothing to record started
+    query_id: str = ""  # a query task (see ``node/shard/queries.py``): nothing to record started
 
 
 @dataclass(eq=False, slots=True)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from helpers.inproc import inproc_node
 from shoal import wire
-from shoal.node.server import Dispatcher, NodeIdentity
+from shoal.node.api.server import Dispatcher, NodeIdentity
 
 plain = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)

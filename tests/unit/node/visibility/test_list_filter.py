@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal import wire
-from shoal.node import list_filter
+from shoal.node.visibility import list_filter
 
 S = wire.WorkflowExecutionStatus
 

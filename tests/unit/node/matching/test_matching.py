@@ -2,7 +2,7 @@
 
 import trio
 
-from shoal.node.matching import DispatchTask, Matching, TaskQueue
+from shoal.node.matching.matching import DispatchTask, Matching, TaskQueue
 from shoal.store.records import TransferKind
 
 

@@ -1,4 +1,4 @@
-"""The partition drill's cut (node/netfault.py) and every path between nodes that obeys it:
+"""The partition drill's cut (node/cluster/netfault.py) and every path between nodes that obeys it:
 replication going out, forwarded requests and task hand-offs going out, peer connections
 coming in. Gossip's side is in test_membership.py."""
 
@@ -8,10 +8,10 @@ import pytest
 import trio
 
 from shoal import wire
-from shoal.node.cluster import PeerCalls
-from shoal.node.netfault import NetworkFaults, parse_blocked_addrs
-from shoal.node.replica_transport import PeerReplicaTransport
-from shoal.node.server import Dispatcher, NodeIdentity, serve
+from shoal.node.cluster.router import PeerCalls
+from shoal.node.cluster.netfault import NetworkFaults, parse_blocked_addrs
+from shoal.node.replication.transport import PeerReplicaTransport
+from shoal.node.api.server import Dispatcher, NodeIdentity, serve
 from shoal.sdk.connection import ConnectionLost, ServiceConnection
 
 OWN, B, C = "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"

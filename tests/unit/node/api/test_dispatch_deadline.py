@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from helpers.inproc import inproc_node
 from shoal import wire
-from shoal.node.matching import Matching
+from shoal.node.matching.matching import Matching
 from shoal.store.records import TransferKind
 
 

@@ -30,7 +30,7 @@ import trio
 
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine, Transition
-from shoal.node.matching import DispatchTask
+from shoal.node.matching.matching import DispatchTask
 from shoal.store import records, tables
 from shoal.store.env import Store
 from shoal.store.shardlog import ShardLog

@@ -15,7 +15,7 @@ Forwarding is one hop: a node that receives a forwarded request (its connection'
 says ``peer``) serves it or answers ``NOT_LEADER`` with a hint; only the node the client
 called retries, so a request can never circle between nodes whose views disagree.
 
-The partition drill (``node/netfault.py``) cuts forwarding as a network would: a call to a
+The partition drill (``node/cluster/netfault.py``) cuts forwarding as a network would: a call to a
 blocked peer fails as a lost connection, before it is sent or, if the drill is set while
 it is in flight (a long poll), then; the router and the task router retry as after any
 lost connection, re-resolving who serves.
@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import trio
 
 from shoal import wire
-from shoal.node.matching import DispatchTask, Matching
-from shoal.node.netfault import NetworkFaults
-from shoal.node.routing import shard_for
+from shoal.node.matching.matching import DispatchTask, Matching
+from shoal.node.cluster.netfault import NetworkFaults
+from shoal.node.cluster.routing import shard_for
 from shoal.ring.placement import partition_owner
 from shoal.sdk.connection import ConnectionLost, RPCError, ServiceConnection
 from shoal.store.records import TransferKind

@@ -1,4 +1,4 @@
-"""node/membership.py: the stream handler, refusals, status, key files; no sockets."""
+"""node/cluster/membership.py: the stream handler, refusals, status, key files; no sockets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shoal import wire
 from shoal.gossip.config import SwimConfig
 from shoal.gossip.events import Output
-from shoal.node.membership import (
+from shoal.node.cluster.membership import (
     ClusterMembership, read_cluster_key, split_hostport, stream_source_meta,
 )
 from shoal.node.node import NodeConfig, advertised_address, gossip_config

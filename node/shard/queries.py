@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 import trio
 
 from shoal import wire
-from shoal.node.cluster import new_query_id
-from shoal.node.matching import DispatchTask
+from shoal.node.cluster.router import new_query_id
+from shoal.node.matching.matching import DispatchTask
 
 if TYPE_CHECKING:
-    from shoal.node.shard import TaskSink
+    from shoal.node.shard.shard import TaskSink
 from shoal.store.records import TransferKind
 
 
