@@ -164,36 +164,37 @@ class Interactions:
             QueryError: no such handler, the run has not started, the handler is async,
                 raised, or tried to change the workflow (start an activity, a timer ...).
         """
-        if self._core.workflow_object is None:
+        core = self._core
+        if core.workflow_object is None:
             raise QueryError("the workflow has not completed its first workflow task yet; "
                              "query again shortly")
-        hd = self._core.defn.queries.get(name) or self._core.defn.queries.get(None)
+        hd = core.defn.queries.get(name) or core.defn.queries.get(None)
         if hd is None:
-            known = sorted(n for n in self._core.defn.queries if n is not None)
-            raise QueryError(f"workflow {self._core.defn.name!r} has no query handler {name!r} "
+            known = sorted(n for n in core.defn.queries if n is not None)
+            raise QueryError(f"workflow {core.defn.name!r} has no query handler {name!r} "
                              f"(known queries: {known})")
         dynamic = hd.name is None
         try:
-            args = self._core.converter.from_payloads(payloads, None if dynamic else hd.arg_types)
+            args = core.converter.from_payloads(payloads, None if dynamic else hd.arg_types)
         except Exception as exc:
             raise QueryError(f"the arguments of query {name!r} do not decode: {exc}") from exc
-        fn = hd.fn.__get__(self._core.workflow_object)
-        commands_before = len(self._core.commands)
+        fn = hd.fn.__get__(core.workflow_object)
+        commands_before = len(core.commands)
         try:
-            with self._core.loop.entered():
+            with core.loop.entered():
                 result = fn(name, args) if dynamic else fn(*args)
         except Exception as exc:
             raise QueryError(f"query handler {name!r} raised {type(exc).__name__}: {exc}") from exc
         finally:
-            produced = self._core.commands[commands_before:]
-            del self._core.commands[commands_before:]
+            produced = core.commands[commands_before:]
+            del core.commands[commands_before:]
         if inspect.isawaitable(result):
             if hasattr(result, "close"):
                 result.close()
             raise QueryError(f"query handler {name!r} is async; query handlers must be plain functions")
         if produced:
             raise QueryError(f"query handler {name!r} tried to change the workflow; queries are read-only")
-        return self._core.converter.to_payloads([result])
+        return core.converter.to_payloads([result])
 
     # --- updates -------------------------------------------------------------------------
 
@@ -203,39 +204,41 @@ class Interactions:
         Replays only see accepted updates, and skip the validator (as temporalio): it ran
         when the update was first delivered, and its verdict is in history.
         """
+        core = self._core
         uid = request.update_id
         if uid in self._updates_seen:
             return  # redelivered (the task was retried, or the request was re-sent)
         self._updates_seen.add(uid)
-        hd = self._core.defn.updates.get(request.name) or self._core.defn.updates.get(None)
+        hd = core.defn.updates.get(request.name) or core.defn.updates.get(None)
         problem: Optional[BaseException] = None
         args: list[Any] = []
-        if self._core.workflow_object is None:
+        if core.workflow_object is None:
             problem = exceptions.ApplicationError("the workflow has not started yet", type="UpdateRejected")
         elif hd is None:
-            known = sorted(n for n in self._core.defn.updates if n is not None)
+            known = sorted(n for n in core.defn.updates if n is not None)
             problem = exceptions.ApplicationError(
-                f"workflow {self._core.defn.name!r} has no update handler {request.name!r} (known updates: {known})",
+                f"workflow {core.defn.name!r} has no update handler {request.name!r} (known updates: {known})",
                 type="UpdateNotFound")
         else:
             try:
-                args = self._core.converter.from_payloads(list(request.input), None if hd.name is None else hd.arg_types)
+                args = core.converter.from_payloads(list(request.input), None if hd.name is None else hd.arg_types)
                 if hd.name is None:
                     args = [request.name, args]
                 validator = getattr(hd.fn, _VALIDATOR_ATTR, None)
-                if validator is not None and not self._core.replaying:
-                    with self._core.loop.entered():
-                        validator(self._core.workflow_object, *args)
+                if validator is not None and not core.replaying:
+                    with core.loop.entered():
+                        validator(core.workflow_object, *args)
             except Exception as exc:
                 problem = exc
         if problem is not None:
-            if not self._core.replaying:
-                self._core.add_command(wire.RejectUpdateCommand(
-                    update_id=uid, failure=exceptions.error_to_failure(problem, self._core.converter)))
+            if not core.replaying:
+                core.add_command(wire.RejectUpdateCommand(
+                    update_id=uid, failure=exceptions.error_to_failure(problem, core.converter)))
             return
-        self._core.add_command(wire.AcceptUpdateCommand(request=request))
+        core.add_command(wire.AcceptUpdateCommand(request=request))
         assert hd is not None
-        self._core.loop.create_task(self._run_update(uid, hd.fn.__get__(self._core.workflow_object), args), name=f"update:{request.name}")
+        core.loop.create_task(self._run_update(uid, hd.fn.__get__(core.workflow_object), args),
+                              name=f"update:{request.name}")
 
     async def _run_update(self, uid: str, fn: Callable[..., Any], args: list[Any]) -> None:
         try:
