@@ -241,6 +241,7 @@ class WorkflowRuntime:
         self._start_main = True
 
     def _on_cancel_requested(self) -> None:
+        """Cancel the run method's task; workflow code decides how the run then ends."""
         self.cancel_requested = True
         if self._main is not None and not self._main.done():
             self._main.cancel()
