@@ -25,7 +25,7 @@ import trio
 from shoal import wire
 from shoal.bench.stats import latency_summary
 from shoal.bench.store_bench import SHARDS, batch, drive
-from shoal.node.cluster.peer_link import PeerLinks
+from shoal.node.cluster.peer_link import PeerLink
 from shoal.node.replication.driver import ReplicaDriver, ReplicatedShardLog
 from shoal.node.replication.transport import PeerReplicaTransport, ReplicaHost
 from shoal.node.replication import Replica, ReplicaConfig
@@ -75,7 +75,7 @@ async def main(args: argparse.Namespace) -> None:
             replicas = ReplicaHost()
             dispatcher = Dispatcher(None, NodeIdentity(args.name, "log-bench", SHARDS))
             dispatcher.add_handler(wire.Op.REPL_MESSAGES, replicas.on_repl_messages)
-            transport = PeerReplicaTransport(PeerLinks(nursery, args.name), peers.get, nursery)
+            transport = PeerReplicaTransport(PeerLink(args.name), peers.get, nursery)
             cfg = ReplicaConfig(fallback=False)
             drivers = []
             for shard in range(SHARDS):

@@ -1,11 +1,11 @@
 """Node lifecycle: open the data dir, load every shard, serve, stop cleanly.
 
 Owns: the cluster identity check at start (NUM_SHARDS is fixed when the data dir is created
-and checked at every start, DESIGN §3.1), wiring store -> shards -> service -> server, and the
+and checked at every start, DESIGN §3.1), wiring store -> shards -> handlers -> server, and the
 order of start-up and shutdown. Must not: hold request logic.
 
 With one node every shard's log is a ``LocalShardLog`` (R = 1: commit = local fsync); the
-cluster issue swaps in replicated logs without touching the service or the engine.
+cluster issue swaps in replicated logs without touching the handlers or the engine.
 """
 
 from __future__ import annotations
@@ -28,17 +28,20 @@ from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.matching.matching import Matching
 from shoal.node.cluster.membership import ClusterMembership
 from shoal.node.cluster.netfault import NetworkFaults
-from shoal.node.cluster.router import ClusterView, PeerCalls, RingView, Router, SoloView, TaskRouter
+from shoal.node.cluster.peer_link import PeerLink
+from shoal.node.cluster.router import Router
+from shoal.node.cluster.task_router import TaskRouter
+from shoal.node.cluster.views import ClusterView, RingView, SoloView
 from shoal.node.replication.hosting import ClusterReplicas
-from shoal.node.cluster.peer_link import PeerLinks
 from shoal.node.replication.driver import ReplicatedShardLog
 from shoal.node.replication.transport import PeerReplicaTransport, ReplicaHost
 from shoal.node.replication import ReplicaConfig
 from shoal.node.replication.steward import ShardSteward
 from shoal.node.api.server import Dispatcher, NodeIdentity, serve
-from shoal.node.api.service import Service
+from shoal.node.api.handlers import Handlers
 from shoal.node.shard.shard import NotServingLog, Shard, TaskSink
-from shoal.node.shard.timers import TimerProcessor
+from shoal.node.shard.shards import ShardSet
+from shoal.node.shard.timers import TimerProcessor, timer_firer
 from shoal.node.shard.transfers import TransferProcessor
 from shoal.store import records, tables
 from shoal.store.env import Store
@@ -167,7 +170,8 @@ class Node:
         self.cfg = cfg
         self.clock = clock
         self.port: int | None = None
-        self.service: Service | None = None
+        self.handlers: Handlers | None = None
+        self.router: Router | None = None
         self.membership: ClusterMembership | None = None
         self.replicas: ClusterReplicas | None = None
         self._replica_host = ReplicaHost()
@@ -224,10 +228,12 @@ class Node:
         clustered = cfg.shard_log == "replicated"
         matching = Matching()
         engine = HistoryEngine(HistoryConfig())
-        timers = TimerProcessor(lambda shard, task: service.fire_timer(shard, task), self.clock)
-        transfers = TransferProcessor(lambda shard, task: service.process_transfer(shard, task))
+        timers = TimerProcessor(lambda shard, task: fire(shard, task), self.clock)
+        transfers = TransferProcessor(
+            lambda shard, task: handlers.cross_workflow.process_transfer(shard, task))
         if clustered:
-            peers = PeerCalls(meta.node_id, cfg.cluster_key, self.faults)
+            peers: PeerLink | None = PeerLink(meta.node_id, cfg.cluster_key, self.faults)
+            nursery.start_soon(_close_when_cancelled, peers)
             replicas = self._cluster_replicas(nursery, store, writer, meta,
                                               lambda shard, on: on_serving(shard, on))
             view: ClusterView = RingView(meta.node_id, replicas, self._alive_members)
@@ -243,9 +249,9 @@ class Node:
                   if not clustered else NotServingLog(sid))
             for sid in range(meta.num_shards)
         ]
-        service = Service(store=store, shards=shards, matching=matching, engine=engine,
-                          clock=self.clock, view=view, tasks=tasks)
-        self.service = service
+        shard_set = ShardSet(store, shards, view)
+        fire = timer_firer(shard_set, engine)
+        handlers = self.handlers = Handlers(shard_set, engine, matching, tasks)
 
         def on_serving(shard: int, serving: bool) -> None:
             assert replicas is not None
@@ -262,11 +268,11 @@ class Node:
         await nursery.start(timers.run)
         await nursery.start(transfers.run)
         identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
-        dispatcher = Dispatcher(service, identity)
+        dispatcher = Dispatcher(handlers.table(), identity)
         dispatcher.peer_key = cfg.cluster_key
         dispatcher.peer_cut_off = self.faults.refuses_peer
-        router = Router(view, meta.num_shards, peers, dispatcher.serve_local)
-        dispatcher.router = service.router = router
+        router = self.router = Router(view, meta.num_shards, peers, dispatcher.serve_local)
+        dispatcher.router = shard_set.router = router
         port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
         self.port = port
         if replicas is not None:
@@ -297,7 +303,9 @@ class Node:
                           ) -> ClusterReplicas:
         """This node's part of every shard's replica group, talking to peers over their API."""
         self._replica_host = ReplicaHost()
-        transport = PeerReplicaTransport(PeerLinks(nursery, meta.node_id, self.cfg.cluster_key),
+        links = PeerLink(meta.node_id, self.cfg.cluster_key)
+        nursery.start_soon(_close_when_cancelled, links)
+        transport = PeerReplicaTransport(links,
                                          lambda node: self._api_addrs.get(node), nursery,
                                          host=self._replica_host, faults=self.faults)
         replicas = ClusterReplicas(ShardSteward(meta.node_id, meta.num_shards,
@@ -310,15 +318,15 @@ class Node:
     async def _on_cluster_status(self, namespace: str, req: wire.ClusterStatusRequest
                                  ) -> wire.ClusterStatusResponse:
         """``CLUSTER_STATUS``: gossip's view of the members, plus what this node owns."""
-        assert self.membership is not None and self.service is not None
+        assert self.membership is not None and self.handlers is not None
         resp = self.membership.status()
-        service = self.service
+        handlers = self.handlers
         queues = sorted({f"{q['task_queue']} ({q['kind'].lower()})"
-                         for q in service.matching.stats()})
+                         for q in handlers.matching.stats()})
         routing: dict[str, int] = {}
-        if service.router is not None:
-            routing = {"forwarded": service.router.forwarded, "retried": service.router.retried}
-        tasks = service.tasks
+        if self.router is not None:
+            routing = {"forwarded": self.router.forwarded, "retried": self.router.retried}
+        tasks = handlers.tasks
         if isinstance(tasks, TaskRouter):
             routing.update(tasks_sent=tasks.sent, tasks_resent=tasks.resent)
         led: list[int] = []
@@ -407,3 +415,12 @@ class Node:
         dispatcher.add_handler(wire.Op.NETWORK_FAULTS, membership.on_network_faults)
         await nursery.start(membership.run, cfg.host, port)
         self.membership = membership
+
+
+async def _close_when_cancelled(link: PeerLink) -> None:
+    """Close a peer link's connections when the node stops (its readers are system tasks)."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await link.aclose()

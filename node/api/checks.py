@@ -9,6 +9,7 @@ from __future__ import annotations
 from shoal import wire
 
 POLL_WAIT_MAX_S = 60.0
+PAGE_SIZE_MAX = 10_000
 
 
 def check_id(name: str, value: str, *, required: bool = True) -> None:
@@ -28,3 +29,26 @@ def check_payloads(name: str, payloads: list[bytes] | None) -> None:
             wire.Code.PAYLOAD_TOO_LARGE,
             f"{name} is {size} bytes; the limit is {wire.PAYLOAD_BYTES_MAX} bytes",
         )
+
+
+def check_page_size(page_size: int) -> None:
+    if not 1 <= page_size <= PAGE_SIZE_MAX:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"page_size must be 1..{PAGE_SIZE_MAX}")
+
+
+def page_token(raw: bytes | None, *, default: int) -> int:
+    """The position a page token names (tokens are ``wire.dumps`` of an int)."""
+    if not raw:
+        return default
+    try:
+        return wire.loads(int, raw)  # type: ignore[arg-type]
+    except wire.WireError:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, "next_page_token is not valid") from None
+
+
+def decode_token(raw: bytes) -> wire.TaskToken:
+    """The task token a worker sent back, or INVALID_ARGUMENT."""
+    try:
+        return wire.loads(wire.TaskToken, raw)
+    except wire.WireError:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, "task_token is not a valid token") from None

@@ -1,5 +1,5 @@
 """Request handlers for what clients do to running workflows: signals, signal-with-start,
-cancel requests, terminate, and queries (a mixin of ``Service``, sharing its fields).
+cancel requests, terminate, queries and updates.
 
 Owns: validating those requests and running their engine calls in the workflow's mailbox;
 queries go to ``node/shard/queries.py`` instead (nothing is written). Must not: make bytes or
@@ -11,39 +11,40 @@ from __future__ import annotations
 import uuid
 
 import trio
-from typing import TYPE_CHECKING
 
 from shoal import wire
-from shoal.node.api.checks import POLL_WAIT_MAX_S, check_id as _check_id, check_payloads as _check_payloads
-from shoal.node.matching.matching import DispatchTask
+from shoal.node.api.checks import POLL_WAIT_MAX_S, check_id, check_payloads
+from shoal.node.history.engine import HistoryEngine
+from shoal.node.shard.queries import Queries
 from shoal.node.shard.shard import Batch
-
-if TYPE_CHECKING:
-    from shoal.node.api.service import Service
+from shoal.node.shard.shards import ShardSet
+from shoal.node.shard.updates import Updates
 
 _RUNNING = wire.WorkflowExecutionStatus.RUNNING
 
 
-class InteractionsMixin:
-    """Signals, cancel requests, terminate and queries for ``Service``."""
+class InteractionOps:
+    """Signals, signal-with-start, cancel requests, terminate, queries and updates."""
 
-    # --- signals, cancel requests, terminate ---------------------------------------------
+    def __init__(self, shards: ShardSet, engine: HistoryEngine, queries: Queries,
+                 updates: Updates) -> None:
+        self.shards, self.engine, self.queries, self.updates = shards, engine, queries, updates
 
-    async def _run_op_on(self: Service, ns: str, execution: wire.WorkflowExecution, change) -> None:
+    async def _run_op_on(self, ns: str, execution: wire.WorkflowExecution, change) -> None:
         """Apply ``change(engine, state, now) -> Transition`` to a run ('' = current run)."""
         wf_id = execution.workflow_id
-        _check_id("workflow_id", wf_id)
-        _check_id("run_id", execution.run_id, required=False)
+        check_id("workflow_id", wf_id)
+        check_id("run_id", execution.run_id, required=False)
 
         def op(b: Batch) -> None:
             st = b.load(execution.run_id)
             b.record(st, change(st, b.now))
 
-        await self.shard(ns, wf_id).run_op(ns, wf_id, op)
+        await self.shards.for_workflow(ns, wf_id).run_op(ns, wf_id, op)
 
-    async def signal_workflow(self: Service, ns: str, req: wire.SignalWorkflowRequest) -> wire.Empty:
-        _check_id("request_id", req.request_id, required=False)
-        _check_payloads("signal input", req.input)
+    async def signal_workflow(self, ns: str, req: wire.SignalWorkflowRequest) -> wire.Empty:
+        check_id("request_id", req.request_id, required=False)
+        check_payloads("signal input", req.input)
         engine = self.engine
         await self._run_op_on(ns, req.execution, lambda st, now: engine.signal(
             st, signal_name=req.signal_name, input=req.input, identity=req.identity,
@@ -54,15 +55,15 @@ class InteractionsMixin:
     async def request_cancel_workflow(
         self, ns: str, req: wire.RequestCancelWorkflowRequest
     ) -> wire.Empty:
-        _check_id("request_id", req.request_id, required=False)
+        check_id("request_id", req.request_id, required=False)
         engine = self.engine
         await self._run_op_on(ns, req.execution, lambda st, now: engine.request_cancel(
             st, reason=req.reason, identity=req.identity, request_id=req.request_id, now=now,
         ))
         return wire.Empty()
 
-    async def terminate_workflow(self: Service, ns: str, req: wire.TerminateWorkflowRequest) -> wire.Empty:
-        _check_payloads("details", req.details)
+    async def terminate_workflow(self, ns: str, req: wire.TerminateWorkflowRequest) -> wire.Empty:
+        check_payloads("details", req.details)
         engine = self.engine
         await self._run_op_on(ns, req.execution, lambda st, now: engine.terminate(
             st, reason=req.reason or "terminated by a client", identity=req.identity,
@@ -80,9 +81,9 @@ class InteractionsMixin:
         """
         start = req.start
         for name in ("workflow_id", "workflow_type", "task_queue", "request_id"):
-            _check_id(name, getattr(start, name))
-        _check_payloads("input", start.input)
-        _check_payloads("signal input", req.signal_input)
+            check_id(name, getattr(start, name))
+        check_payloads("input", start.input)
+        check_payloads("signal input", req.signal_input)
         run_id = str(uuid.uuid4())
         engine = self.engine
 
@@ -99,9 +100,7 @@ class InteractionsMixin:
             ))
             return resp
 
-        return await self.shard(ns, start.workflow_id).run_op(ns, start.workflow_id, op)
-
-    # --- queries -------------------------------------------------------------------------
+        return await self.shards.for_workflow(ns, start.workflow_id).run_op(ns, start.workflow_id, op)
 
     async def query_workflow(
         self, ns: str, req: wire.QueryWorkflowRequest
@@ -118,64 +117,38 @@ class InteractionsMixin:
                 router sends the query to the new leader); see also ``Queries.ask``.
         """
         wf_id = req.execution.workflow_id
-        _check_id("workflow_id", wf_id)
-        _check_id("query_type", req.query.query_type)
-        _check_payloads("query_args", req.query.query_args)
+        check_id("workflow_id", wf_id)
+        check_id("query_type", req.query.query_type)
+        check_payloads("query_args", req.query.query_args)
         if not 0 < req.timeout_s <= POLL_WAIT_MAX_S:
             raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
-        shard = self.shard(ns, wf_id)
+        shard = self.shards.for_workflow(ns, wf_id)
         await shard.confirm_leader()
-        st = self._read_state(shard, ns, wf_id, req.execution.run_id)
+        st = self.shards.read_state(shard, ns, wf_id, req.execution.run_id)
         result = await self.queries.ask(
             shard=shard.shard_id, namespace=ns, workflow_id=wf_id, run_id=st.run_id,
             task_queue=st.task_queue, query=req.query, timeout_s=req.timeout_s,
         )
         return wire.QueryWorkflowResponse(result=result)
 
-    async def respond_query_task(self: Service, ns: str, req: wire.RespondQueryTaskRequest) -> wire.Empty:
-        _check_payloads("result", req.result)
+    async def respond_query_task(self, ns: str, req: wire.RespondQueryTaskRequest) -> wire.Empty:
+        check_payloads("result", req.result)
         self.queries.answer(req)
         return wire.Empty()
 
-    def _query_task(self: Service, task: DispatchTask) -> wire.WorkflowTask | None:
-        """The query task for a poller: the run's committed history and the query.
-
-        None when the asker gave up or the run is gone. A workflow task in flight is left
-        out (its Started event): the query sees the state as of the last completed task.
-        """
-        pending = self.queries.waiting(task.query_id)
-        if pending is None:
-            return None
-        shard = self.shards[task.shard]
-        try:
-            st = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
-        except wire.ShoalError:
-            return None
-        history = shard.history(task.namespace, task.workflow_id, task.run_id, st.next_event_id - 1)
-        if history and history[-1].event_type == wire.EventType.WORKFLOW_TASK_STARTED:
-            history = history[:-1]
-        return wire.WorkflowTask(
-            task_token=b"", workflow_id=st.workflow_id, run_id=st.run_id,
-            workflow_type=st.workflow_type, attempt=0, started_event_id=0,
-            previous_started_event_id=0, history=history, scheduled_time=0.0, started_time=0.0,
-            query_id=task.query_id, query=pending.query,
-        )
-
-    # --- updates ---------------------------------------------------------------------
-
-    async def update_workflow(self: Service, ns: str, req: wire.UpdateWorkflowRequest) -> wire.UpdateWorkflowResponse:
+    async def update_workflow(self, ns: str, req: wire.UpdateWorkflowRequest) -> wire.UpdateWorkflowResponse:
         """Deliver an update to the run's workflow and wait for its outcome.
 
         Rejected or failed updates are an outcome with a failure, not an error.
         """
         wf_id, request = req.execution.workflow_id, req.request
-        _check_id("workflow_id", wf_id)
-        _check_id("update_id", request.update_id)
-        _check_id("update name", request.name)
-        _check_payloads("update input", request.input)
+        check_id("workflow_id", wf_id)
+        check_id("update_id", request.update_id)
+        check_id("update name", request.name)
+        check_payloads("update input", request.input)
         if not 0 < req.wait_s <= POLL_WAIT_MAX_S:
             raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"wait_s must be in (0, {POLL_WAIT_MAX_S:g}]")
-        shard = self.shard(ns, wf_id)
+        shard = self.shards.for_workflow(ns, wf_id)
         engine, updates = self.engine, self.updates
 
         def op(b: Batch):
@@ -197,12 +170,12 @@ class InteractionsMixin:
             return wire.UpdateWorkflowResponse(run_id=run_id, outcome=found)
         return await self._await_update(shard, ns, wf_id, run_id, found, req.wait_s)
 
-    async def _await_update(self: Service, shard, ns: str, wf_id: str, run_id: str, pending,
+    async def _await_update(self, shard, ns: str, wf_id: str, run_id: str, pending,
                             wait_s: float) -> wire.UpdateWorkflowResponse:
         with trio.move_on_after(wait_s):
             while not pending.done.is_set():
                 changed = shard.changed_event(ns, wf_id)
-                st = self._read_state(shard, ns, wf_id, run_id)
+                st = self.shards.read_state(shard, ns, wf_id, run_id)
                 if st.status != _RUNNING and not pending.done.is_set():
                     self.updates.forget((ns, wf_id, run_id), pending)
                     raise wire.ShoalError(

@@ -2,7 +2,8 @@
 
 Owns: accepting connections (trio-websocket), decoding ``{id, op, body}`` frames, checking the
 handshake, running every request as its own task (many in flight per connection), and turning
-any error into an ``{id, err}`` answer. Must not: hold workflow logic (``Service`` does).
+any error into an ``{id, err}`` answer. Must not: hold workflow logic (the handler groups
+in ``handlers.py`` do).
 
 A hostile or broken client can only get error answers or a closed connection: every decode
 error is a ``WireError``, every handler error a ``ShoalError``, and anything else is logged as
@@ -20,7 +21,6 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest
 
 from shoal import wire
-from shoal.node.api.service import Service
 
 if TYPE_CHECKING:
     from shoal.node.cluster.router import Router
@@ -44,41 +44,14 @@ Handler = Callable[[str, Any], Awaitable[Any]]
 
 
 class Dispatcher:
-    """Maps each op to its ``Service`` method; decodes bodies and encodes answers."""
+    """Maps each op to its handler; decodes bodies and encodes answers."""
 
-    def __init__(self, service: Service | None, identity: NodeIdentity) -> None:
-        """``service`` None serves only the ops added with :meth:`add_handler` (a process
-        that hosts replicas but no history service, such as the log bench's)."""
+    def __init__(self, handlers: dict[wire.Op, Handler] | None, identity: NodeIdentity) -> None:
+        """``handlers``: each op's handler (``Handlers.table()``); None serves only the ops
+        added with :meth:`add_handler` (a process that hosts replicas but no history
+        service, such as the log bench's)."""
         self.identity = identity
-        self._handlers: dict[wire.Op, Handler] = {} if service is None else {
-            wire.Op.START_WORKFLOW: service.start_workflow,
-            wire.Op.GET_RESULT: service.get_result,
-            wire.Op.DESCRIBE_WORKFLOW: service.describe_workflow,
-            wire.Op.GET_HISTORY: service.get_history,
-            wire.Op.LIST_WORKFLOWS: service.list_workflows,
-            wire.Op.COUNT_WORKFLOWS: service.count_workflows,
-            wire.Op.POLL_WORKFLOW_TASK: service.poll_workflow_task,
-            wire.Op.COMPLETE_WORKFLOW_TASK: service.complete_workflow_task,
-            wire.Op.FAIL_WORKFLOW_TASK: service.fail_workflow_task,
-            wire.Op.POLL_ACTIVITY_TASK: service.poll_activity_task,
-            wire.Op.COMPLETE_ACTIVITY_TASK: service.complete_activity_task,
-            wire.Op.FAIL_ACTIVITY_TASK: service.fail_activity_task,
-            wire.Op.SIGNAL_WORKFLOW: service.signal_workflow,
-            wire.Op.SIGNAL_WITH_START_WORKFLOW: service.signal_with_start_workflow,
-            wire.Op.REQUEST_CANCEL_WORKFLOW: service.request_cancel_workflow,
-            wire.Op.TERMINATE_WORKFLOW: service.terminate_workflow,
-            wire.Op.QUERY_WORKFLOW: service.query_workflow,
-            wire.Op.RESPOND_QUERY_TASK: service.respond_query_task,
-            wire.Op.UPDATE_WORKFLOW: service.update_workflow,
-            wire.Op.RECORD_ACTIVITY_HEARTBEAT: service.record_activity_heartbeat,
-            wire.Op.RESPOND_ACTIVITY_TASK_CANCELED: service.respond_activity_task_canceled,
-            # peer ops: another node (or this one's router) asks the shard's leader
-            wire.Op.START_TASK: service.start_task,
-            wire.Op.START_CHILD_RUN: service.start_child_run,
-            wire.Op.RECORD_CHILD_CLOSED: service.record_child_closed,
-            wire.Op.CHANGE_RUN: service.change_run,
-            wire.Op.SCAN_VISIBILITY: service.scan_visibility,
-        }
+        self._handlers: dict[wire.Op, Handler] = dict(handlers or {})
         self.errors: dict[str, int] = {}  # answers by error code, for status output
         # Where each op is served (node/cluster/router.py); None serves everything here.
         self.router: Router | None = None
@@ -89,7 +62,7 @@ class Dispatcher:
         self.peer_cut_off: Callable[[str], bool] | None = None
 
     def add_handler(self, op: wire.Op, handler: Handler) -> None:
-        """Serve ``op`` with ``handler(namespace, body)`` (a subsystem outside ``Service``,
+        """Serve ``op`` with ``handler(namespace, body)`` (a subsystem outside ``Handlers``,
         such as cluster membership, registers its ops once it runs)."""
         assert op not in self._handlers, f"{op} is served already"
         self._handlers[op] = handler

@@ -38,7 +38,7 @@ from shoal.gossip.events import (
 from shoal.gossip.members import cluster_mismatch
 from shoal.gossip.swim import Swim
 from shoal.node.cluster.netfault import NetworkFaults
-from shoal.node.cluster.peer_link import PeerLinks, PeerUnavailable
+from shoal.node.cluster.peer_link import PeerLink, PeerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class ClusterMembership:
         self._timers_changed = trio.Event()
         self._outbox_in, self._outbox_out = trio.open_memory_channel(OUTBOX_DATAGRAMS_MAX)
         self._nursery: trio.Nursery | None = None
-        self._links: PeerLinks | None = None
+        self._links: PeerLink | None = None
         self._reply_ids = itertools.count(1)
         self._refused_by: dict[str, str] = {}  # seed address -> why it refused our join
         self._warned: set[str] = set()  # peers already named in a WARNING
@@ -154,20 +154,27 @@ class ClusterMembership:
         sock = trio.socket.socket(family, socket.SOCK_DGRAM)
         with sock:
             await sock.bind((host, port))
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                self._links = PeerLinks(nursery, self.name, self.cfg.cluster_key)
-                nursery.start_soon(self._receive_loop, sock)
-                nursery.start_soon(self._send_loop, sock)
-                nursery.start_soon(self._timer_loop)
-                log.info("gossip started name=%s addr=%s seeds=%s key=%s", self.name,
-                         self.advertise, ",".join(self.seeds) or "-",
-                         "on" if self.cfg.cluster_key else "off")
-                self._apply(self.swim.join(self.seeds, self.clock()))
-                task_status.started()
-                # Runs until cancelled; the peer connections' tasks live in this nursery,
-                # so cancelling it closes them too.
-                await trio.sleep_forever()
+            self._links = PeerLink(self.name, self.cfg.cluster_key)
+            try:
+                await self._gossip(sock, task_status)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await self._links.aclose()
+
+    async def _gossip(self, sock: trio.socket.SocketType, task_status: trio.TaskStatus[None]
+                      ) -> None:
+        """The membership's loops, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._receive_loop, sock)
+            nursery.start_soon(self._send_loop, sock)
+            nursery.start_soon(self._timer_loop)
+            log.info("gossip started name=%s addr=%s seeds=%s key=%s", self.name,
+                     self.advertise, ",".join(self.seeds) or "-",
+                     "on" if self.cfg.cluster_key else "off")
+            self._apply(self.swim.join(self.seeds, self.clock()))
+            task_status.started()
+            await trio.sleep_forever()  # runs until cancelled
 
     async def leave(self) -> None:
         """Leave gracefully: tell the cluster, then keep gossiping for a few intervals
@@ -264,7 +271,7 @@ class ClusterMembership:
         frame = wire.encode_gossip(msg, self.cfg.cluster_key)
         try:
             with trio.fail_after(self.cfg.push_pull_timeout_s):
-                answer = await self._links.request(
+                answer = await self._links.call(
                     addr, wire.Op.GOSSIP_STREAM,
                     wire.GossipStreamRequest(frame=frame, source_addr=self.advertise))
         except wire.ShoalError as exc:

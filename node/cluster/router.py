@@ -1,11 +1,9 @@
 """Where each request is served, and getting it there (DESIGN §3, steps 1, 4 and 5).
 
-Owns: the view of the cluster the request path asks (is shard ``s`` served here? who leads
-it? who owns a task queue's partition? a node's API address), routing every op to the node
+Owns: routing every op to the node
 that serves it (a shard's leader, a task queue's partition owner, the node holding a query)
 and forwarding it over a peer connection, retrying a stale guess with the hint the other
-node answers, and the task router that hands committed workflow and activity tasks to their
-partition owner's matching. Must not: decide placement (the ring and the steward do) or
+node answers, Must not: decide placement (the ring and the steward do) or
 serve an op (the service does).
 
 A single node uses the very same path with :class:`SoloView` (everything is served here), so
@@ -15,7 +13,7 @@ Forwarding is one hop: a node that receives a forwarded request (its connection'
 says ``peer``) serves it or answers ``NOT_LEADER`` with a hint; only the node the client
 called retries, so a request can never circle between nodes whose views disagree.
 
-The partition drill (``node/cluster/netfault.py``) cuts forwarding as a network would: a call to a
+The partition drill (``netfault.py``) cuts forwarding as a network would: a call to a
 blocked peer fails as a lost connection, before it is sent or, if the drill is set while
 it is in flight (a long poll), then; the router and the task router retry as after any
 lost connection, re-resolving who serves.
@@ -23,68 +21,21 @@ lost connection, re-resolving who serves.
 
 from __future__ import annotations
 
-import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
 from shoal import wire
-from shoal.node.matching.matching import DispatchTask, Matching
-from shoal.node.cluster.netfault import NetworkFaults
+from shoal.node.cluster.peer_link import PeerLink, PeerUnavailable
 from shoal.node.cluster.routing import shard_for
-from shoal.ring.placement import partition_owner
-from shoal.sdk.connection import ConnectionLost, RPCError, ServiceConnection
-from shoal.store.records import TransferKind
+from shoal.node.cluster.views import ClusterView, not_leader
 
-log = logging.getLogger(__name__)
 
 ROUTE_FOR_S = 15.0  # how long a request waits for its shard or partition to have a server
-PEER_CALL_RETRY_S = 0.0  # a peer call is tried once; the router decides what to do next
-TASK_SEND_BATCH_MAX = 256
-TASK_RESEND_S = 0.25  # an undelivered task batch is retried (re-resolving its owner) this often
 
 LocalCall = Callable[[str, wire.Op, Any], Awaitable[Any]]
-
-
-class ClusterView(Protocol):
-    """What the request path needs to know about the cluster."""
-
-    me: str
-
-    def serving(self, shard: int) -> bool:
-        """This node leads ``shard`` and may write it."""
-
-    def leader(self, shard: int) -> str | None:
-        """Who leads ``shard`` as far as this node knows (a hint); None: nobody known."""
-
-    def partition_owner(self, namespace: str, queue: str) -> str:
-        """The node whose matching holds ``queue``'s tasks and parks its polls."""
-
-    def api_addr(self, node: str) -> str | None:
-        """``HOST:PORT`` of ``node``'s API, or None while unknown."""
-
-
-class SoloView:
-    """One node: every shard and every partition is served here."""
-
-    def __init__(self, me: str) -> None:
-        self.me = me
-
-    def serving(self, shard: int) -> bool:
-        return True
-
-    def leader(self, shard: int) -> str | None:
-        return self.me
-
-    def partition_owner(self, namespace: str, queue: str) -> str:
-        return self.me
-
-    def api_addr(self, node: str) -> str | None:
-        return None
-
 
 # --- where an op goes ----------------------------------------------------------------------
 
@@ -147,70 +98,6 @@ def query_node(query_id: str) -> str | None:
 # --- forwarding ----------------------------------------------------------------------------
 
 
-class PeerCalls:
-    """One multiplexed connection per peer node's API, opened on demand and kept.
-
-    Each connection handshakes as a ``peer``, so the other node never forwards what we send.
-    ``faults``: the node's partition drill; calls to a peer it cuts off fail (none: nothing
-    is ever cut).
-    """
-
-    def __init__(self, me: str, cluster_key: bytes | None = None,
-                 faults: NetworkFaults | None = None) -> None:
-        self.me = me
-        self._identity = f"peer:{me}"
-        self._credentials = wire.peer_credentials(cluster_key, self._identity)
-        self._conns: dict[str, ServiceConnection] = {}
-        self.faults = faults if faults is not None else NetworkFaults()
-        self._in_flight: dict[str, set[trio.CancelScope]] = {}  # by peer address
-        self.faults.on_change.append(self._cut)
-
-    async def call(self, addr: str, namespace: str, op: wire.Op, body: Any) -> Any:
-        """Raises ``RPCError`` (the peer's answer) or ``ConnectionLost`` (also when the
-        partition drill cuts the peer off, before or during the call)."""
-        if self.faults.blocks_addr(addr):
-            self.faults.stats.fault_calls_failed_out += 1
-            raise ConnectionLost(f"{addr} is cut off by this node's partition drill")
-        key = f"{namespace}@{addr}"
-        conn = self._conns.get(key)
-        if conn is None:
-            conn = self._conns[key] = ServiceConnection(addr, namespace, identity=self._identity,
-                                                        peer=True, credentials=self._credentials)
-        scope = trio.CancelScope()
-        in_flight = self._in_flight.setdefault(addr, set())
-        in_flight.add(scope)
-        try:
-            with scope:
-                return await conn.call(op, body, retry_for_s=PEER_CALL_RETRY_S)
-        finally:
-            in_flight.discard(scope)
-        # Only ``_cut`` cancels this scope: the answer is lost in the partition.
-        self.faults.stats.fault_calls_lost_out += 1
-        raise ConnectionLost(f"{addr} was cut off by this node's partition drill mid-call")
-
-    def _cut(self) -> None:
-        """The drill changed: calls in flight to a peer it now blocks end at once, as on a
-        cut connection, rather than when the peer answers (a parked long poll: 30 s)."""
-        for addr, scopes in self._in_flight.items():
-            if scopes and self.faults.blocks_addr(addr):
-                for scope in scopes:
-                    scope.cancel()
-
-    async def aclose(self) -> None:
-        conns, self._conns = self._conns, {}
-        for conn in conns.values():
-            with trio.CancelScope(shield=True):
-                await conn.close()
-
-
-def not_leader(what: str, node: str | None, view: ClusterView) -> wire.ShoalError:
-    """``NOT_LEADER`` with the hint a forwarding node retries with."""
-    hint = {"leader": node, "addr": view.api_addr(node)} if node else {}
-    return wire.ShoalError(wire.Code.NOT_LEADER,
-                           f"{what} is not served by this node" + (f"; try {node}" if node else ""),
-                           **hint)
-
-
 class Router:
     """Runs each op where it is served: here (``local``), or forwarded to that node.
 
@@ -221,7 +108,7 @@ class Router:
         local: serves an op on this node (the dispatcher's handler table).
     """
 
-    def __init__(self, view: ClusterView, num_shards: int, peers: PeerCalls | None,
+    def __init__(self, view: ClusterView, num_shards: int, peers: PeerLink | None,
                  local: LocalCall) -> None:
         self.view, self.num_shards, self.peers, self.local = view, num_shards, peers, local
         self.forwarded = 0  # requests this node sent on to another
@@ -297,15 +184,15 @@ class Router:
                 else:
                     try:
                         self.forwarded += 1
-                        return await self.peers.call(addr, namespace, op, body)  # type: ignore[union-attr]
-                    except RPCError as exc:
+                        return await self.peers.call(addr, op, body, namespace)  # type: ignore[union-attr]
+                    except wire.ShoalError as exc:
                         if exc.code != wire.Code.NOT_LEADER:
-                            raise wire.ShoalError(_code(exc.code), exc.message, **exc.details) from None
+                            raise
                         self.retried += 1
                         leader = exc.details.get("leader")
                         hint = leader if isinstance(leader, str) and leader != node else None
                         why = exc.message
-                    except ConnectionLost as exc:
+                    except PeerUnavailable as exc:
                         why = str(exc)
             if trio.current_time() + delay > deadline:
                 raise wire.ShoalError(
@@ -314,150 +201,3 @@ class Router:
                     f"({why}); retry once the cluster has settled")
             await trio.sleep(delay)
             delay = min(delay * 2, 0.5)
-
-
-def _code(name: str) -> wire.Code:
-    try:
-        return wire.Code(name)
-    except ValueError:  # a newer peer's code we do not know
-        return wire.Code.INTERNAL
-
-
-# --- tasks to their partition owner ------------------------------------------------------
-
-
-def to_wire(task: DispatchTask) -> wire.TaskDispatch:
-    return wire.TaskDispatch(
-        shard=task.shard, task_id=task.task_id, kind=int(task.kind), namespace=task.namespace,
-        workflow_id=task.workflow_id, run_id=task.run_id, task_queue=task.task_queue,
-        scheduled_event_id=task.scheduled_event_id, attempt=task.attempt, query_id=task.query_id)
-
-
-def from_wire(task: wire.TaskDispatch) -> DispatchTask:
-    """Raises ShoalError(INVALID_ARGUMENT) for a kind matching does not hold."""
-    try:
-        kind = TransferKind(task.kind)
-    except ValueError:
-        kind = None
-    if kind not in (TransferKind.WORKFLOW_TASK, TransferKind.ACTIVITY_TASK):
-        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"task kind {task.kind} is not matched")
-    return DispatchTask(
-        shard=task.shard, task_id=task.task_id, kind=kind, namespace=task.namespace,
-        workflow_id=task.workflow_id, run_id=task.run_id, task_queue=task.task_queue,
-        scheduled_event_id=task.scheduled_event_id, attempt=task.attempt, query_id=task.query_id)
-
-
-class TaskRouter:
-    """Hands each dispatched task to its partition owner's matching (a ``TaskSink``).
-
-    Local owners get it at once; remote ones in ``ADD_TASKS`` batches from one sender task
-    per owner. A batch that cannot be delivered is retried (its owner re-resolved, so a
-    dead owner's tasks go to its successor); tasks of a shard this node no longer leads are
-    dropped, since the new leader re-dispatches them from its outbox.
-    """
-
-    def __init__(self, view: ClusterView, matching: Matching, peers: PeerCalls | None,
-                 still_mine: Callable[[DispatchTask], bool] = lambda t: True) -> None:
-        self.view, self.matching, self.peers, self.still_mine = view, matching, peers, still_mine
-        self._pending: list[DispatchTask] = []
-        self._wake = trio.Event()
-        self.sent = 0
-        self.resent = 0
-
-    def add(self, task: DispatchTask) -> bool:
-        owner = self.view.partition_owner(task.namespace, task.task_queue)
-        if owner == self.view.me:
-            return self.matching.add(task)
-        self._pending.append(task)
-        self._wake.set()
-        return True
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Deliver remote tasks until cancelled."""
-        task_status.started()
-        while True:
-            if not self._pending:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                continue
-            pending, self._pending = self._pending, []
-            by_owner: dict[str, list[DispatchTask]] = {}
-            for task in pending:
-                if not self.still_mine(task):
-                    continue
-                owner = self.view.partition_owner(task.namespace, task.task_queue)
-                if owner == self.view.me:
-                    self.matching.add(task)
-                else:
-                    by_owner.setdefault(owner, []).append(task)
-            failed: list[DispatchTask] = []
-            async with trio.open_nursery() as nursery:
-                for owner, tasks in by_owner.items():
-                    nursery.start_soon(self._send, owner, tasks, failed)
-            if failed:
-                self.resent += len(failed)
-                self._pending = failed + self._pending
-                await trio.sleep(TASK_RESEND_S)
-
-    async def _send(self, owner: str, tasks: list[DispatchTask], failed: list[DispatchTask]) -> None:
-        addr = self.view.api_addr(owner)
-        for i in range(0, len(tasks), TASK_SEND_BATCH_MAX):
-            chunk = tasks[i:i + TASK_SEND_BATCH_MAX]
-            try:
-                if addr is None or self.peers is None:
-                    raise ConnectionLost(f"no address for {owner}")
-                with trio.fail_after(5.0):
-                    await self.peers.call(addr, chunk[0].namespace, wire.Op.ADD_TASKS,
-                                          wire.AddTasksRequest(tasks=[to_wire(t) for t in chunk]))
-                self.sent += len(chunk)
-            except (RPCError, ConnectionLost, trio.TooSlowError) as exc:
-                log.debug("tasks to %s not delivered, will retry: %s", owner, exc)
-                failed.extend(chunk)
-
-    async def on_add_tasks(self, namespace: str, req: wire.AddTasksRequest) -> wire.Empty:
-        """``ADD_TASKS``: tasks for this node's matching. Bad entries are refused whole."""
-        tasks = [from_wire(t) for t in req.tasks]
-        for task in tasks:
-            self.matching.add(task)
-        return wire.Empty()
-
-
-class RingView:
-    """The cluster as gossip, the ring and this node's replicas show it.
-
-    Args:
-        me: this node's id.
-        replicas: this node's shard replicas (who serves, who leads).
-        members: the alive members' API addresses by node id (gossip's view; ourselves
-            included), re-read on every membership change.
-    """
-
-    def __init__(self, me: str, replicas: Any, members: Callable[[], dict[str, str]]) -> None:
-        self.me, self.replicas, self._members = me, replicas, members
-        self._alive: dict[str, str] = {me: ""}
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Membership changed: re-read who is alive."""
-        self._alive = self._members() or {self.me: ""}
-
-    @property
-    def alive(self) -> list[str]:
-        return sorted(self._alive)
-
-    def serving(self, shard: int) -> bool:
-        return self.replicas.serving(shard)
-
-    def leader(self, shard: int) -> str | None:
-        known = self.replicas.leader_of(shard)
-        if known is not None:
-            return known
-        target = self.replicas.steward.target(shard, time.monotonic())
-        return target[0] if target else None
-
-    def partition_owner(self, namespace: str, queue: str) -> str:
-        return partition_owner(self._alive, namespace, queue, 0)
-
-    def api_addr(self, node: str) -> str | None:
-        addr = self._alive.get(node)
-        return addr.removeprefix("ws://") if addr else None

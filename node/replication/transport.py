@@ -26,7 +26,7 @@ import trio
 
 from shoal import wire
 from shoal.node.cluster.netfault import NetworkFaults
-from shoal.node.cluster.peer_link import PeerLinks, PeerUnavailable
+from shoal.node.cluster.peer_link import PeerLink, PeerUnavailable
 
 if TYPE_CHECKING:
     from shoal.node.replication.driver import ReplicaDriver
@@ -67,7 +67,7 @@ class PeerReplicaTransport:
         faults: the node's partition drill (none: nothing is ever cut).
     """
 
-    def __init__(self, links: PeerLinks, address_of: Callable[[str], str | None],
+    def __init__(self, links: PeerLink, address_of: Callable[[str], str | None],
                  nursery: trio.Nursery, host: ReplicaHost | None = None,
                  faults: NetworkFaults | None = None) -> None:
         self._links, self._address_of, self._nursery = links, address_of, nursery
@@ -117,7 +117,7 @@ class PeerReplicaTransport:
                 continue
             try:
                 with trio.fail_after(SEND_TIMEOUT_S):
-                    await self._links.request(addr, wire.Op.REPL_MESSAGES,
+                    await self._links.call(addr, wire.Op.REPL_MESSAGES,
                                               wire.ReplMessagesRequest(src=src, frames=frames))
             except (PeerUnavailable, wire.ShoalError, trio.TooSlowError) as exc:
                 self.stats.dropped += len(frames)

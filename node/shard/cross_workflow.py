@@ -1,5 +1,5 @@
 """Cross-workflow effects: what each START_CHILD / CANCEL_EXTERNAL / SIGNAL_EXTERNAL /
-CHILD_CLOSED / PARENT_CLOSE_POLICY transfer task does (a mixin of ``Service``).
+CHILD_CLOSED / PARENT_CLOSE_POLICY transfer task does, and the peer ops that land them.
 
 Owns: carrying one run's outbox task to another workflow's shard (start the child, cancel or
 signal the target, tell the parent how its child ended, apply a parent close policy), then
@@ -14,16 +14,15 @@ the steps re-runs the task and lands in the same place. Must not: decide workflo
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from shoal import wire
+from shoal.node.history.engine import HistoryEngine
 from shoal.node.history.start import ParentRef
 from shoal.node.shard.shard import Batch, Shard
+from shoal.node.shard.shards import ShardSet
 from shoal.store import records
 from shoal.store.records import TransferKind
-
-if TYPE_CHECKING:
-    from shoal.node.api.service import Service
 
 _RUNNING = wire.WorkflowExecutionStatus.RUNNING
 _GONE = frozenset({wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})
@@ -31,14 +30,19 @@ NOT_FOUND_CAUSE = "EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND"
 _CHANGE_ACTIONS = ("signal", "cancel", "terminate")
 
 
-class TransfersMixin:
-    """``process_transfer`` and its handlers, for ``Service``."""
+class CrossWorkflow:
+    """Carries cross-workflow outbox tasks (the transfer processor calls ``process_transfer``)
+    and serves the peer ops that land them: ``START_CHILD_RUN``, ``RECORD_CHILD_CLOSED`` and
+    ``CHANGE_RUN``."""
 
-    async def process_transfer(self: Service, shard_id: int, task: records.TransferTask) -> None:
+    def __init__(self, shards: ShardSet, engine: HistoryEngine) -> None:
+        self.shards, self.engine = shards, engine
+
+    async def process_transfer(self, shard_id: int, task: records.TransferTask) -> None:
         """Carry out one cross-workflow transfer task (the transfer processor calls this).
 
         A shard this node no longer leads drops it: its new leader runs it from the outbox."""
-        if not self.view.serving(shard_id):
+        if not self.shards.view.serving(shard_id):
             return
         shard = self.shards[shard_id]
         if task.kind == TransferKind.START_CHILD:
@@ -52,7 +56,7 @@ class TransfersMixin:
         else:
             raise AssertionError(f"transfer kind {task.kind!r} is not processed here")
 
-    async def _finish(self: Service, shard: Shard, task: records.TransferTask,
+    async def _finish(self, shard: Shard, task: records.TransferTask,
                       change: Callable[[records.ExecutionState, float], Any] | None) -> None:
         """Record the outcome in the task's run (``change``) and delete the task, in one entry."""
         def op(b: Batch) -> None:
@@ -68,11 +72,9 @@ class TransfersMixin:
 
         await shard.run_op(task.namespace, task.workflow_id, op)
 
-    # --- child workflows -------------------------------------------------------------
-
-    async def _start_child(self: Service, shard: Shard, task: records.TransferTask) -> None:
+    async def _start_child(self, shard: Shard, task: records.TransferTask) -> None:
         ns, eid = task.namespace, task.scheduled_event_id
-        parent = self._read_state(shard, ns, task.workflow_id, task.run_id)
+        parent = self.shards.read_state(shard, ns, task.workflow_id, task.run_id)
         child = parent.children.get(eid)
         if parent.status != _RUNNING or child is None or child.run_id:
             await self._finish(shard, task, None)  # closed meanwhile, or done already
@@ -94,7 +96,7 @@ class TransfersMixin:
         run_id = str(uuid.uuid4())
         engine = self.engine
         try:
-            resp = await self.call(ns, wire.Op.START_CHILD_RUN, wire.StartChildRunRequest(
+            resp = await self.shards.call(ns, wire.Op.START_CHILD_RUN, wire.StartChildRunRequest(
                 request=req, parent_namespace=ns, parent=wire.WorkflowExecution(
                     workflow_id=task.workflow_id, run_id=task.run_id),
                 initiated_event_id=eid, run_id=run_id))
@@ -108,29 +110,29 @@ class TransfersMixin:
         await self._finish(shard, task, lambda st, now: engine.record_child_started(
             st, initiated_event_id=eid, child_run_id=resp.run_id, now=now))
 
-    async def start_child_run(self: Service, ns: str, req: wire.StartChildRunRequest
+    async def start_child_run(self, ns: str, req: wire.StartChildRunRequest
                               ) -> wire.StartWorkflowResponse:
         """``START_CHILD_RUN`` (on the child's shard leader): start a parent's child."""
         start = req.request
         ref = ParentRef(req.parent_namespace, req.parent, req.initiated_event_id)
         engine = self.engine
-        return await self.shard(ns, start.workflow_id).run_op(
+        return await self.shards.for_workflow(ns, start.workflow_id).run_op(
             ns, start.workflow_id,
             lambda b: engine.start_in_batch(b, start, namespace=ns, run_id=req.run_id, parent=ref))
 
-    async def _tell_parent(self: Service, shard: Shard, task: records.TransferTask) -> None:
+    async def _tell_parent(self, shard: Shard, task: records.TransferTask) -> None:
         """A child's chain closed: record the outcome in its parent, then drop the task."""
-        child = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
+        child = self.shards.read_state(shard, task.namespace, task.workflow_id, task.run_id)
         parent = child.parent
         if parent is not None:
-            await self.call(child.parent_namespace, wire.Op.RECORD_CHILD_CLOSED,
+            await self.shards.call(child.parent_namespace, wire.Op.RECORD_CHILD_CLOSED,
                             wire.RecordChildClosedRequest(
                                 parent=parent, initiated_event_id=child.parent_initiated_event_id,
                                 child=wire.ChildClose(run_id=child.run_id, status=child.status,
                                                       result=child.result, failure=child.failure)))
         await self._finish(shard, task, None)
 
-    async def record_child_closed(self: Service, ns: str, req: wire.RecordChildClosedRequest
+    async def record_child_closed(self, ns: str, req: wire.RecordChildClosedRequest
                                   ) -> wire.Empty:
         """``RECORD_CHILD_CLOSED`` (on the parent's shard leader)."""
         engine, parent, eid = self.engine, req.parent, req.initiated_event_id
@@ -145,17 +147,17 @@ class TransfersMixin:
             b.record(st, engine.record_child_closed(st, initiated_event_id=eid, closed=req.child,
                                                     now=b.now))
 
-        await self.shard(ns, parent.workflow_id).run_op(ns, parent.workflow_id, op)
+        await self.shards.for_workflow(ns, parent.workflow_id).run_op(ns, parent.workflow_id, op)
         return wire.Empty()
 
-    async def _apply_parent_close_policy(self: Service, shard: Shard, task: records.TransferTask) -> None:
+    async def _apply_parent_close_policy(self, shard: Shard, task: records.TransferTask) -> None:
         """The parent closed: terminate or ask to cancel its running child, as its policy says."""
-        parent = self._read_state(shard, task.namespace, task.workflow_id, task.run_id)
+        parent = self.shards.read_state(shard, task.namespace, task.workflow_id, task.run_id)
         child = parent.children.get(task.scheduled_event_id)
         if child is not None:
             terminate = child.parent_close_policy == wire.ParentClosePolicy.TERMINATE
             try:
-                await self.call(child.namespace, wire.Op.CHANGE_RUN, wire.ChangeRunRequest(
+                await self.shards.call(child.namespace, wire.Op.CHANGE_RUN, wire.ChangeRunRequest(
                     execution=wire.WorkflowExecution(workflow_id=child.workflow_id),
                     action="terminate" if terminate else "cancel",
                     reason=f"parent {task.workflow_id!r} closed (parent close policy)",
@@ -168,11 +170,9 @@ class TransfersMixin:
                     raise  # a child that closed already needs nothing
         await self._finish(shard, task, None)
 
-    # --- cancel requests and signals to other workflows ------------------------------
-
-    async def _deliver_external(self: Service, shard: Shard, task: records.TransferTask) -> None:
+    async def _deliver_external(self, shard: Shard, task: records.TransferTask) -> None:
         ns, eid = task.namespace, task.scheduled_event_id
-        source = self._read_state(shard, ns, task.workflow_id, task.run_id)
+        source = self.shards.read_state(shard, ns, task.workflow_id, task.run_id)
         request = source.external_requests.get(eid)
         if source.status != _RUNNING or request is None:
             await self._finish(shard, task, None)
@@ -180,7 +180,7 @@ class TransfersMixin:
         engine = self.engine
         failed = None
         try:
-            await self.call(request.namespace, wire.Op.CHANGE_RUN, wire.ChangeRunRequest(
+            await self.shards.call(request.namespace, wire.Op.CHANGE_RUN, wire.ChangeRunRequest(
                 execution=wire.WorkflowExecution(workflow_id=request.workflow_id,
                                                  run_id=request.run_id),
                 action="signal" if request.signal_name else "cancel",
@@ -195,7 +195,7 @@ class TransfersMixin:
         await self._finish(shard, task, lambda st, now: engine.record_external_result(
             st, initiated_event_id=eid, failed_cause=failed, now=now))
 
-    async def change_run(self: Service, ns: str, req: wire.ChangeRunRequest) -> wire.Empty:
+    async def change_run(self, ns: str, req: wire.ChangeRunRequest) -> wire.Empty:
         """``CHANGE_RUN`` (on the target's shard leader): signal, cancel or terminate a run
         for another workflow; with ``expect_parent_workflow_id``, only that parent's child.
 
@@ -226,5 +226,5 @@ class TransfersMixin:
                                       f"workflow {execution.workflow_id!r} is not a child of {wf_id!r}")
             b.record(st, change(st, b.now))
 
-        await self.shard(ns, execution.workflow_id).run_op(ns, execution.workflow_id, op)
+        await self.shards.for_workflow(ns, execution.workflow_id).run_op(ns, execution.workflow_id, op)
         return wire.Empty()

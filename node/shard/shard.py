@@ -126,6 +126,10 @@ class Batch:
             )
         return state
 
+    def find(self, run_id: str) -> records.ExecutionState | None:
+        """The mutable state of run ``run_id`` of this workflow id, or None if it is gone."""
+        return self.shard._state(self.namespace, self.workflow_id, run_id)
+
     # --- staging -----------------------------------------------------------------------
 
     def record(self, state: records.ExecutionState, tr: Transition) -> None:

@@ -2,9 +2,9 @@
 
 Owns: one in-memory heap of (fire time, shard, task) for this node, filled from LMDB when a
 shard loads and from each committed outbox; a loop that sleeps until the earliest deadline
-and hands due tasks to a ``fire`` callback (the shard applies them through its mailbox and
-deletes the row in the same entry). Must not: decide what a timer means (the history engine
-does) or touch the store.
+and hands due tasks to a ``fire`` callback; ``timer_firer`` is that callback: it applies a
+due task through its shard's mailbox and deletes the row in the same entry. Must not: decide
+what a timer means (the history engine's ``on_timer`` does) or touch the store directly.
 
 Times are epoch seconds (``TimerTask.fire_time``) so they survive restarts; the loop maps
 them onto trio's clock at each wait, so the wall clock is read in one place.
@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from shoal import wire
+from shoal.node.history.engine import HistoryEngine
+from shoal.node.shard.shard import Batch
+from shoal.node.shard.shards import ShardSet
 from shoal.store.records import TimerTask
 
 log = logging.getLogger(__name__)
@@ -101,3 +104,28 @@ class TimerProcessor:
         heapq.heappush(self._heap, (self._clock() + RETRY_DELAY_S, next(self._seq), shard, task))
         self._wakeup.set()
 
+
+def timer_firer(shards: ShardSet, engine: HistoryEngine
+                ) -> Callable[[int, TimerTask], Awaitable[None]]:
+    """The ``fire`` callback of a ``TimerProcessor`` for this node's shards."""
+
+    async def fire_timer(shard_id: int, task: TimerTask) -> None:
+        """Apply a due timer task through its shard's mailbox and delete its row.
+
+        A shard this node no longer leads drops it: its new leader armed it at takeover."""
+        if not shards.view.serving(shard_id):
+            return
+        shard = shards[shard_id]
+
+        def op(b: Batch) -> None:
+            st = b.find(task.run_id)
+            tr = engine.on_timer(st, task, b.now) if st is not None else None
+            if tr is None or not (tr.events or tr.transfer_tasks or tr.timer_tasks or tr.closed):
+                b.defer_timer_delete(task)  # stale: nothing to write but the row's delete
+                return
+            b.record(st, tr)
+            b.delete_timer_task(task)
+
+        await shard.run_op(task.namespace, task.workflow_id, op)
+
+    return fire_timer

@@ -11,10 +11,10 @@ from shoal.store.records import TransferKind
 
 async def test_a_lost_task_goes_out_again_after_its_deadline_and_a_started_one_does_not(tmp_path) -> None:
     async with inproc_node(tmp_path / "data", num_shards=1) as node:
-        svc = node.service
+        svc = node.handlers
         shard = svc.shards[0]
         for wf in ("a", "b"):
-            await svc.start_workflow("default", wire.StartWorkflowRequest(
+            await svc.workflows.start_workflow("default", wire.StartWorkflowRequest(
                 workflow_id=wf, workflow_type="T", task_queue="q", request_id=wf))
         queue = svc.matching.queue("default", TransferKind.WORKFLOW_TASK, "q")
         assert queue.backlog_size == 2
@@ -28,7 +28,7 @@ async def test_a_lost_task_goes_out_again_after_its_deadline_and_a_started_one_d
         queue = svc.matching.queue("default", TransferKind.WORKFLOW_TASK, "q")
         assert queue.backlog_size == 2
 
-        started = await svc.poll_workflow_task("default", wire.PollWorkflowTaskRequest(
+        started = await svc.task_ops.poll_workflow_task("default", wire.PollWorkflowTaskRequest(
             task_queue="q", wait_s=1))
         assert started.task is not None
         for task_id in shard._dispatched_at:

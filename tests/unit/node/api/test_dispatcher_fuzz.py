@@ -35,8 +35,8 @@ shaped_bodies = st.dictionaries(st.sampled_from(_field_names()), plain, max_size
 @pytest.fixture
 async def dispatcher(tmp_path):
     async with inproc_node(tmp_path / "data") as node:
-        assert node.service is not None
-        yield Dispatcher(node.service, NodeIdentity("n1", "shoal", 8))
+        assert node.handlers is not None
+        yield Dispatcher(node.handlers.table(), NodeIdentity("n1", "shoal", 8))
 
 
 # Hypothesis runs each example in its own trio run, so each example gets its own node.
@@ -46,7 +46,7 @@ async def test_any_request_gets_an_answer_or_a_named_error(tmp_path, op, body) -
     if op in (wire.Op.POLL_WORKFLOW_TASK, wire.Op.POLL_ACTIVITY_TASK, wire.Op.GET_RESULT) and isinstance(body, dict):
         body = {**body, "wait_s": 0.0}  # don't park long polls
     async with inproc_node(tmp_path / uuid.uuid4().hex, num_shards=2) as node:
-        dispatcher = Dispatcher(node.service, NodeIdentity("n1", "shoal", 2))
+        dispatcher = Dispatcher(node.handlers.table(), NodeIdentity("n1", "shoal", 2))
         try:
             await dispatcher.dispatch("default", op, body)
         except wire.ShoalError as exc:

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from shoal import wire
-from shoal.node.cluster.router import PeerCalls
+from shoal.node.cluster.peer_link import PeerLink, PeerUnavailable
 from shoal.node.cluster.netfault import NetworkFaults, parse_blocked_addrs
 from shoal.node.replication.transport import PeerReplicaTransport
 from shoal.node.api.server import Dispatcher, NodeIdentity, serve
@@ -84,7 +84,7 @@ class _Links:
     def __init__(self) -> None:
         self.sent: list[tuple[str, int]] = []  # (address, frames)
 
-    async def request(self, addr: str, op: wire.Op, body: wire.ReplMessagesRequest) -> None:
+    async def call(self, addr: str, op: wire.Op, body: wire.ReplMessagesRequest) -> None:
         self.sent.append((addr, len(body.frames)))
 
 
@@ -124,10 +124,9 @@ async def test_replication_queued_before_the_cut_is_dropped_when_its_turn_comes(
 
 async def test_a_forwarded_call_to_a_blocked_peer_fails_as_a_lost_connection() -> None:
     faults = cut_off_from_b()
-    peers = PeerCalls("node-a", faults=faults)
-    with pytest.raises(ConnectionLost, match="partition drill"):
-        await peers.call("10.0.0.2:9002", "default", wire.Op.CLUSTER_STATUS,
-                         wire.ClusterStatusRequest())
+    peers = PeerLink("node-a", faults=faults)
+    with pytest.raises(PeerUnavailable, match="partition drill"):
+        await peers.call("10.0.0.2:9002", wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest())
     assert faults.stats.fault_calls_failed_out == 1
 
 
@@ -191,16 +190,15 @@ async def test_a_call_in_flight_when_the_drill_cuts_its_peer_ends_as_a_lost_conn
         await trio.sleep_forever()
 
     dispatcher.add_handler(wire.Op.CLUSTER_STATUS, long_poll)
-    peers = PeerCalls("node-a", faults=faults)
+    peers = PeerLink("node-a", faults=faults)
     async with trio.open_nursery() as nursery:
         port = await nursery.start(serve, dispatcher, "127.0.0.1", 0)
         addr = f"127.0.0.1:{port}"
         failed: list[str] = []
 
         async def call() -> None:
-            with pytest.raises(ConnectionLost, match="mid-call") as info:
-                await peers.call(addr, "default", wire.Op.CLUSTER_STATUS,
-                                 wire.ClusterStatusRequest())
+            with pytest.raises(PeerUnavailable, match="mid-call") as info:
+                await peers.call(addr, wire.Op.CLUSTER_STATUS, wire.ClusterStatusRequest())
             failed.append(str(info.value))
 
         nursery.start_soon(call)

@@ -17,8 +17,8 @@ def _query(wf_id: str, timeout_s: float) -> wire.QueryWorkflowRequest:
 
 async def test_a_query_is_refused_when_the_quorum_does_not_confirm_this_leader(tmp_path) -> None:
     async with inproc_node(tmp_path / "data", num_shards=1) as node:
-        svc = node.service
-        await svc.start_workflow("default", wire.StartWorkflowRequest(
+        svc = node.handlers
+        await svc.workflows.start_workflow("default", wire.StartWorkflowRequest(
             workflow_id="a", workflow_type="T", task_queue="q", request_id="a"))
         barriers: list[str] = []
 
@@ -28,14 +28,14 @@ async def test_a_query_is_refused_when_the_quorum_does_not_confirm_this_leader(t
 
         svc.shards[0].log.read_barrier = deposed
         with pytest.raises(wire.ShoalError) as info:
-            await svc.query_workflow("default", _query("a", timeout_s=0.5))
+            await svc.interactions.query_workflow("default", _query("a", timeout_s=0.5))
         assert info.value.code == wire.Code.NOT_LEADER and barriers == ["a"]
 
 
 async def test_a_confirmed_query_goes_on_to_a_worker(tmp_path) -> None:
     async with inproc_node(tmp_path / "data", num_shards=1) as node:
-        svc = node.service
-        await svc.start_workflow("default", wire.StartWorkflowRequest(
+        svc = node.handlers
+        await svc.workflows.start_workflow("default", wire.StartWorkflowRequest(
             workflow_id="a", workflow_type="T", task_queue="q", request_id="a"))
         confirmed: list[str] = []
         barrier = svc.shards[0].log.read_barrier
@@ -46,5 +46,5 @@ async def test_a_confirmed_query_goes_on_to_a_worker(tmp_path) -> None:
 
         svc.shards[0].log.read_barrier = counted
         with pytest.raises(wire.ShoalError) as info:  # no worker polls "q" here
-            await svc.query_workflow("default", _query("a", timeout_s=0.2))
+            await svc.interactions.query_workflow("default", _query("a", timeout_s=0.2))
         assert info.value.code == wire.Code.DEADLINE_EXCEEDED and confirmed == ["a"]
