@@ -1,7 +1,6 @@
 """Per-shard replication: the sans-IO consensus core (DESIGN §4).
 
-:class:`Replica` is the core (``core.py``, stepping a ``candidate.Candidate`` or a
-``leader.Leader`` role object through ``role_base.ReplicaCore``); it emits
+:class:`Replica` is the core (``core.py`` with its candidate and leader halves); it emits
 an :class:`Output` after every input. The trio driver that wires it to the store and the
 peer links lives next to it (issue 6, driver half).
 """
