@@ -247,6 +247,9 @@ class Replica:
             self.leading.finish()
         self._maybe_compact()
         self.out = None
+        # Exactly the current role has its role object (become() ends the others).
+        assert (self.leading is not None) == (self.role is L)
+        assert (self.candidacy is not None) == (self.role is C)
         assert self.applied <= self.applied_emitted <= max(self.commit, self.log.snap_index)
         assert self.persisted <= self.log.last_index and self.log.snap_index <= self.applied
         return out
