@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shoal import wire
-from shoal.node.history import retry
+from shoal.node.history import retry, workflow_task
 from shoal.node.history.transition import BUFFERED_STARTED_ID, Txn
 from shoal.store import records
 from shoal.store.records import TimerKind, TransferKind
@@ -258,7 +258,7 @@ def _end(txn: Txn, ai: records.ActivityInfo, *, started: bool, make_close: Calla
             request_id=ai.started_request_id, attempt=ai.attempt, last_failure=ai.last_failure,
         )
         if wt is not None and wt.started_event_id:
-            txn.add_workflow_event(started_attrs, event_time=ai.started_time)
+            workflow_task.add_workflow_event(txn, started_attrs, event_time=ai.started_time)
             started_id = BUFFERED_STARTED_ID
         else:
             # Appended directly, not through add_workflow_event: the workflow task it may
@@ -266,4 +266,4 @@ def _end(txn: Txn, ai: records.ActivityInfo, *, started: bool, make_close: Calla
             started_id = txn.append(started_attrs, event_time=ai.started_time)
     del st.activities[ai.scheduled_event_id]
     del st.activity_ids[ai.activity_id]
-    txn.add_workflow_event(make_close(started_id))
+    workflow_task.add_workflow_event(txn, make_close(started_id))

@@ -7,6 +7,7 @@ record how they went (child started / failed to start / closed; cancel request o
 delivered / failed), as Temporal's history service does (``handleCommandStartChildWorkflow``,
 ``RecordChildExecutionCompleted`` ...). Must not: touch another run's state or do I/O: the
 node's transfer processor carries the effect to the other workflow's shard and calls back.
+The callbacks are :class:`CrossWorkflowEvents`, an object the engine owns and forwards to.
 
 Every callback is idempotent: a retried one (after a crash, or a duplicate) finds its
 entry gone and records nothing.
@@ -15,7 +16,7 @@ entry gone and records nothing.
 from __future__ import annotations
 
 from shoal import wire
-from shoal.node.history import start
+from shoal.node.history import start, workflow_task
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import BUFFERED_STARTED_ID, Transition, Txn
 from shoal.store import records
@@ -134,10 +135,16 @@ def _child_close_event(child: records.ChildInfo, closed: wire.ChildClose) -> obj
     return wire.ChildWorkflowExecutionTerminatedAttributes(**common)
 
 
-class CrossWorkflowMixin:
-    """Engine entry points the transfer processor calls with the initiating run's state."""
+class CrossWorkflowEvents:
+    """What the initiating run records when the transfer processor reports back on a
+    child or an external request; the history engine owns one and forwards to it.
 
-    cfg: HistoryConfig
+    Args:
+        cfg: the engine's limits (every transition ends with the history size check).
+    """
+
+    def __init__(self, cfg: HistoryConfig) -> None:
+        self.cfg = cfg
 
     def record_child_started(self, state: records.ExecutionState, *, initiated_event_id: int,
                              child_run_id: str, now: float) -> Transition:
@@ -148,7 +155,7 @@ class CrossWorkflowMixin:
             child.run_id = child_run_id
             buffered = state.workflow_task is not None and bool(state.workflow_task.started_event_id)
             child.started_event_id = BUFFERED_STARTED_ID if buffered else state.next_event_id
-            txn.add_workflow_event(wire.ChildWorkflowExecutionStartedAttributes(
+            workflow_task.add_workflow_event(txn, wire.ChildWorkflowExecutionStartedAttributes(
                 namespace=child.namespace, initiated_event_id=initiated_event_id,
                 workflow_execution=wire.WorkflowExecution(workflow_id=child.workflow_id, run_id=child_run_id),
                 workflow_type=child.workflow_type,
@@ -162,7 +169,7 @@ class CrossWorkflowMixin:
         child = state.children.get(initiated_event_id)
         if state.status == Status.RUNNING and child is not None and not child.run_id:
             del state.children[initiated_event_id]
-            txn.add_workflow_event(wire.StartChildWorkflowExecutionFailedAttributes(
+            workflow_task.add_workflow_event(txn, wire.StartChildWorkflowExecutionFailedAttributes(
                 namespace=child.namespace, workflow_id=child.workflow_id,
                 workflow_type=child.workflow_type, cause=cause,
                 initiated_event_id=initiated_event_id,
@@ -184,7 +191,7 @@ class CrossWorkflowMixin:
         if not child.run_id:
             raise wire.ShoalError(wire.Code.UNAVAILABLE, "the child's start is not recorded yet")
         del state.children[initiated_event_id]
-        txn.add_workflow_event(_child_close_event(child, closed))
+        workflow_task.add_workflow_event(txn, _child_close_event(child, closed))
         return txn.finish()
 
     def record_external_result(self, state: records.ExecutionState, *, initiated_event_id: int,
@@ -205,5 +212,5 @@ class CrossWorkflowMixin:
             attrs = (
                 wire.ExternalWorkflowExecutionCancelRequestedAttributes(**common) if failed_cause is None
                 else wire.RequestCancelExternalWorkflowExecutionFailedAttributes(cause=failed_cause, **common))
-        txn.add_workflow_event(attrs)
+        workflow_task.add_workflow_event(txn, attrs)
         return txn.finish()

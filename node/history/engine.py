@@ -18,7 +18,7 @@ from typing import Protocol
 from shoal import wire
 from shoal.node.history import activities, interactions, start, timeouts, updates, workflow_task
 from shoal.node.history import commands as command_rules
-from shoal.node.history.children import CrossWorkflowMixin
+from shoal.node.history.children import CrossWorkflowEvents
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Transition, Txn
 from shoal.store import records
@@ -68,17 +68,46 @@ class StartBatch(Protocol):
     def add_run(self, state: records.ExecutionState) -> None: ...
 
 
-class HistoryEngine(CrossWorkflowMixin):
+class HistoryEngine:
     """Sans-IO state machine of workflow runs. Stateless itself: one per node is enough.
 
-    Child and external-workflow callbacks come from ``children.CrossWorkflowMixin``.
+    Child and external-workflow callbacks are ``children.CrossWorkflowEvents`` (``cross``);
+    the engine forwards them so the shell has one entry point.
     """
 
     def __init__(self, cfg: HistoryConfig | None = None) -> None:
         self.cfg = cfg or HistoryConfig()
+        self.cross = CrossWorkflowEvents(self.cfg)
 
     def _txn(self, state: records.ExecutionState, now: float) -> Txn:
         return Txn(state, now, self.cfg)
+
+    # --- children and external workflows (see children.CrossWorkflowEvents) -------------
+
+    def record_child_started(self, state: records.ExecutionState, *, initiated_event_id: int,
+                             child_run_id: str, now: float) -> Transition:
+        """The child's first run started: ChildWorkflowExecutionStarted (once)."""
+        return self.cross.record_child_started(
+            state, initiated_event_id=initiated_event_id, child_run_id=child_run_id, now=now)
+
+    def record_child_start_failed(self, state: records.ExecutionState, *, initiated_event_id: int,
+                                  cause: str, now: float) -> Transition:
+        """The child could not start (its id is taken): StartChildWorkflowExecutionFailed."""
+        return self.cross.record_child_start_failed(
+            state, initiated_event_id=initiated_event_id, cause=cause, now=now)
+
+    def record_child_closed(self, state: records.ExecutionState, *, initiated_event_id: int,
+                            closed: wire.ChildClose, now: float) -> Transition:
+        """The child's chain ended with run ``closed`` (raises UNAVAILABLE if its start is
+        not recorded yet; the caller retries)."""
+        return self.cross.record_child_closed(
+            state, initiated_event_id=initiated_event_id, closed=closed, now=now)
+
+    def record_external_result(self, state: records.ExecutionState, *, initiated_event_id: int,
+                               failed_cause: str | None, now: float) -> Transition:
+        """A cancel request or signal to another workflow was delivered (or could not be)."""
+        return self.cross.record_external_result(
+            state, initiated_event_id=initiated_event_id, failed_cause=failed_cause, now=now)
 
     # --- start and terminate -----------------------------------------------------------
 

@@ -11,7 +11,7 @@ caller passes ``now`` and the new run's id).
 from __future__ import annotations
 
 from shoal import wire
-from shoal.node.history import start
+from shoal.node.history import start, workflow_task
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Transition, Txn
 from shoal.store import records
@@ -35,7 +35,8 @@ def signal(
             return
         st.signal_request_ids.append(request_id)
         del st.signal_request_ids[: -records.SIGNAL_REQUEST_IDS_MAX]
-    txn.add_workflow_event(
+    workflow_task.add_workflow_event(
+        txn,
         wire.WorkflowExecutionSignaledAttributes(
             signal_name=signal_name, input=list(input), identity=identity
         )
@@ -55,7 +56,8 @@ def request_cancel(
         return
     st.cancel_requested = True
     st.cancel_request_id = request_id
-    txn.add_workflow_event(
+    workflow_task.add_workflow_event(
+        txn,
         wire.WorkflowExecutionCancelRequestedAttributes(
             cause=reason, identity=identity, external_workflow_id=external_workflow_id
         )

@@ -112,6 +112,61 @@ class ParentRef(NamedTuple):
     initiated_event_id: int
 
 
+class _RunTimeouts(NamedTuple):
+    """A new run's timeouts (seconds; None = unbounded) and its chain's deadline."""
+
+    run_s: float | None
+    execution_s: float | None
+    workflow_task_s: float
+    execution_expiration: float | None  # absolute time; inherited along a chain
+
+
+def _run_timeouts(req: wire.StartWorkflowRequest, now: float, cfg: HistoryConfig,
+                  continued_from: records.ExecutionState | None) -> _RunTimeouts:
+    """The request's timeouts, checked and clamped as Temporal does.
+
+    Raises:
+        ShoalError(INVALID_ARGUMENT): a timeout is negative or NaN.
+    """
+    run_timeout = _timeout("workflow_run_timeout_s", req.workflow_run_timeout_s)
+    exec_timeout = _timeout("workflow_execution_timeout_s", req.workflow_execution_timeout_s)
+    # As Temporal: a run may not outlive its execution; an unset run timeout is the execution's.
+    if exec_timeout is not None and (run_timeout is None or run_timeout > exec_timeout):
+        run_timeout = exec_timeout
+    wt_timeout = _timeout("workflow_task_timeout_s", req.workflow_task_timeout_s)
+    wt_timeout = min(wt_timeout or cfg.workflow_task_timeout_s, cfg.workflow_task_timeout_max_s)
+    if run_timeout is not None:
+        wt_timeout = min(wt_timeout, run_timeout)
+    exec_expiration = now + exec_timeout if exec_timeout is not None else None
+    if continued_from is not None:
+        # The chain keeps its execution deadline: what is left of it bounds this run.
+        exec_expiration = continued_from.execution_expiration_time
+        if exec_expiration is not None:
+            exec_timeout = max(exec_expiration - now, 0.0)
+            if run_timeout is None or run_timeout > exec_timeout:
+                run_timeout = exec_timeout
+    return _RunTimeouts(run_timeout, exec_timeout, wt_timeout, exec_expiration)
+
+
+def _started_attrs(req: wire.StartWorkflowRequest, state: records.ExecutionState,
+                   t: _RunTimeouts, continued_run_id: str | None,
+                   parent: ParentRef | None) -> wire.WorkflowExecutionStartedAttributes:
+    return wire.WorkflowExecutionStartedAttributes(
+        workflow_type=req.workflow_type, task_queue=req.task_queue, input=list(req.input),
+        workflow_execution_timeout_s=t.execution_s, workflow_run_timeout_s=t.run_s,
+        workflow_task_timeout_s=t.workflow_task_s, attempt=1,
+        first_execution_run_id=state.first_execution_run_id,
+        continued_execution_run_id=continued_run_id, original_execution_run_id=state.run_id,
+        identity=req.identity, request_id=req.request_id,
+        retry_policy=req.retry_policy, memo=dict(req.memo),
+        search_attributes=dict(req.search_attributes),
+        workflow_execution_expiration_time=t.execution_expiration,
+        parent_workflow_id=parent.execution.workflow_id if parent else None,
+        parent_run_id=parent.execution.run_id if parent else None,
+        parent_initiated_event_id=parent.initiated_event_id if parent else None,
+    )
+
+
 def new_run(
     req: wire.StartWorkflowRequest,
     *,
@@ -131,56 +186,28 @@ def new_run(
     if continued_from is not None and continued_from.parent is not None:
         parent = ParentRef(continued_from.parent_namespace, continued_from.parent,
                            continued_from.parent_initiated_event_id)
-    run_timeout = _timeout("workflow_run_timeout_s", req.workflow_run_timeout_s)
-    exec_timeout = _timeout("workflow_execution_timeout_s", req.workflow_execution_timeout_s)
-    # As Temporal: a run may not outlive its execution; an unset run timeout is the execution's.
-    if exec_timeout is not None and (run_timeout is None or run_timeout > exec_timeout):
-        run_timeout = exec_timeout
-    wt_timeout = _timeout("workflow_task_timeout_s", req.workflow_task_timeout_s)
-    wt_timeout = min(wt_timeout or cfg.workflow_task_timeout_s, cfg.workflow_task_timeout_max_s)
-    if run_timeout is not None:
-        wt_timeout = min(wt_timeout, run_timeout)
-    exec_expiration = now + exec_timeout if exec_timeout is not None else None
+    t = _run_timeouts(req, now, cfg, continued_from)
     first_run_id, continued_run_id = run_id, None
     if continued_from is not None:
         first_run_id = continued_from.first_execution_run_id or continued_from.run_id
         continued_run_id = continued_from.run_id
-        exec_expiration = continued_from.execution_expiration_time
-        if exec_expiration is not None:
-            exec_timeout = max(exec_expiration - now, 0.0)
-            if run_timeout is None or run_timeout > exec_timeout:
-                run_timeout = exec_timeout
     state = records.ExecutionState(
         namespace=namespace, workflow_id=req.workflow_id, run_id=run_id,
         workflow_type=req.workflow_type, task_queue=req.task_queue, start_time=now,
         start_request_id=req.request_id, first_execution_run_id=first_run_id,
-        workflow_task_timeout_s=wt_timeout,
-        run_expiration_time=now + run_timeout if run_timeout is not None else None,
-        execution_expiration_time=exec_expiration,
+        workflow_task_timeout_s=t.workflow_task_s,
+        run_expiration_time=now + t.run_s if t.run_s is not None else None,
+        execution_expiration_time=t.execution_expiration,
         memo=dict(req.memo), search_attributes=dict(req.search_attributes),
     )
     if parent is not None:
         state.parent_namespace, state.parent, state.parent_initiated_event_id = parent
     txn = Txn(state, now, cfg)
-    txn.append(
-        wire.WorkflowExecutionStartedAttributes(
-            workflow_type=req.workflow_type, task_queue=req.task_queue, input=list(req.input),
-            workflow_execution_timeout_s=exec_timeout, workflow_run_timeout_s=run_timeout,
-            workflow_task_timeout_s=wt_timeout, attempt=1, first_execution_run_id=first_run_id,
-            continued_execution_run_id=continued_run_id, original_execution_run_id=run_id,
-            identity=req.identity, request_id=req.request_id,
-            retry_policy=req.retry_policy, memo=dict(req.memo),
-            search_attributes=dict(req.search_attributes),
-            workflow_execution_expiration_time=exec_expiration,
-            parent_workflow_id=parent.execution.workflow_id if parent else None,
-            parent_run_id=parent.execution.run_id if parent else None,
-            parent_initiated_event_id=parent.initiated_event_id if parent else None,
-        )
-    )
+    txn.append(_started_attrs(req, state, t, continued_run_id, parent))
     workflow_task.schedule(txn, attempt=1)
     if state.run_expiration_time is not None:
         txn.timer(TimerKind.WORKFLOW_RUN_TIMEOUT, state.run_expiration_time)
-    if exec_expiration is not None:
-        txn.timer(TimerKind.WORKFLOW_EXECUTION_TIMEOUT, exec_expiration)
+    if t.execution_expiration is not None:
+        txn.timer(TimerKind.WORKFLOW_EXECUTION_TIMEOUT, t.execution_expiration)
     txn.tr.response = wire.StartWorkflowResponse(run_id=run_id, started=True)
     return state, txn.finish()

@@ -23,7 +23,8 @@ def on_user_timer(txn: Txn, task: records.TimerTask) -> None:
     if info is None or info.started_event_id != task.event_id:
         return  # canceled, or the id was reused by a later timer
     del st.timers[info.timer_id]
-    txn.add_workflow_event(
+    workflow_task.add_workflow_event(
+        txn,
         wire.TimerFiredAttributes(timer_id=info.timer_id, started_event_id=info.started_event_id)
     )
 

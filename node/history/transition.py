@@ -1,10 +1,11 @@
 """One state change in progress: event ids, buffering, outbox tasks, closing a run.
 
 Owns: ``Transition`` (what the engine hands the shell) and ``Txn``, the builder every engine
-operation uses to append events to a run (ids dense from ``state.next_event_id``), buffer
-the events that arrive while a workflow task is started, flush them, collect transfer and
-timer tasks, and close the run. Must not: validate requests (callers do that first) or do
-I/O.
+operation uses to append events to a run (ids dense from ``state.next_event_id``), flush
+the events buffered while a workflow task was started, collect transfer and timer tasks,
+and close the run. Must not: validate requests (callers do that first), do I/O, or import
+``workflow_task`` (which builds on ``Txn``: delivering an event to the workflow is
+``workflow_task.add_workflow_event``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal import wire
-from shoal.node.history import workflow_task
 from shoal.node.history.config import HistoryConfig
 from shoal.store import records
 from shoal.store.records import TimerKind, TransferKind
@@ -102,27 +102,6 @@ class Txn:
         st.next_event_id += 1
         self.tr.events.append(event)
         return event.event_id
-
-    def add_workflow_event(self, attrs: Any, *, event_time: float | None = None) -> None:
-        """Record an event the workflow must react to (activity result, timer fired ...).
-
-        While a workflow task is started the event is buffered: the worker is replaying up
-        to WorkflowTaskStarted and must see WorkflowTaskCompleted right after it. Otherwise
-        it is appended and, if no workflow task is pending, one is scheduled to deliver it.
-        """
-        st = self.state
-        wt = st.workflow_task
-        if wt is not None and wt.started_event_id:
-            st.buffered_events.append(
-                wire.HistoryEvent(
-                    event_id=0, event_time=self.now if event_time is None else event_time,
-                    event_type=event_type_of(attrs), attributes=attrs,
-                )
-            )
-            return
-        self.append(attrs, event_time=event_time)
-        if wt is None:
-            workflow_task.schedule(self, attempt=1)
 
     def flush_buffered(self) -> bool:
         """Append the buffered events (ids assigned now); True if there were any."""

@@ -10,19 +10,20 @@ Transient tasks: after a failed or timed-out attempt, the retry (attempt > 1) wr
 WorkflowTaskScheduled/Started events; the worker receives them in ``WorkflowTask.history``
 with the ids they will take, and they are written only when the attempt completes. A task
 that keeps failing therefore leaves one WorkflowTaskFailed event, not three per attempt.
+
+Events for the workflow to react to go through :func:`add_workflow_event`, which buffers
+them while a task is started or schedules a task to deliver them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from shoal import wire
+from shoal.node.history.config import HistoryConfig
+from shoal.node.history.transition import Txn, event_type_of
 from shoal.store import records
 from shoal.store.records import TimerKind, TransferKind
-
-if TYPE_CHECKING:
-    from shoal.node.history.config import HistoryConfig
-    from shoal.node.history.transition import Txn
 
 
 def dispatch_backoff_s(cfg: HistoryConfig, attempt: int) -> float:
@@ -72,6 +73,28 @@ def schedule(txn: Txn, *, attempt: int, speculative: bool = False) -> records.Wo
                   event_id=scheduled_event_id, attempt=attempt,
                   timeout_type=wire.TimeoutType.SCHEDULE_TO_START)
     return wt
+
+
+def add_workflow_event(txn: Txn, attrs: Any, *, event_time: float | None = None) -> None:
+    """Record an event the workflow must react to (activity result, timer fired ...).
+
+    While a workflow task is started the event is buffered: the worker is replaying up
+    to WorkflowTaskStarted and must see WorkflowTaskCompleted right after it. Otherwise
+    it is appended and, if no workflow task is pending, one is scheduled to deliver it.
+    """
+    st = txn.state
+    wt = st.workflow_task
+    if wt is not None and wt.started_event_id:
+        st.buffered_events.append(
+            wire.HistoryEvent(
+                event_id=0, event_time=txn.now if event_time is None else event_time,
+                event_type=event_type_of(attrs), attributes=attrs,
+            )
+        )
+        return
+    txn.append(attrs, event_time=event_time)
+    if wt is None:
+        schedule(txn, attempt=1)
 
 
 def fall_back_from_sticky(txn: Txn) -> None:

@@ -15,253 +15,245 @@ candidate counts votes against its own latest config. If catching up reveals a n
 config, the candidate asks its new voters and repeats until a majority of the config in
 its log has promised. If that config no longer has this node as a voter, it gives up.
 
-Must not: be used alone; it is a mixin of :class:`shoal.node.replication.core.Replica`.
+Shape: a :class:`Candidate` lives for one campaign (etcd/raft's ``stepCandidate``); the
+replica creates it when it campaigns, hands it the candidate's messages and ticks, and
+drops it on any role change. It acts on the replica only through
+:class:`~shoal.node.replication.role_base.ReplicaCore`.
+
+Must not: import ``core`` or ``leader`` (winning is ``ReplicaCore.become_leader``), or
+keep anything across campaigns (the replica keeps the epoch counters it has seen).
 """
+
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 from shoal import wire
 from shoal.node.replication import quorum
+from shoal.node.replication.role_base import ReplicaCore
 from shoal.node.replication.types import NodeId, Role, SnapshotInstall, SnapshotMeta
 
-if TYPE_CHECKING:
-    from shoal.node.replication.core import Replica
 
+class Candidate:
+    """One campaign of a replica, from its first Prepare until it leads or gives up.
 
-@dataclass(slots=True)
-class Candidacy:
-    """State of one campaign."""
+    Args:
+        replica: the replica campaigning (already in the candidate role).
+        epoch: the epoch it campaigns for.
+        now: when the campaign starts.
+    """
 
-    epoch: wire.Epoch
-    progress_at: float  # when the campaign last got anywhere (it gives up when it stops)
-    # (last epoch, last index) each promiser answered; ours is refreshed as we catch up.
-    promises: dict[NodeId, tuple[wire.Epoch, int]] = field(default_factory=dict)
-    asked: list[NodeId] = field(default_factory=list)
-    max_commit: int = 0  # highest commit index any promiser reported
-    # Our own promise is made (persisted) only once the others' promises would give us a
-    # majority with it. Until then we keep following whoever leads, so a node with a stale
-    # config that keeps campaigning in vain never raises its epoch and disrupts the
-    # real leader (the problem Raft's pre-vote solves). Reusing an epoch we never
-    # promised ourselves is safe: nothing was ever appended at it.
-    self_promised: bool = False
-    refused: list[NodeId] = field(default_factory=list)
-    source: NodeId | None = None  # the member we are catching up from
-    target_last: int = 0  # its last index when it promised
-    next_from: int = 0  # next index to ask it for
-    sent_at: float = 0.0  # when the last CatchUp went out (for the retransmit)
-    snapshot_until: float = 0.0  # the source is sending a snapshot: wait for it until then
-    # The pre-vote comes first: voters that said they would promise (we count ourselves).
-    # Only once a majority would do we ask for real, so a campaign that cannot win never
-    # raises anyone's promise.
-    pre: bool = True
-    pre_votes: list[NodeId] = field(default_factory=list)
+    def __init__(self, replica: ReplicaCore, epoch: wire.Epoch, now: float) -> None:
+        self.replica = replica
+        self.epoch = epoch
+        self.progress_at = now  # when the campaign last got anywhere (it gives up when it stops)
+        # (last epoch, last index) each promiser answered; ours is refreshed as we catch up.
+        self.promises: dict[NodeId, tuple[wire.Epoch, int]] = {}
+        self.asked: list[NodeId] = [replica.me]
+        self.max_commit = replica.commit  # highest commit index any promiser reported
+        # Our own promise is made (persisted) only once the others' promises would give us
+        # a majority with it. Until then we keep following whoever leads, so a node with a
+        # stale config that keeps campaigning in vain never raises its epoch and disrupts
+        # the real leader (the problem Raft's pre-vote solves). Reusing an epoch we never
+        # promised ourselves is safe: nothing was ever appended at it.
+        self.self_promised = False
+        self.refused: list[NodeId] = []
+        self.source: NodeId | None = None  # the member we are catching up from
+        self.target_last = 0  # its last index when it promised
+        self.next_from = 0  # next index to ask it for
+        self.sent_at = 0.0  # when the last CatchUp went out (for the retransmit)
+        self.snapshot_until = 0.0  # the source is sending a snapshot: wait for it until then
+        # The pre-vote comes first: voters that said they would promise (we count
+        # ourselves). Only once a majority would do we ask for real, so a campaign that
+        # cannot win never raises anyone's promise.
+        self.pre = True
+        self.pre_votes: list[NodeId] = [replica.me]
 
-
-class CandidateMixin:
-    """Campaign handling for :class:`Replica`."""
-
-    def _campaign(self: Replica, now: float) -> None:
-        if self.role is not Role.FOLLOWER or not self.is_voter:
-            return
-        epoch = wire.Epoch(max(self.promised.counter, self._seen_counter) + 1, self.me)
-        self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
-        self._become(Role.CANDIDATE, None)
-        self._cand = Candidacy(epoch, progress_at=now, asked=[self.me],
-                               max_commit=self.commit, pre_votes=[self.me])
+    def start(self, now: float) -> None:
+        """Send the pre-vote round (or go straight on if we alone are a majority)."""
         self._pre_vote_advance(now)
 
-    def _pre_vote_advance(self: Replica, now: float) -> None:
+    def _pre_vote_advance(self, now: float) -> None:
         """Ask for real once a majority of voters would promise; until then ask them."""
-        cand = self._cand
-        assert cand is not None and cand.pre
-        voters = self.log.config.voters
-        if quorum.is_majority([n for n in cand.pre_votes if n in voters], voters):
-            cand.pre = False
-            cand.asked, cand.refused = [self.me], []
-            cand.progress_at = now
-            self._cand_advance(now)
+        assert self.pre
+        r = self.replica
+        voters = r.log.config.voters
+        if quorum.is_majority([n for n in self.pre_votes if n in voters], voters):
+            self.pre = False
+            self.asked, self.refused = [r.me], []
+            self.progress_at = now
+            self.advance(now)
         else:
             self._prepare_voters()
 
-    def _prepare_voters(self: Replica) -> None:
+    def _prepare_voters(self) -> None:
         """Send Prepare to every voter of the current config not asked yet."""
-        cand = self._cand
-        assert cand is not None
-        for n in self.log.config.voters:
-            if n not in cand.asked:
-                cand.asked.append(n)
-                self._send(n, self._prepare_message())
+        r = self.replica
+        for n in r.log.config.voters:
+            if n not in self.asked:
+                self.asked.append(n)
+                r.send(n, self._prepare_message())
 
-    def _prepare_message(self: Replica) -> wire.Prepare:
-        cand = self._cand
-        assert cand is not None
-        return wire.Prepare(shard=self.shard, epoch=cand.epoch, pre=cand.pre,
-                            last_epoch=self.log.last_epoch, last_index=self.log.last_index)
+    def _prepare_message(self) -> wire.Prepare:
+        r = self.replica
+        return wire.Prepare(shard=r.shard, epoch=self.epoch, pre=self.pre,
+                            last_epoch=r.log.last_epoch, last_index=r.log.last_index)
 
-    def _candidate_tick(self: Replica, now: float) -> None:
-        cand = self._cand
-        assert cand is not None
-        if now >= max(cand.progress_at + self.cfg.prepare_timeout_s, cand.snapshot_until):
-            self._become(Role.FOLLOWER, None)  # the fallback or the ring will try again
-            self.last_heard = now
+    def tick(self, now: float) -> None:
+        """Give up when the campaign stalls; otherwise retransmit what may be lost."""
+        r = self.replica
+        if now >= max(self.progress_at + r.cfg.prepare_timeout_s, self.snapshot_until):
+            r.become(Role.FOLLOWER, None)  # the fallback or the ring will try again
+            r.last_heard = now
             return
         # Messages get lost: ask again whoever has not answered, or the catch-up source
         # (unless it is sending us a snapshot).
-        if cand.source is not None:
-            if now - cand.sent_at >= self.cfg.heartbeat_interval_s and \
-                    now >= cand.snapshot_until:
+        if self.source is not None:
+            if now - self.sent_at >= r.cfg.heartbeat_interval_s and \
+                    now >= self.snapshot_until:
                 self._request_catch_up(now)
             return
-        answered = cand.pre_votes + cand.refused if cand.pre else cand.promises
-        for n in cand.asked:
-            if n != self.me and n not in answered:
-                self._send(n, self._prepare_message())
+        answered = self.pre_votes + self.refused if self.pre else self.promises
+        for n in self.asked:
+            if n != r.me and n not in answered:
+                r.send(n, self._prepare_message())
 
-    def _on_promise(self: Replica, src: NodeId, m: wire.Promise, now: float) -> None:
-        self._seen_counter = max(self._seen_counter, m.promised.counter)
-        cand = self._cand
+    def on_promise(self, src: NodeId, m: wire.Promise, now: float) -> None:
+        """A (pre-)vote answer; the replica has noted the epoch counter it names."""
+        r = self.replica
         if m.pre:
-            if cand is not None and cand.pre and m.epoch == cand.epoch and \
-                    src not in cand.pre_votes + cand.refused:
+            if self.pre and m.epoch == self.epoch and src not in self.pre_votes + self.refused:
                 if m.ok:
-                    cand.pre_votes.append(src)
-                    cand.progress_at = now
+                    self.pre_votes.append(src)
+                    self.progress_at = now
                     self._pre_vote_advance(now)
                 else:
                     # Nothing to adopt: a refusal changed nobody's state, and the next
-                    # campaign picks an epoch above the one it names (_seen_counter).
+                    # campaign picks an epoch above the one it names (seen_counter).
                     self._count_refusal(src, now)
             return
-        if m.promised > self.promised and (cand is None or m.promised != cand.epoch):
-            self._observe_higher(m.promised, now)
+        if m.promised > r.promised and m.promised != self.epoch:
+            r.observe_higher(m.promised, now)
             return
-        if cand is not None and m.epoch == cand.epoch and not m.ok and src not in cand.refused:
+        if m.epoch == self.epoch and not m.ok and src not in self.refused:
             self._count_refusal(src, now)
             return
-        if cand is None or m.epoch != cand.epoch or not m.ok or src in cand.promises:
+        if m.epoch != self.epoch or not m.ok or src in self.promises:
             return
-        cand.promises[src] = (m.last_epoch, m.last_index)
-        cand.max_commit = max(cand.max_commit, m.commit)
-        cand.progress_at = now
-        self._cand_advance(now)
+        self.promises[src] = (m.last_epoch, m.last_index)
+        self.max_commit = max(self.max_commit, m.commit)
+        self.progress_at = now
+        self.advance(now)
 
-    def _count_refusal(self: Replica, src: NodeId, now: float) -> None:
-        cand = self._cand
-        assert cand is not None
-        cand.refused.append(src)
-        voters = self.log.config.voters
-        if sum(1 for n in cand.refused if n in voters) > len(voters) - \
+    def _count_refusal(self, src: NodeId, now: float) -> None:
+        r = self.replica
+        self.refused.append(src)
+        voters = r.log.config.voters
+        if sum(1 for n in self.refused if n in voters) > len(voters) - \
                 quorum.majority(len(voters)):
             # A majority refused (most likely our config is stale and they no longer
             # count us as a voter): give up now rather than at the timeout, so we
             # go back to following the leader, who can bring us up to date.
-            self._become(Role.FOLLOWER, None)
-            self.last_heard = now
+            r.become(Role.FOLLOWER, None)
+            r.last_heard = now
 
-    def _cand_advance(self: Replica, now: float) -> None:
+    def advance(self, now: float) -> None:
         """Lead, catch up, or ask more voters, depending on what has been promised."""
-        cand = self._cand
-        assert cand is not None
-        if cand.source is not None:
+        r = self.replica
+        if self.source is not None:
             return  # catching up; we come back here when it is done
-        cfg = self.log.config
-        if self.me not in cfg.voters:
-            self._become(Role.FOLLOWER, None)  # the adopted log removed us
+        cfg = r.log.config
+        if r.me not in cfg.voters:
+            r.become(Role.FOLLOWER, None)  # the adopted log removed us
             return
-        mine = (self.log.last_epoch, self.log.last_index)
-        cand.promises[self.me] = mine
-        voters = [n for n in cand.promises if n in cfg.voters]
+        mine = (r.log.last_epoch, r.log.last_index)
+        self.promises[r.me] = mine
+        voters = [n for n in self.promises if n in cfg.voters]
         if not quorum.is_majority(voters, cfg.voters):
             self._prepare_voters()
             return
-        if not cand.self_promised:
-            if cand.epoch <= self.promised:  # we promised someone else meanwhile
-                self._become(Role.FOLLOWER, None)
+        if not self.self_promised:
+            if self.epoch <= r.promised:  # we promised someone else meanwhile
+                r.become(Role.FOLLOWER, None)
                 return
-            self._set_promised(cand.epoch)  # durable before anything below is sent
-            cand.self_promised = True
-            mine = (self.log.last_epoch, self.log.last_index)
-            cand.promises[self.me] = mine
+            r.set_promised(self.epoch)  # durable before anything below is sent
+            self.self_promised = True
+            mine = (r.log.last_epoch, r.log.last_index)
+            self.promises[r.me] = mine
         # Most advanced voter that promised; ties go to us (nothing to fetch).
-        best = max(voters, key=lambda n: (cand.promises[n], n == self.me))
-        if cand.promises[best] <= mine:
+        best = max(voters, key=lambda n: (self.promises[n], n == r.me))
+        if self.promises[best] <= mine:
             # Anything a promiser reported committed is in our (maximal) log.
-            self.commit = max(self.commit, min(cand.max_commit, self.log.last_index))
-            self._become_leader(now)
+            r.commit = max(r.commit, min(self.max_commit, r.log.last_index))
+            r.become_leader(now)
             return
-        cand.source = best
-        cand.target_last = cand.promises[best][1]
+        self.source = best
+        self.target_last = self.promises[best][1]
         # Our committed prefix equals everyone's, so fetch from just after it.
-        cand.next_from = self.commit + 1
+        self.next_from = r.commit + 1
         self._request_catch_up(now)
 
-    def _request_catch_up(self: Replica, now: float) -> None:
-        cand = self._cand
-        assert cand is not None and cand.source is not None
-        cand.sent_at = now
-        self._send(cand.source, wire.CatchUp(shard=self.shard, epoch=cand.epoch,
-                                             from_index=cand.next_from))
+    def _request_catch_up(self, now: float) -> None:
+        assert self.source is not None
+        self.sent_at = now
+        r = self.replica
+        r.send(self.source, wire.CatchUp(shard=r.shard, epoch=self.epoch,
+                                         from_index=self.next_from))
 
-    def _on_catch_up_reply(self: Replica, src: NodeId, m: wire.CatchUpReply,
-                           now: float) -> None:
-        if m.promised > self.promised:
-            self._observe_higher(m.promised, now)
-            return
-        cand = self._cand
-        if cand is None or m.epoch != cand.epoch or src != cand.source:
+    def on_catch_up_reply(self, src: NodeId, m: wire.CatchUpReply, now: float) -> None:
+        """A page of the source's log (or word that a snapshot comes instead); the replica
+        has already stepped down if it names a higher promise."""
+        r = self.replica
+        if m.epoch != self.epoch or src != self.source:
             return
         if not m.ok:
             if m.snapshot:
                 # It compacted past the entries we asked for and sends its applied state
                 # instead (committed, so equal to every member's prefix up to there).
-                cand.snapshot_until = max(cand.snapshot_until,
-                                          now + self.cfg.snapshot_timeout_s)
-                cand.progress_at = now
+                self.snapshot_until = max(self.snapshot_until,
+                                          now + r.cfg.snapshot_timeout_s)
+                self.progress_at = now
                 return
-            self._become(Role.FOLLOWER, None)
-            self.last_heard = now
+            r.become(Role.FOLLOWER, None)
+            r.last_heard = now
             return
-        if m.entries and m.entries[0].index != cand.next_from:
+        if m.entries and m.entries[0].index != self.next_from:
             return  # a duplicate or stale page
-        assert m.last_index == cand.target_last, "promiser's log moved after its promise"
-        self._store(list(m.entries))
+        assert m.last_index == self.target_last, "promiser's log moved after its promise"
+        r.store(list(m.entries))
         if m.entries:
-            cand.next_from = m.entries[-1].index + 1
-            cand.progress_at = now
-        self._cand_fetched(now)
+            self.next_from = m.entries[-1].index + 1
+            self.progress_at = now
+        self._fetched(now)
 
-    def _cand_install(self: Replica, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
+    def on_install(self, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
         """The catch-up source's applied state as of ``m.index``: adopt it as our log's
         base (replacing the state and the whole log), then fetch the entries after it."""
-        cand = self._cand
-        assert cand is not None and self._out is not None
-        if src != cand.source or m.index < cand.next_from or m.index > cand.target_last:
+        r = self.replica
+        assert r.out is not None
+        if src != self.source or m.index < self.next_from or m.index > self.target_last:
             return  # a duplicate, or from a member we no longer fetch from
-        assert not self._out.persist
+        assert not r.out.persist
         meta = SnapshotMeta(m.index, m.snap_epoch, m.config)
-        self._out.install = SnapshotInstall(meta, m.data)
-        self.log.reset(meta)
+        r.out.install = SnapshotInstall(meta, m.data)
+        r.log.reset(meta)
         # The install is durable before anything this call sends (Output order).
-        self.persisted = self.commit = self.applied = self.applied_emitted = m.index
-        cand.next_from = m.index + 1
-        cand.snapshot_until = 0.0
-        cand.progress_at = now
-        self._cand_fetched(now)
+        r.persisted = r.commit = r.applied = r.applied_emitted = m.index
+        self.next_from = m.index + 1
+        self.snapshot_until = 0.0
+        self.progress_at = now
+        self._fetched(now)
 
-    def _cand_fetched(self: Replica, now: float) -> None:
+    def _fetched(self, now: float) -> None:
         """After a page or a snapshot from the source: fetch more, or lead."""
-        cand = self._cand
-        assert cand is not None and cand.source is not None
-        if cand.next_from <= cand.target_last:
+        assert self.source is not None
+        if self.next_from <= self.target_last:
             self._request_catch_up(now)
             return
-        src = cand.source
+        r = self.replica
+        src = self.source
         # Our log now equals the source's as of its promise; a longer tail of ours would
         # have made us the most advanced, so there is none.
-        assert self.log.last_index == cand.target_last, (self.log.last_index, cand.target_last)
-        assert (self.log.last_epoch, self.log.last_index) == cand.promises[src]
-        cand.source = None
-        self._cand_advance(now)
+        assert r.log.last_index == self.target_last, (r.log.last_index, self.target_last)
+        assert (r.log.last_epoch, r.log.last_index) == self.promises[src]
+        self.source = None
+        self.advance(now)

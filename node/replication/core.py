@@ -2,9 +2,10 @@
 
 Owns: the replica's role, its promise (epoch), its log view, commit and apply indexes, and
 the follower side of the protocol (Prepare -> Promise, Append -> AppendAck, CatchUp,
-InstallSnapshot). The candidate side lives in ``candidate.py`` and the leader side in
-``leader.py``; they are mixins of :class:`Replica` because all three read and change the
-same few fields and a replica switches between them many times.
+InstallSnapshot). The candidate side is a ``candidate.Candidate`` (one per campaign) and
+the leader side a ``leader.Leader`` (one per term), as etcd/raft steps each role with its
+own function: :class:`Replica` dispatches each input to the role object it has, and they
+act on it through ``role_base.ReplicaCore``, the fields and moves all roles share.
 
 Inputs are a message, a tick, "persisted up to (epoch, index)" and "applied up to index",
 always with ``now``; each returns an :class:`Output` (see ``types.py`` for the order in
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import Any, Callable
 
 from shoal import wire
-from shoal.node.replication.candidate import CandidateMixin
-from shoal.node.replication.leader import LeaderMixin
+from shoal.node.replication.candidate import Candidate
+from shoal.node.replication.leader import Leader
 from shoal.node.replication.log import LogView
 from shoal.node.replication.types import (
     NodeId, Output, PersistedState, ReplicaConfig, Role, RoleChanged, SnapshotInstall,
@@ -37,7 +38,7 @@ F, C, L = Role.FOLLOWER, Role.CANDIDATE, Role.LEADER
 _LEGAL = {(F, F), (F, C), (C, F), (C, L), (L, F)}
 
 
-class Replica(CandidateMixin, LeaderMixin):
+class Replica:
     """One member's replica of one shard's log.
 
     Args:
@@ -46,10 +47,14 @@ class Replica(CandidateMixin, LeaderMixin):
         cfg: timing and batching.
         rng: the only randomness (fallback jitter); seed it in tests and simulations.
         state: what the driver made durable before a restart; None for a fresh replica.
+        candidate_role: makes the object that runs one campaign (tests inject bugs here).
+        leader_role: makes the object that runs one term as leader (likewise).
     """
 
     def __init__(self, me: NodeId, shard: int, cfg: ReplicaConfig, rng: random.Random,
-                 state: PersistedState | None = None) -> None:
+                 state: PersistedState | None = None, *,
+                 candidate_role: Callable[[Replica, wire.Epoch, float], Candidate] = Candidate,
+                 leader_role: Callable[[Replica], Leader] = Leader) -> None:
         st = state or PersistedState()
         self.me, self.shard, self.cfg, self.rng = me, shard, cfg, rng
         self.promised = st.promised  # highest epoch promised; persisted before it is used
@@ -74,16 +79,17 @@ class Replica(CandidateMixin, LeaderMixin):
         # but not this): how long a replica has been cut off from its group.
         self.leader_heard: float | None = None
         self._jitter = rng.random()
-        self._out: Output | None = None
-        self._cand = None
-        self._seen_counter = 0  # highest epoch counter seen in a refusal
+        self.out: Output | None = None  # the Output of the input being handled
+        self._candidate_role, self._leader_role = candidate_role, leader_role
+        self.candidacy: Candidate | None = None  # while a candidate
+        self.leading: Leader | None = None  # while a leader
+        self.seen_counter = 0  # highest epoch counter seen in a refusal
         self.target: tuple[NodeId, ...] | None = None  # the ring's voters (reconfigure)
         # The candidate (and its epoch) we are sending a catch-up snapshot, and since when.
         self._catch_up_snap: tuple[NodeId, wire.Epoch, float] | None = None
         # A committed config without this node replaced one with it: the replica takes no
         # part any more, and the node drops it with its data (see wire.Removed).
         self.removed = False
-        self._lead_reset()
 
     # --- public inputs -------------------------------------------------------------------
 
@@ -103,11 +109,11 @@ class Replica(CandidateMixin, LeaderMixin):
         out = self._begin()
         if self.removed:
             pass
-        elif self.role is L:
+        elif self.leading is not None:
             self.leader_heard = now  # we are the leader we hear
-            self._leader_tick(now)
-        elif self.role is C:
-            self._candidate_tick(now)
+            self.leading.tick(now)
+        elif self.candidacy is not None:
+            self.candidacy.tick(now)
         else:
             self._follower_tick(now)
         return self._finish(out)
@@ -118,8 +124,8 @@ class Replica(CandidateMixin, LeaderMixin):
         out = self._begin()
         if self.persisted < index <= self.log.last_index and self.log.matches(index, epoch):
             self.persisted = index
-            if self.role is L:
-                self._maybe_commit(now)
+            if self.leading is not None:
+                self.leading.maybe_commit(now)
             elif self.role is F and self.leader is not None:
                 if min(self.leader_match, self.persisted) > self.last_acked:
                     self._ack(self.leader, 0)
@@ -147,9 +153,9 @@ class Replica(CandidateMixin, LeaderMixin):
         Raises:
             ShoalError: NOT_LEADER unless this replica is a serving leader.
         """
-        self._require_serving()
+        leading = self._require_serving()
         out = self._begin()
-        index = self._propose(payload, now)
+        index = leading.propose(payload, now)
         return index, self._finish(out)
 
     def read(self, ctx: Any, now: float) -> Output:
@@ -159,9 +165,9 @@ class Replica(CandidateMixin, LeaderMixin):
         Raises:
             ShoalError: NOT_LEADER unless this replica is a serving leader.
         """
-        self._require_serving()
+        leading = self._require_serving()
         out = self._begin()
-        self._read(ctx, now)
+        leading.read(ctx, now)
         return self._finish(out)
 
     def reconfigure(self, voters: tuple[NodeId, ...] | list[NodeId], now: float) -> Output:
@@ -170,8 +176,8 @@ class Replica(CandidateMixin, LeaderMixin):
         out = self._begin()
         assert voters, "a shard needs at least one voter"
         self.target = tuple(voters)
-        if self.role is L:
-            self._step_reconfig(now)
+        if self.leading is not None:
+            self.leading.step_reconfig(now)
         return self._finish(out)
 
     def send_snapshot(self, peer: NodeId, index: int, data: Any, now: float) -> Output:
@@ -179,8 +185,8 @@ class Replica(CandidateMixin, LeaderMixin):
         asked for it in ``Output.snapshot_to``): a follower too far behind, when leading,
         or a candidate catching up from us. Ignored if that no longer applies."""
         out = self._begin()
-        if self.role is L:
-            self._ship_snapshot(peer, index, data, now)
+        if self.leading is not None:
+            self.leading.ship_snapshot(peer, index, data, now)
         else:
             self._ship_catch_up_snapshot(peer, index, data)
         return self._finish(out)
@@ -212,6 +218,11 @@ class Replica(CandidateMixin, LeaderMixin):
         return self.promised
 
     @property
+    def serving(self) -> bool:
+        """Leader whose own-epoch no-op has committed: it may take proposals and reads."""
+        return self.role is L and self.leading is not None and self.leading.serving
+
+    @property
     def config(self) -> wire.ShardConfig:
         return self.log.config
 
@@ -222,9 +233,9 @@ class Replica(CandidateMixin, LeaderMixin):
     # --- plumbing ------------------------------------------------------------------------
 
     def _begin(self) -> Output:
-        assert self._out is None, "re-entrant call into the core"
-        self._out = Output()
-        return self._out
+        assert self.out is None, "re-entrant call into the core"
+        self.out = Output()
+        return self.out
 
     def _finish(self, out: Output) -> Output:
         hi = min(self.commit, self.persisted)
@@ -232,68 +243,94 @@ class Replica(CandidateMixin, LeaderMixin):
             # Only durable entries are applied, so a restart never has to un-apply.
             out.apply.extend(self.log.slice(self.applied_emitted + 1, hi))
             self.applied_emitted = hi
-        if self.role is L:
-            self._leader_finish()
+        if self.leading is not None:
+            self.leading.finish()
         self._maybe_compact()
-        self._out = None
+        self.out = None
+        # Exactly the current role has its role object (become() ends the others).
+        assert (self.leading is not None) == (self.role is L)
+        assert (self.candidacy is not None) == (self.role is C)
         assert self.applied <= self.applied_emitted <= max(self.commit, self.log.snap_index)
         assert self.persisted <= self.log.last_index and self.log.snap_index <= self.applied
         return out
 
-    def _send(self, to: NodeId, msg: Any) -> None:
-        assert self._out is not None
-        self._out.send.append((to, msg))
+    def _require_serving(self) -> Leader:
+        if not self.serving:
+            raise wire.ShoalError(wire.Code.NOT_LEADER,
+                                  f"shard {self.shard} is not led here; try the leader",
+                                  leader=self.leader or "")
+        assert self.leading is not None
+        return self.leading
 
-    def _set_promised(self, epoch: wire.Epoch) -> None:
-        assert epoch >= self.promised and self._out is not None
+    # --- for the role objects (role_base.ReplicaCore) ------------------------------------
+
+    def send(self, to: NodeId, msg: Any) -> None:
+        """Queue ``msg`` for ``to`` in the current output."""
+        assert self.out is not None
+        self.out.send.append((to, msg))
+
+    def set_promised(self, epoch: wire.Epoch) -> None:
+        """Raise the promise; durable before anything this call sends."""
+        assert epoch >= self.promised and self.out is not None
         if epoch != self.promised:
             self.promised = epoch
-            self._out.hard_state = epoch  # durable before anything this call sends
+            self.out.hard_state = epoch  # durable before anything this call sends
 
-    def _become(self, role: Role, leader: NodeId | None) -> None:
-        """The one place roles change; emits :class:`RoleChanged`."""
+    def become(self, role: Role, leader: NodeId | None) -> None:
+        """The one place roles change; emits :class:`RoleChanged`. Leaving a role ends
+        its role object (a leader's pending reads fail)."""
         assert (self.role, role) in _LEGAL, f"illegal move {self.role} -> {role}"
         was = self.role
         self.role, self.leader = role, leader
         if was is L and role is not L:
-            self._drop_leadership()
+            assert self.leading is not None
+            self.leading.drop()
+            self.leading = None
         if role is not C:
-            self._cand = None
+            self.candidacy = None
         if role is F:
             self._jitter = self.rng.random()
         log.debug("shard role changed shard=%d node=%s role=%s epoch=%s leader=%s",
                  self.shard, self.me, role.value, self.promised, leader)
-        self._emit()
+        self.emit()
 
-    def _emit(self) -> None:
-        assert self._out is not None
-        self._out.events.append(RoleChanged(self.role, self.promised, self.leader,
-                                            self.serving))
+    def become_leader(self, now: float) -> None:
+        """The campaign won: start a term as leader at the promised epoch."""
+        self.become(L, self.me)
+        self.leading = self._leader_role(self)
+        self.leading.start(now)
 
-    def _observe_higher(self, epoch: wire.Epoch, now: float) -> None:
+    def emit(self) -> None:
+        """Report the current role, epoch, leader and serving flag."""
+        assert self.out is not None
+        self.out.events.append(RoleChanged(self.role, self.promised, self.leader,
+                                           self.serving))
+
+    def observe_higher(self, epoch: wire.Epoch, now: float) -> None:
         """Someone promised or leads a higher epoch: adopt it and stop leading at once
         (DESIGN §4: a rejected leader steps down)."""
         if epoch <= self.promised:
             return
-        self._set_promised(epoch)
+        self.set_promised(epoch)
         self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
-        self._become(F, None)
+        self.become(F, None)
         self.last_heard = now
 
     def _follow(self, epoch: wire.Epoch, leader: NodeId, now: float) -> None:
         """Accept ``leader`` of ``epoch`` (>= our promise) as the current leader."""
-        self._set_promised(epoch)
+        self.set_promised(epoch)
         if self.role is not F or self.leader != leader or self.leader_epoch != epoch:
             self.leader_epoch, self.leader_match, self.last_acked = epoch, 0, -1
-            self._become(F, leader)
+            self.become(F, leader)
         self.last_heard = self.leader_heard = now
 
-    def _set_removed(self) -> None:
+    def set_removed(self) -> None:
+        """A committed config no longer lists this node: stop taking part."""
         if self.role is not F:
-            self._become(F, None)
+            self.become(F, None)
         self.removed = True
         log.info("shard replica removed shard=%d node=%s", self.shard, self.me)
-        self._emit()
+        self.emit()
 
     def _removed_by_committed_config(self, node: NodeId) -> int | None:
         """The index of the config we know committed if it does not list ``node``."""
@@ -307,15 +344,45 @@ class Replica(CandidateMixin, LeaderMixin):
         cfg = self.log.config
         if self.log.config_index > m.config_index and self.me in cfg.voters + cfg.learners:
             return  # we were added back since (a later config of ours lists us)
-        self._set_removed()
+        self.set_removed()
 
     def _maybe_compact(self) -> None:
         target = min(self.compact_hint, self.applied)
         if target - self.log.snap_index >= self.cfg.compact_lag_entries:
             epoch = self.log.epoch_at(target)
-            assert epoch is not None and self._out is not None
-            self._out.compact = SnapshotMeta(target, epoch, self.log.config_at(target))
+            assert epoch is not None and self.out is not None
+            self.out.compact = SnapshotMeta(target, epoch, self.log.config_at(target))
             self.log.compact(target)
+
+    # --- candidate and leader inputs: to the role object, if any ------------------------
+
+    def _campaign(self, now: float) -> None:
+        if self.role is not F or not self.is_voter:
+            return
+        epoch = wire.Epoch(max(self.promised.counter, self.seen_counter) + 1, self.me)
+        self.leader_epoch, self.leader_match, self.last_acked = None, 0, -1
+        self.become(C, None)
+        self.candidacy = self._candidate_role(self, epoch, now)
+        self.candidacy.start(now)
+
+    def _on_promise(self, src: NodeId, m: wire.Promise, now: float) -> None:
+        self.seen_counter = max(self.seen_counter, m.promised.counter)
+        if self.candidacy is not None:
+            self.candidacy.on_promise(src, m, now)
+        elif not m.pre and m.promised > self.promised:
+            self.observe_higher(m.promised, now)  # a late answer to a campaign given up
+
+    def _on_catch_up_reply(self, src: NodeId, m: wire.CatchUpReply, now: float) -> None:
+        if m.promised > self.promised:
+            self.observe_higher(m.promised, now)
+        elif self.candidacy is not None:
+            self.candidacy.on_catch_up_reply(src, m, now)
+
+    def _on_append_ack(self, src: NodeId, m: wire.AppendAck, now: float) -> None:
+        if m.epoch > self.promised:
+            self.observe_higher(m.epoch, now)  # rejected: step down at once
+        elif self.leading is not None:
+            self.leading.on_append_ack(src, m, now)
 
     # --- follower side ---------------------------------------------------------------------
 
@@ -350,7 +417,7 @@ class Replica(CandidateMixin, LeaderMixin):
             ok = m.epoch.node == src and known and m.epoch > self.promised  # changes nothing
         elif m.epoch.node == src and known:
             if m.epoch > self.promised:
-                self._observe_higher(m.epoch, now)
+                self.observe_higher(m.epoch, now)
                 ok = True
             elif m.epoch == self.promised and self.leader in (None, src):
                 ok = True  # a retransmitted Prepare: answer again
@@ -359,9 +426,9 @@ class Replica(CandidateMixin, LeaderMixin):
                       "promised=%s", self.shard, self.me, src, known, m.epoch, self.promised)
             removed_at = self._removed_by_committed_config(src)
             if removed_at is not None:
-                self._send(src, wire.Removed(shard=self.shard, epoch=self.promised,
+                self.send(src, wire.Removed(shard=self.shard, epoch=self.promised,
                                              config_index=removed_at))
-        self._send(src, wire.Promise(
+        self.send(src, wire.Promise(
             shard=self.shard, epoch=m.epoch, ok=ok, promised=self.promised,
             last_epoch=self.log.last_epoch, last_index=self.log.last_index,
             commit=self.commit, pre=m.pre))
@@ -379,12 +446,12 @@ class Replica(CandidateMixin, LeaderMixin):
             if sent is None or sent[:2] != (src, m.epoch) or \
                     now - sent[2] >= self.cfg.snapshot_timeout_s:
                 self._catch_up_snap = (src, m.epoch, now)
-                assert self._out is not None
-                self._out.snapshot_to.append(src)
+                assert self.out is not None
+                self.out.snapshot_to.append(src)
         entries = cap_bytes(
             self.log.slice(m.from_index, m.from_index + self.cfg.append_entries_max - 1),
             self.cfg.append_bytes_max) if ok else []
-        self._send(src, wire.CatchUpReply(shard=self.shard, epoch=m.epoch, ok=ok,
+        self.send(src, wire.CatchUpReply(shard=self.shard, epoch=m.epoch, ok=ok,
                                           promised=self.promised, entries=entries,
                                           last_index=self.log.last_index, snapshot=snapshot))
 
@@ -394,7 +461,7 @@ class Replica(CandidateMixin, LeaderMixin):
             return  # we promised someone else since, or lead: the campaign is over
         epoch = self.log.epoch_at(index)
         assert epoch is not None and index <= self.applied_emitted, "snapshot not applied"
-        self._send(peer, wire.InstallSnapshot(
+        self.send(peer, wire.InstallSnapshot(
             shard=self.shard, epoch=self.promised, index=index, snap_epoch=epoch,
             config=self.log.config_at(index), data=data))
 
@@ -406,7 +473,7 @@ class Replica(CandidateMixin, LeaderMixin):
             return
         if m.epoch < self.promised or m.epoch.node != src:
             # Below our promise: this tells the old leader to step down.
-            self._send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
+            self.send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
                                            reject_index=m.prev_index))
             return
         self._follow(m.epoch, src, now)
@@ -416,12 +483,12 @@ class Replica(CandidateMixin, LeaderMixin):
             # We compacted past prev: that prefix is committed, so equal to the leader's.
             entries = entries[self.log.snap_index - m.prev_index:]
         elif not self.log.matches(m.prev_index, m.prev_epoch):
-            self._send(src, wire.AppendAck(
+            self.send(src, wire.AppendAck(
                 shard=self.shard, epoch=self.promised, ok=False, reject_index=m.prev_index,
                 hint_index=self._reject_hint(m.prev_index), applied=self.applied,
                 read_seq=m.read_seq))
             return
-        self._store(entries)
+        self.store(entries)
         self.leader_match = max(self.leader_match, m.prev_index + len(m.entries))
         # Raft's min(leaderCommit, last new entry): never commit a tail we have not
         # verified against this leader.
@@ -432,7 +499,7 @@ class Replica(CandidateMixin, LeaderMixin):
         """A candidate that has not promised itself yet neither follows nor rejects the
         leader it is trying to replace: it drops its messages (always safe) until it
         wins or gives up."""
-        cand = self._cand
+        cand = self.candidacy
         return self.role is C and cand is not None and not cand.self_promised and \
             epoch < cand.epoch
 
@@ -445,30 +512,31 @@ class Replica(CandidateMixin, LeaderMixin):
         hint = self.log.first_index_of_epoch_run(prev) - 1
         return max(hint, min(self.commit, prev - 1), self.log.snap_index)
 
-    def _store(self, entries: list[wire.ReplEntry]) -> None:
+    def store(self, entries: list[wire.ReplEntry]) -> None:
         """Merge entries into the log and have the new ones persisted."""
         new = self.log.append(entries, floor=self.commit)
         if new:
-            assert self._out is not None
-            self._out.persist.extend(new)
+            assert self.out is not None
+            self.out.persist.extend(new)
             self.persisted = min(self.persisted, new[0].index - 1)
 
     def _ack(self, to: NodeId, read_seq: int) -> None:
         match = min(self.leader_match, self.persisted)
         self.last_acked = max(self.last_acked, match)
-        self._send(to, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=True,
+        self.send(to, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=True,
                                       match=match, applied=self.applied, read_seq=read_seq))
 
     def _on_install(self, src: NodeId, m: wire.InstallSnapshot, now: float) -> None:
         if m.epoch.node == self.me:
             # From the member our campaign at m.epoch catches up from.
-            if self.role is C and self._cand is not None and m.epoch == self._cand.epoch:
-                self._cand_install(src, m, now)
+            cand = self.candidacy
+            if self.role is C and cand is not None and m.epoch == cand.epoch:
+                cand.on_install(src, m, now)
             return
         if self._holds_off(m.epoch):
             return
         if m.epoch < self.promised or m.epoch.node != src:
-            self._send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
+            self.send(src, wire.AppendAck(shard=self.shard, epoch=self.promised, ok=False,
                                            reject_index=m.index))
             return
         self._follow(m.epoch, src, now)
@@ -477,9 +545,9 @@ class Replica(CandidateMixin, LeaderMixin):
             self.leader_match = max(self.leader_match, m.index)
             self.commit = max(self.commit, m.index)
         else:
-            assert self._out is not None and not self._out.persist
+            assert self.out is not None and not self.out.persist
             meta = SnapshotMeta(m.index, m.snap_epoch, m.config)
-            self._out.install = SnapshotInstall(meta, m.data)
+            self.out.install = SnapshotInstall(meta, m.data)
             self.log.reset(meta)
             # The install is durable before the ack below is sent (Output order), and it
             # is the apply of everything up to m.index.

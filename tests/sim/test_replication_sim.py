@@ -3,6 +3,7 @@ bite when the core is deliberately broken."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -12,6 +13,8 @@ from hypothesis import strategies as st
 from shoal import wire
 from shoal.node.replication import Replica, Role
 from shoal.node.replication import quorum as quorum_mod
+from shoal.node.replication.candidate import Candidate
+from shoal.node.replication.leader import Leader
 from shoal.node.replication.types import ReadReady
 from shoal.sim.replication_check import Op, check_brute_force, check_log_history, digest_chain
 from shoal.sim.replication_sim import main, run_replication_sim
@@ -64,36 +67,44 @@ def test_cli_prints_json_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> N
 # --- the checks bite: deliberately broken cores --------------------------------------------
 
 
-class CommitsOnMinority(Replica):
+class CommitsOnMinority(Leader):
     """Bug: counts an entry committed as soon as any one voter (the leader) has it."""
 
-    def _maybe_commit(self, now: float) -> None:
+    def maybe_commit(self, now: float) -> None:
         real = quorum_mod.committed_index
         quorum_mod.committed_index = lambda match, voters: max(match.get(v, 0) for v in voters)
         try:
-            super()._maybe_commit(now)
+            super().maybe_commit(now)
         finally:
             quorum_mod.committed_index = real
 
 
-class SkipsCatchUp(Replica):
+class SkipsCatchUp(Candidate):
     """Bug: a candidate leads with its own log instead of the most advanced promiser's."""
 
-    def _cand_advance(self, now: float) -> None:
-        cand = self._cand
-        voters = self.log.config.voters
-        if cand is not None and cand.source is None and \
-                quorum_mod.is_majority(list(cand.promises) + [self.me], voters):
-            self._become_leader(now)
+    def advance(self, now: float) -> None:
+        voters = self.replica.log.config.voters
+        if self.source is None and \
+                quorum_mod.is_majority(list(self.promises) + [self.replica.me], voters):
+            self.replica.become_leader(now)
             return
-        super()._cand_advance(now)
+        super().advance(now)
 
 
-class ReadsWithoutQuorum(Replica):
+class ReadsWithoutQuorum(Leader):
     """Bug: a leader serves reads from local state without confirming it still leads."""
 
-    def _read(self, ctx, now: float) -> None:
-        self._out.reads.append(ReadReady(ctx, self.commit))
+    def read(self, ctx, now: float) -> None:
+        assert self.replica.out is not None
+        self.replica.out.reads.append(ReadReady(ctx, self.replica.commit))
+
+
+def _with_leader(role: type[Leader]):
+    return functools.partial(Replica, leader_role=role)
+
+
+def _with_candidate(role: type[Candidate]):
+    return functools.partial(Replica, candidate_role=role)
 
 
 def _caught(factory, seeds, steps=8000, replicas=3, **faults) -> list[str]:
@@ -110,12 +121,12 @@ def _caught(factory, seeds, steps=8000, replicas=3, **faults) -> list[str]:
 
 
 def test_commit_on_a_minority_is_caught() -> None:
-    found = _caught(CommitsOnMinority, range(3))
+    found = _caught(_with_leader(CommitsOnMinority), range(3))
     assert any("durable on only" in v or "different entry" in v for v in found), found[:3]
 
 
 def test_leading_without_catch_up_is_caught() -> None:
-    found = _caught(SkipsCatchUp, range(4))
+    found = _caught(_with_candidate(SkipsCatchUp), range(4))
     assert found, "a leader that skips catch-up must lose committed entries"
 
 
@@ -123,7 +134,7 @@ def test_reads_without_quorum_confirmation_are_caught() -> None:
     # Stale reads need a deposed leader that has not noticed yet: hand leadership over
     # and partition often so that window opens.
     # (About 8 of these 20 seeds open such a window; each run takes a few milliseconds.)
-    found = _caught(ReadsWithoutQuorum, range(20), handoff_every_s=0.2, partition_every_s=0.4)
+    found = _caught(_with_leader(ReadsWithoutQuorum), range(20), handoff_every_s=0.2, partition_every_s=0.4)
     assert any("linearizability" in v for v in found), found[:3]
 
 
