@@ -56,7 +56,7 @@ def test_node_start_with_a_mismatched_shard_count_exits_with_one_line(tmp_path) 
 
 
 def test_cluster_status_last_contact_reads_as_an_age() -> None:
-    from shoal.cli.cluster import contact_text
+    from shoal.cli.render import contact_text
 
     cases = [((None, False), "-"), ((0.42, True), "-"), ((0.42, False), "0.4s ago"),
              ((59.94, False), "59.9s ago"), ((125.0, False), "2m 5s ago")]
