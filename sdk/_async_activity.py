@@ -8,13 +8,11 @@ activity code or import ``shoal.node``. Re-exported by ``shoal.sdk.client``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shoal import wire
 from shoal.sdk import exceptions as _exc
-
-if TYPE_CHECKING:
-    from shoal.sdk.client import Client
+from shoal.sdk._client_parts import ClientParts
 
 
 class AsyncActivityHandle:
@@ -24,7 +22,7 @@ class AsyncActivityHandle:
     out, or was completed already) and WORKFLOW_NOT_RUNNING once the workflow closed.
     """
 
-    def __init__(self, client: Client, task_token: bytes) -> None:
+    def __init__(self, client: ClientParts, task_token: bytes) -> None:
         self._client, self._token = client, task_token
 
     async def complete(self, result: Any = None) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shoal import wire
 from shoal.sdk import exceptions as _exc
+from shoal.sdk._client_parts import ClientParts
 from shoal.sdk._definition import _QUERY_ATTR, _SIGNAL_ATTR, _UPDATE_ATTR
 from shoal.sdk._execution import (
     WorkflowExecution,
@@ -23,9 +24,6 @@ from shoal.sdk._execution import (
 )
 from shoal.sdk.connection import RPCError
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
-
-if TYPE_CHECKING:
-    from shoal.sdk.client import Client
 
 _NO_ARG = object()
 
@@ -72,7 +70,7 @@ class WorkflowHandle:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientParts,
         id: str,
         *,
         run_id: str | None,
