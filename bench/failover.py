@@ -37,7 +37,7 @@ from shoal import wire
 from shoal.bench.cluster_nodes import BenchNode, Views, wait_balanced
 from shoal.bench.stats import percentile
 from shoal.client import Client
-from shoal.node.routing import shard_for
+from shoal.node.cluster.routing import shard_for
 
 WRITE_INTERVAL_S = 0.02  # a new start this often, whatever is still in flight
 IN_FLIGHT_MAX = 500  # starts in flight at once; above it the writer skips a beat

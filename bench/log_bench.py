@@ -37,10 +37,10 @@ import trio
 from shoal import wire
 from shoal.bench.stats import latency_summary
 from shoal.bench.store_bench import SHARDS, batch, drive
-from shoal.node.replica_driver import InProcessTransport, ReplicaDriver, ReplicatedShardLog
+from shoal.node.replication.driver import InProcessTransport, ReplicaDriver, ReplicatedShardLog
 from shoal.node.replication import Replica, ReplicaConfig
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
+from shoal.node.replication.storage import ReplicaStorage
 from shoal.store.writer import GroupCommitWriter
 
 

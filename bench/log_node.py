@@ -25,13 +25,13 @@ import trio
 from shoal import wire
 from shoal.bench.stats import latency_summary
 from shoal.bench.store_bench import SHARDS, batch, drive
-from shoal.node.peer_link import PeerLinks
-from shoal.node.replica_driver import ReplicaDriver, ReplicatedShardLog
-from shoal.node.replica_transport import PeerReplicaTransport, ReplicaHost
+from shoal.node.cluster.peer_link import PeerLinks
+from shoal.node.replication.driver import ReplicaDriver, ReplicatedShardLog
+from shoal.node.replication.transport import PeerReplicaTransport, ReplicaHost
 from shoal.node.replication import Replica, ReplicaConfig
-from shoal.node.server import Dispatcher, NodeIdentity, serve
+from shoal.node.api.server import Dispatcher, NodeIdentity, serve
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
+from shoal.node.replication.storage import ReplicaStorage
 from shoal.store.writer import GroupCommitWriter
 
 WRITERS = (1, 8, 64)

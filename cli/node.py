@@ -104,7 +104,7 @@ def _check_options(
 
 def _cluster_key(path: Path | None) -> bytes | None:
     """The gossip key read from ``--cluster-key-file``, or None without one."""
-    from shoal.node.membership import read_cluster_key
+    from shoal.node.cluster.membership import read_cluster_key
 
     if path is None:
         return None

@@ -2,7 +2,7 @@
 
 Public API: :class:`~shoal.gossip.swim.Swim` (the core), :class:`SwimConfig` (timing,
 ``lan()`` / ``small()`` presets), :class:`Output` and the membership events. The trio shell
-(UDP and the peer link) is ``node/membership.py``; ``sim/gossip_sim.py`` drives many cores
+(UDP and the peer link) is ``node/cluster/membership.py``; ``sim/gossip_sim.py`` drives many cores
 over a fake network.
 """
 

@@ -25,21 +25,21 @@ import trio
 from shoal import wire
 from shoal.gossip.config import SwimConfig
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
-from shoal.node.matching import Matching
-from shoal.node.membership import ClusterMembership
-from shoal.node.netfault import NetworkFaults
-from shoal.node.cluster import ClusterView, PeerCalls, RingView, Router, SoloView, TaskRouter
-from shoal.node.cluster_replicas import ClusterReplicas
-from shoal.node.peer_link import PeerLinks
-from shoal.node.replica_driver import ReplicatedShardLog
-from shoal.node.replica_transport import PeerReplicaTransport, ReplicaHost
+from shoal.node.matching.matching import Matching
+from shoal.node.cluster.membership import ClusterMembership
+from shoal.node.cluster.netfault import NetworkFaults
+from shoal.node.cluster.router import ClusterView, PeerCalls, RingView, Router, SoloView, TaskRouter
+from shoal.node.replication.hosting import ClusterReplicas
+from shoal.node.cluster.peer_link import PeerLinks
+from shoal.node.replication.driver import ReplicatedShardLog
+from shoal.node.replication.transport import PeerReplicaTransport, ReplicaHost
 from shoal.node.replication import ReplicaConfig
-from shoal.node.steward import ShardSteward
-from shoal.node.server import Dispatcher, NodeIdentity, serve
-from shoal.node.service import Service
-from shoal.node.shard import NotServingLog, Shard, TaskSink
-from shoal.node.timers import TimerProcessor
-from shoal.node.transfers import TransferProcessor
+from shoal.node.replication.steward import ShardSteward
+from shoal.node.api.server import Dispatcher, NodeIdentity, serve
+from shoal.node.api.service import Service
+from shoal.node.shard.shard import NotServingLog, Shard, TaskSink
+from shoal.node.shard.timers import TimerProcessor
+from shoal.node.shard.transfers import TransferProcessor
 from shoal.store import records, tables
 from shoal.store.env import Store
 from shoal.store.shardlog import LocalShardLog

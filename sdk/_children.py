@@ -1,13 +1,14 @@
 """Child workflows and handles to other workflows, inside a running workflow.
 
-Owns (as a mixin of ``WorkflowRuntime``, sharing its fields): the StartChildWorkflowExecution,
-SignalExternalWorkflowExecution and RequestCancelExternalWorkflowExecution commands, and
-resolving what workflow code awaits from the events that record how they went. Mirrors
-temporalio: ``start_child_workflow`` returns once the child started (or raises
-``WorkflowAlreadyStartedError``); the handle is an ``asyncio.Task`` for the child's result,
-which raises ``ChildWorkflowError`` (cause: the child's failure, ``CancelledError``,
-``TimeoutError`` or ``TerminatedError``). Cancelling the handle asks the child to cancel,
-then follows ``ChildWorkflowCancellationType``. Must not: do I/O or walk history.
+Owns (as ``ChildWorkflows``, a part the ``WorkflowRuntime`` composes and reaches through
+``RuntimeCore``): the StartChildWorkflowExecution, SignalExternalWorkflowExecution and
+RequestCancelExternalWorkflowExecution commands, and resolving what workflow code awaits
+from the events that record how they went. Mirrors temporalio: ``start_child_workflow``
+returns once the child started (or raises ``WorkflowAlreadyStartedError``); the handle is
+an ``asyncio.Task`` for the child's result, which raises ``ChildWorkflowError`` (cause: the
+child's failure, ``CancelledError``, ``TimeoutError`` or ``TerminatedError``). Cancelling
+the handle asks the child to cancel, then follows ``ChildWorkflowCancellationType``. Must
+not: do I/O, walk history, or import ``_runtime`` or ``workflow`` (they import this).
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from shoal import wire
 from shoal.sdk import exceptions
+from shoal.sdk._workflow_types import HistoryMismatch, RuntimeCore
 from shoal.sdk.converter import encode_search_attributes
-
-if TYPE_CHECKING:
-    from shoal.sdk._runtime import WorkflowRuntime
 
 
 class ChildWorkflowCancellationType(IntEnum):
@@ -71,10 +70,15 @@ class _External:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ChildrenMixin:
-    """Children and external workflows for ``WorkflowRuntime``."""
+class ChildWorkflows:
+    """Children and external workflows of one run; the ``WorkflowRuntime`` owns one.
 
-    def _init_children(self: WorkflowRuntime) -> None:
+    Args:
+        core: The run's runtime (sequence numbers, commands, the converter, the loop).
+    """
+
+    def __init__(self, core: RuntimeCore) -> None:
+        self._core = core
         self._children: dict[int, _Child] = {}  # by seq
         self._child_by_event: dict[int, _Child] = {}  # by initiated event id
         self._externals: dict[int, _External] = {}  # by seq
@@ -83,7 +87,7 @@ class ChildrenMixin:
     # --- commands ------------------------------------------------------------------------
 
     async def start_child(
-        self: WorkflowRuntime, *, workflow_type: str, args: list[Any], workflow_id: str,
+        self, *, workflow_type: str, args: list[Any], workflow_id: str,
         task_queue: Optional[str], result_type: Any, execution_timeout: Optional[timedelta],
         run_timeout: Optional[timedelta], task_timeout: Optional[timedelta],
         id_reuse_policy: int, retry_policy: Any, parent_close_policy: ParentClosePolicy,
@@ -91,13 +95,13 @@ class ChildrenMixin:
         search_attributes: Optional[dict[str, Any]],
     ) -> _Child:
         """Issue StartChildWorkflowExecution and wait until the child started."""
-        seq = self._next_seq()
-        conv = self.converter
+        seq = self._core.next_seq()
+        conv = self._core.converter
         child = _Child(seq=seq, workflow_id=workflow_id, workflow_type=workflow_type,
                        result_type=result_type, cancellation_type=cancellation_type,
-                       started=self.loop.create_future(), result=self.loop.create_future())
+                       started=self._core.loop.create_future(), result=self._core.loop.create_future())
         self._children[seq] = child
-        self._add(wire.StartChildWorkflowExecutionCommand(
+        self._core.add_command(wire.StartChildWorkflowExecutionCommand(
             workflow_id=workflow_id, workflow_type=workflow_type, task_queue=task_queue or "",
             input=conv.to_payloads(args),
             workflow_execution_timeout_s=_secs(execution_timeout),
@@ -111,14 +115,14 @@ class ChildrenMixin:
         try:
             child.run_id = await asyncio.shield(child.started)
         except asyncio.CancelledError:
-            if not self._drop_unsent(seq, wire.StartChildWorkflowExecutionCommand):
+            if not self._core.drop_unsent(seq, wire.StartChildWorkflowExecutionCommand):
                 # Sent already: once it starts, ask it to cancel (as temporalio).
                 child.started.add_done_callback(
                     lambda f: None if f.exception() is not None else self._cancel_child(child))
             raise
         return child
 
-    async def child_result(self: WorkflowRuntime, child: _Child) -> Any:
+    async def child_result(self, child: _Child) -> Any:
         """The child's result; cancelling the awaiting task cancels the child."""
         while True:
             try:
@@ -138,35 +142,25 @@ class ChildrenMixin:
                                         child.initiated_event_id, 0, exceptions.CancelledError("Cancelled"),
                                         exceptions.RetryState.CANCEL_REQUESTED)
 
-    def _cancel_child(self: WorkflowRuntime, child: _Child) -> None:
+    def _cancel_child(self, child: _Child) -> None:
         if child.cancel_requested is not None or child.cancellation_type == ChildWorkflowCancellationType.ABANDON:
             return
-        child.cancel_requested = self._external_command(
+        child.cancel_requested = self.external_command(
             wire.RequestCancelExternalWorkflowExecutionCommand(
                 workflow_id=child.workflow_id, run_id=child.run_id, child_workflow_only=True),
             f"cancel child {child.workflow_id!r}")
 
-    def external_command(self: WorkflowRuntime, command: wire.Command, description: str) -> asyncio.Future[None]:
+    def external_command(self, command: wire.Command, description: str) -> asyncio.Future[None]:
         """Signal or cancel another workflow; the future resolves when it was delivered."""
-        return self._external_command(command, description)
-
-    def _external_command(self: WorkflowRuntime, command: wire.Command, description: str) -> asyncio.Future[None]:
-        seq = self._next_seq()
-        ext = _External(future=self.loop.create_future(), description=description)
+        seq = self._core.next_seq()
+        ext = _External(future=self._core.loop.create_future(), description=description)
         self._externals[seq] = ext
-        self._add(command, seq)
+        self._core.add_command(command, seq)
         return ext.future
-
-    def _drop_unsent(self: WorkflowRuntime, seq: int, kind: type) -> bool:
-        for i, produced in enumerate(self.commands):
-            if produced.seq == seq and isinstance(produced.command, kind):
-                del self.commands[i]
-                return True
-        return False
 
     # --- history -------------------------------------------------------------------------
 
-    def _on_child_recorded(self: WorkflowRuntime, seq: int, event: wire.HistoryEvent) -> None:
+    def on_recorded(self, seq: int, event: wire.HistoryEvent) -> None:
         et = event.event_type
         if et == wire.EventType.START_CHILD_WORKFLOW_EXECUTION_INITIATED:
             child = self._children.get(seq)
@@ -180,7 +174,7 @@ class ChildrenMixin:
                 ext.initiated_event_id = event.event_id
                 self._external_by_event[event.event_id] = ext
 
-    def _apply_child_event(self: WorkflowRuntime, event: wire.HistoryEvent) -> bool:
+    def apply(self, event: wire.HistoryEvent) -> bool:
         """Resolve what an outcome event settles; False if the event is not one of these."""
         a = event.attributes
         if isinstance(a, wire.ChildWorkflowExecutionStartedAttributes):
@@ -199,7 +193,6 @@ class ChildrenMixin:
         elif isinstance(a, _EXTERNAL_DONE):
             ext = self._external_by_event.pop(a.initiated_event_id, None)
             if ext is None:
-                from shoal.sdk._runtime import HistoryMismatch
                 raise HistoryMismatch(f"event {event.event_id} refers to a request this run never made")
             if not ext.future.done():
                 if isinstance(a, (wire.SignalExternalWorkflowExecutionFailedAttributes,
@@ -213,26 +206,25 @@ class ChildrenMixin:
             return False
         return True
 
-    def _child_for(self: WorkflowRuntime, initiated_event_id: int, event: wire.HistoryEvent) -> _Child:
+    def _child_for(self, initiated_event_id: int, event: wire.HistoryEvent) -> _Child:
         child = self._child_by_event.get(initiated_event_id)
         if child is None:
-            from shoal.sdk._runtime import HistoryMismatch
             raise HistoryMismatch(f"event {event.event_id} ({event.event_type.name}) refers to "
                                   f"child {initiated_event_id}, which this run never started")
         return child
 
-    def _settle_child(self: WorkflowRuntime, child: _Child, a: Any) -> None:
+    def _settle_child(self, child: _Child, a: Any) -> None:
         if isinstance(a, wire.ChildWorkflowExecutionCompletedAttributes):
             try:
                 hints = [child.result_type] if child.result_type is not None else None
-                values = self.converter.from_payloads(a.result[:1], hints)
+                values = self._core.converter.from_payloads(a.result[:1], hints)
             except Exception as exc:
                 child.result.set_exception(exc)
             else:
                 child.result.set_result(values[0] if values else None)
             return
         if isinstance(a, wire.ChildWorkflowExecutionFailedAttributes):
-            cause: BaseException = exceptions.failure_to_error(a.failure, self.converter)
+            cause: BaseException = exceptions.failure_to_error(a.failure, self._core.converter)
             retry_state = exceptions.RetryState(int(a.retry_state))
         elif isinstance(a, wire.ChildWorkflowExecutionCanceledAttributes):
             cause, retry_state = exceptions.CancelledError("Cancelled"), exceptions.RetryState.CANCEL_REQUESTED
@@ -245,11 +237,11 @@ class ChildrenMixin:
             a.workflow_execution.workflow_id, a.workflow_execution.run_id, a.workflow_type,
             a.initiated_event_id, a.started_event_id, cause, retry_state))
 
-    def _child_error(self: WorkflowRuntime, workflow_id: str, run_id: str, workflow_type: str,
+    def _child_error(self, workflow_id: str, run_id: str, workflow_type: str,
                      initiated_event_id: int, started_event_id: int, cause: BaseException,
                      retry_state: Optional[exceptions.RetryState]) -> exceptions.ChildWorkflowError:
         err = exceptions.ChildWorkflowError(
-            "Child Workflow execution failed", namespace=self.namespace, workflow_id=workflow_id,
+            "Child Workflow execution failed", namespace=self._core.namespace, workflow_id=workflow_id,
             run_id=run_id, workflow_type=workflow_type, initiated_event_id=initiated_event_id,
             started_event_id=started_event_id, retry_state=retry_state)
         err.__cause__ = cause

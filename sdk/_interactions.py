@@ -1,11 +1,12 @@
 """What reaches a running workflow from outside, and how it closes itself other than by returning.
 
-Owns (as a mixin of ``WorkflowRuntime``, whose fields it shares): signal delivery to
-``@workflow.signal`` handlers and handlers set at run time, buffering signals that have no
-handler yet; cancel requests (cancel the run method's task; a run that ends cancelled becomes
-a CancelWorkflowExecution command); ``workflow.continue_as_new``; and patch markers
-(``workflow.patched`` / ``deprecate_patch``). Must not: do I/O or walk history (the
-instance does).
+Owns (as ``Interactions``, a part the ``WorkflowRuntime`` composes and reaches through
+``RuntimeCore``): signal delivery to ``@workflow.signal`` handlers and handlers set at run
+time, buffering signals that have no handler yet; queries; updates (validate, accept or
+reject, run the handler); ``workflow.continue_as_new``; and patch markers
+(``workflow.patched`` / ``deprecate_patch``). Cancel requests are the runtime's (they act
+on the run method's task). Must not: do I/O, walk history (the instance does), or import
+``_runtime`` or ``workflow`` (they import this).
 
 Ordering follows temporalio: within one workflow task, signal handlers start before the
 run method does, so a handler may prepare state the first run step reads; handlers and the
@@ -19,16 +20,14 @@ import inspect
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from shoal import wire
 from shoal.sdk import exceptions
 from shoal.sdk.converter import encode_search_attributes
 from shoal.sdk._definition import _VALIDATOR_ATTR, HandlerDefinition
+from shoal.sdk._workflow_types import RuntimeCore
 from shoal.sdk.common import RetryPolicy
-
-if TYPE_CHECKING:
-    from shoal.sdk._runtime import WorkflowRuntime
 
 log = logging.getLogger(__name__)
 
@@ -58,26 +57,31 @@ class _Handler:
     dynamic: bool  # called as fn(name, *args)
 
 
-class InteractionsMixin:
-    """Signals, cancellation, continue-as-new and patches for ``WorkflowRuntime``."""
+class Interactions:
+    """Signals, queries, updates, continue-as-new and patches of one run; the
+    ``WorkflowRuntime`` owns one.
 
-    def _init_interactions(self: WorkflowRuntime) -> None:
+    Args:
+        core: The run's runtime (the workflow object, commands, the converter, the loop).
+    """
+
+    def __init__(self, core: RuntimeCore) -> None:
+        self._core = core
         self._signal_handlers: dict[Optional[str], _Handler] = {}
         self._buffered_signals: list[tuple[str, list[bytes]]] = []
-        self.cancel_requested = False
         self._patches: dict[str, bool] = {}  # patch id -> what patched() answered (memo)
         self._updates_seen: set[str] = set()
         # Patch ids whose markers history holds up to the end of the task being replayed.
         self.recorded_patches: set[str] = set()
 
-    def _bind_handlers(self: WorkflowRuntime, obj: Any) -> None:
+    def bind_handlers(self, obj: Any) -> None:
         """Bind the class's ``@workflow.signal`` methods to the new workflow object."""
-        for name, hd in self.defn.signals.items():
+        for name, hd in self._core.defn.signals.items():
             self._signal_handlers[name] = _bound(hd, obj)
 
     # --- signals -------------------------------------------------------------------------
 
-    def _on_signal(self: WorkflowRuntime, a: wire.WorkflowExecutionSignaledAttributes) -> None:
+    def on_signal(self, a: wire.WorkflowExecutionSignaledAttributes) -> None:
         handler = self._signal_handlers.get(a.signal_name) or self._signal_handlers.get(None)
         if handler is None:
             # No handler yet: keep it until one is set (temporalio buffers the same way).
@@ -85,32 +89,32 @@ class InteractionsMixin:
             return
         self._deliver_signal(handler, a.signal_name, list(a.input))
 
-    def _deliver_signal(self: WorkflowRuntime, handler: _Handler, name: str,
+    def _deliver_signal(self, handler: _Handler, name: str,
                         payloads: list[bytes]) -> None:
         try:
-            args = self.converter.from_payloads(payloads, handler.arg_types)
+            args = self._core.converter.from_payloads(payloads, handler.arg_types)
         except Exception as exc:
             # As temporalio: a signal whose arguments do not decode is dropped, not fatal.
             log.warning("dropping signal %r of workflow_id=%s: its arguments do not decode: %s",
-                        name, self.workflow_id, exc)
+                        name, self._core.workflow_id, exc)
             return
         if handler.dynamic:
             args = [name, args]
-        self.loop.create_task(self._run_handler(handler.fn, args), name=f"signal:{name}")
+        self._core.loop.create_task(self._run_handler(handler.fn, args), name=f"signal:{name}")
 
-    async def _run_handler(self: WorkflowRuntime, fn: Callable[..., Any], args: list[Any]) -> None:
+    async def _run_handler(self, fn: Callable[..., Any], args: list[Any]) -> None:
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
                 await result
         except ContinueAsNewError as can:
-            self._add(can.command)
+            self._core.add_command(can.command)
         except asyncio.CancelledError:
             pass  # the run is being torn down or cancelled; the run method decides
         except Exception as exc:
-            self._settle_failure(exc)
+            self._core.settle_failure(exc)
 
-    def set_signal_handler(self: WorkflowRuntime, name: Optional[str],
+    def set_signal_handler(self, name: Optional[str],
                            fn: Optional[Callable[..., Any]]) -> None:
         """``workflow.set_signal_handler``: set (or with None remove) a handler; buffered
         signals it now covers are delivered in arrival order."""
@@ -127,33 +131,19 @@ class InteractionsMixin:
                 keep.append((sig_name, payloads))
         self._buffered_signals = keep
 
-    def get_signal_handler(self: WorkflowRuntime, name: Optional[str]) -> Optional[Callable[..., Any]]:
+    def get_signal_handler(self, name: Optional[str]) -> Optional[Callable[..., Any]]:
         handler = self._signal_handlers.get(name)
         return None if handler is None else handler.fn
-
-    # --- cancellation --------------------------------------------------------------------
-
-    def _on_cancel_requested(self: WorkflowRuntime) -> None:
-        self.cancel_requested = True
-        if self._main is not None and not self._main.done():
-            self._main.cancel()
-
-    def _outcome_after_cancel(self: WorkflowRuntime, exc: BaseException) -> bool:
-        """If the run ended by cancellation after a cancel request, add the Cancel command."""
-        if self.cancel_requested and exceptions.is_cancelled_exception(exc):
-            self._add(wire.CancelWorkflowExecutionCommand())
-            return True
-        return False
 
     # --- continue-as-new -----------------------------------------------------------------
 
     def continue_as_new_command(
-        self: WorkflowRuntime, *, args: Sequence[Any], workflow: Optional[str],
+        self, *, args: Sequence[Any], workflow: Optional[str],
         task_queue: Optional[str], run_timeout: Optional[timedelta],
         task_timeout: Optional[timedelta], retry_policy: Optional[RetryPolicy],
         memo: Optional[Mapping[str, Any]], search_attributes: Optional[Mapping[str, Any]],
     ) -> wire.ContinueAsNewWorkflowExecutionCommand:
-        conv = self.converter
+        conv = self._core.converter
         return wire.ContinueAsNewWorkflowExecutionCommand(
             workflow_type=workflow or "", task_queue=task_queue or "",
             input=conv.to_payloads(list(args)),
@@ -167,107 +157,110 @@ class InteractionsMixin:
 
     # --- queries -------------------------------------------------------------------------
 
-    def run_query(self: WorkflowRuntime, name: str, payloads: list[bytes]) -> list[bytes]:
+    def run_query(self, name: str, payloads: list[bytes]) -> list[bytes]:
         """Run query handler ``name`` on the current state and encode its answer.
 
         Raises:
             QueryError: no such handler, the run has not started, the handler is async,
                 raised, or tried to change the workflow (start an activity, a timer ...).
         """
-        if self._obj is None:
+        core = self._core
+        if core.workflow_object is None:
             raise QueryError("the workflow has not completed its first workflow task yet; "
                              "query again shortly")
-        hd = self.defn.queries.get(name) or self.defn.queries.get(None)
+        hd = core.defn.queries.get(name) or core.defn.queries.get(None)
         if hd is None:
-            known = sorted(n for n in self.defn.queries if n is not None)
-            raise QueryError(f"workflow {self.defn.name!r} has no query handler {name!r} "
+            known = sorted(n for n in core.defn.queries if n is not None)
+            raise QueryError(f"workflow {core.defn.name!r} has no query handler {name!r} "
                              f"(known queries: {known})")
         dynamic = hd.name is None
         try:
-            args = self.converter.from_payloads(payloads, None if dynamic else hd.arg_types)
+            args = core.converter.from_payloads(payloads, None if dynamic else hd.arg_types)
         except Exception as exc:
             raise QueryError(f"the arguments of query {name!r} do not decode: {exc}") from exc
-        fn = hd.fn.__get__(self._obj)
-        commands_before = len(self.commands)
+        fn = hd.fn.__get__(core.workflow_object)
+        commands_before = len(core.commands)
         try:
-            with self.loop.entered():
+            with core.loop.entered():
                 result = fn(name, args) if dynamic else fn(*args)
         except Exception as exc:
             raise QueryError(f"query handler {name!r} raised {type(exc).__name__}: {exc}") from exc
         finally:
-            produced = self.commands[commands_before:]
-            del self.commands[commands_before:]
+            produced = core.commands[commands_before:]
+            del core.commands[commands_before:]
         if inspect.isawaitable(result):
             if hasattr(result, "close"):
                 result.close()
             raise QueryError(f"query handler {name!r} is async; query handlers must be plain functions")
         if produced:
             raise QueryError(f"query handler {name!r} tried to change the workflow; queries are read-only")
-        return self.converter.to_payloads([result])
+        return core.converter.to_payloads([result])
 
     # --- updates -------------------------------------------------------------------------
 
-    def _on_update(self: WorkflowRuntime, request: wire.UpdateRequest) -> None:
+    def on_update(self, request: wire.UpdateRequest) -> None:
         """Validate and accept (or reject) an update, then run its handler as a task.
 
         Replays only see accepted updates, and skip the validator (as temporalio): it ran
         when the update was first delivered, and its verdict is in history.
         """
+        core = self._core
         uid = request.update_id
         if uid in self._updates_seen:
             return  # redelivered (the task was retried, or the request was re-sent)
         self._updates_seen.add(uid)
-        hd = self.defn.updates.get(request.name) or self.defn.updates.get(None)
+        hd = core.defn.updates.get(request.name) or core.defn.updates.get(None)
         problem: Optional[BaseException] = None
         args: list[Any] = []
-        if self._obj is None:
+        if core.workflow_object is None:
             problem = exceptions.ApplicationError("the workflow has not started yet", type="UpdateRejected")
         elif hd is None:
-            known = sorted(n for n in self.defn.updates if n is not None)
+            known = sorted(n for n in core.defn.updates if n is not None)
             problem = exceptions.ApplicationError(
-                f"workflow {self.defn.name!r} has no update handler {request.name!r} (known updates: {known})",
+                f"workflow {core.defn.name!r} has no update handler {request.name!r} (known updates: {known})",
                 type="UpdateNotFound")
         else:
             try:
-                args = self.converter.from_payloads(list(request.input), None if hd.name is None else hd.arg_types)
+                args = core.converter.from_payloads(list(request.input), None if hd.name is None else hd.arg_types)
                 if hd.name is None:
                     args = [request.name, args]
                 validator = getattr(hd.fn, _VALIDATOR_ATTR, None)
-                if validator is not None and not self.replaying:
-                    with self.loop.entered():
-                        validator(self._obj, *args)
+                if validator is not None and not core.replaying:
+                    with core.loop.entered():
+                        validator(core.workflow_object, *args)
             except Exception as exc:
                 problem = exc
         if problem is not None:
-            if not self.replaying:
-                self._add(wire.RejectUpdateCommand(
-                    update_id=uid, failure=exceptions.error_to_failure(problem, self.converter)))
+            if not core.replaying:
+                core.add_command(wire.RejectUpdateCommand(
+                    update_id=uid, failure=exceptions.error_to_failure(problem, core.converter)))
             return
-        self._add(wire.AcceptUpdateCommand(request=request))
+        core.add_command(wire.AcceptUpdateCommand(request=request))
         assert hd is not None
-        self.loop.create_task(self._run_update(uid, hd.fn.__get__(self._obj), args), name=f"update:{request.name}")
+        core.loop.create_task(self._run_update(uid, hd.fn.__get__(core.workflow_object), args),
+                              name=f"update:{request.name}")
 
-    async def _run_update(self: WorkflowRuntime, uid: str, fn: Callable[..., Any], args: list[Any]) -> None:
+    async def _run_update(self, uid: str, fn: Callable[..., Any], args: list[Any]) -> None:
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
                 result = await result
-            outcome = wire.UpdateOutcome(result=self.converter.to_payloads([result]))
+            outcome = wire.UpdateOutcome(result=self._core.converter.to_payloads([result]))
         except ContinueAsNewError as can:
-            self._add(can.command)
+            self._core.add_command(can.command)
             return
         except asyncio.CancelledError:
             return
         except Exception as exc:
-            if not isinstance(exc, (exceptions.FailureError, *self.defn.failure_exception_types)):
-                self.task_failure = exc  # a bug: retry the task, as temporalio does
+            if not isinstance(exc, (exceptions.FailureError, *self._core.defn.failure_exception_types)):
+                self._core.task_failure = exc  # a bug: retry the task, as temporalio does
                 return
-            outcome = wire.UpdateOutcome(failure=exceptions.error_to_failure(exc, self.converter))
-        self._add(wire.CompleteUpdateCommand(update_id=uid, outcome=outcome))
+            outcome = wire.UpdateOutcome(failure=exceptions.error_to_failure(exc, self._core.converter))
+        self._core.add_command(wire.CompleteUpdateCommand(update_id=uid, outcome=outcome))
 
     # --- patches -------------------------------------------------------------------------
 
-    def patched(self: WorkflowRuntime, patch_id: str, *, deprecated: bool = False) -> bool:
+    def patched(self, patch_id: str, *, deprecated: bool = False) -> bool:
         """``workflow.patched``: True on new code paths, and in replays that recorded it.
 
         The first answer for an id holds for the rest of the run (a replay must not switch
@@ -276,14 +269,14 @@ class InteractionsMixin:
         known = self._patches.get(patch_id)
         if known is not None:
             return known
-        use_new = not self.replaying or patch_id in self.recorded_patches
+        use_new = not self._core.replaying or patch_id in self.recorded_patches
         if deprecated and not use_new:
             # deprecate_patch on a replay without the marker: old and new code agree.
             return True
         self._patches[patch_id] = use_new
         if use_new:
-            conv = self.converter
-            self._add(wire.RecordMarkerCommand(marker_name=PATCH_MARKER, details={
+            conv = self._core.converter
+            self._core.add_command(wire.RecordMarkerCommand(marker_name=PATCH_MARKER, details={
                 "patch_id": conv.to_payloads([patch_id]),
                 "deprecated": conv.to_payloads([deprecated]),
             }))

@@ -3,8 +3,14 @@
 Owns: turning workflow API calls (start an activity, sleep, wait for a condition) into
 commands with sequence numbers, resolving the futures behind them when history events
 are applied, running one workflow task's worth of callbacks on the ``WorkflowLoop``, and
-deciding whether an exception fails the workflow or only the workflow task. Must not:
-walk history or compare commands with it (``workflow_instance.py`` does), do I/O, or read a clock.
+deciding whether an exception fails the workflow or only the workflow task; cancel requests
+(they cancel the run method's task; a run that then ends cancelled closes with
+CancelWorkflowExecution). Composes two parts that reach it only through ``RuntimeCore``
+(``_workflow_types``): ``self.interactions`` (signals, queries, updates, continue-as-new,
+patches; ``_interactions.py``) and ``self.children`` (child and external workflows;
+``_children.py``). Must not: walk history or compare commands with it
+(``workflow_instance.py`` does), do I/O, read a clock, or import ``workflow.py`` (which
+imports this, so that would close a circle).
 
 Ids (as Temporal's SDKs): one sequence counter per run numbers activities and timers in
 the order workflow code asks for them; ``activity_id`` defaults to ``str(seq)`` and
@@ -25,12 +31,12 @@ from shoal import wire
 from shoal.sdk import exceptions
 from shoal.sdk._commands import TERMINAL_COMMANDS, ProducedCommand
 from shoal.sdk._definition import WorkflowDefinition
-from shoal.sdk._children import ChildrenMixin
-from shoal.sdk._interactions import ContinueAsNewError, InteractionsMixin
+from shoal.sdk._children import ChildWorkflows
+from shoal.sdk._interactions import ContinueAsNewError, Interactions
 from shoal.sdk._loop import DurableTimerHandle, WorkflowLoop
+from shoal.sdk._workflow_types import ActivityHandle, HistoryMismatch, Info
 from shoal.sdk.common import RetryPolicy
 from shoal.sdk.converter import DataConverter, decode_search_attributes, encode_search_attributes
-from shoal.sdk.workflow import ActivityHandle, Info
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +44,6 @@ log = logging.getLogger(__name__)
 # Closes the server decides on its own; they never need workflow code to react.
 _CLOSING_EVENTS = frozenset({wire.EventType.WORKFLOW_EXECUTION_TERMINATED,
                              wire.EventType.WORKFLOW_EXECUTION_TIMED_OUT})
-
-
-class HistoryMismatch(Exception):
-    """History refers to something this run never created (corrupt or foreign history)."""
 
 
 @dataclass(slots=True)
@@ -65,7 +67,7 @@ def seed_from_run_id(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big")
 
 
-class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
+class WorkflowRuntime:
     """The state of one run of one workflow, advanced one workflow task at a time.
 
     Args:
@@ -98,11 +100,13 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
         self._timers: dict[str, DurableTimerHandle] = {}
         self._conditions: list[tuple[Callable[[], bool], asyncio.Future[Any]]] = []
         self._main: Optional[asyncio.Task[None]] = None
-        self._obj: Any = None  # the workflow object, built when the run starts
+        self.workflow_object: Any = None  # built when the run starts
         self._args: list[Any] = []
         self._start_main = False  # start the run method once this task's events are applied
-        self._init_interactions()
-        self._init_children()
+        self.cancel_requested = False
+        # The parts reach this object only through RuntimeCore (_workflow_types).
+        self.interactions = Interactions(self)
+        self.children = ChildWorkflows(self)
 
     # --- driven by the instance ------------------------------------------------------
 
@@ -135,7 +139,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             self._start_main = False
             self._main = self.loop.create_task(self._run_main(), name=f"workflow:{self.workflow_id}")
         for request in updates:
-            self._on_update(request)
+            self.interactions.on_update(request)
         error = self.loop.run_until_idle(self._check_conditions, lambda: self.task_failure is not None)
         if error is not None and self.task_failure is None:
             self.task_failure = error
@@ -149,7 +153,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             if act is not None:
                 act.scheduled_event_id = event.event_id
         else:
-            self._on_child_recorded(produced.seq, event)
+            self.children.on_recorded(produced.seq, event)
 
     def dispose(self) -> None:
         """Cancel every task so workflow ``finally`` blocks run now, on this loop.
@@ -194,11 +198,11 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             if handle is not None:
                 self.loop.fire(handle)
         elif isinstance(a, wire.WorkflowExecutionSignaledAttributes):
-            if self._obj is not None:
-                self._on_signal(a)
+            if self.workflow_object is not None:
+                self.interactions.on_signal(a)
         elif isinstance(a, wire.WorkflowExecutionCancelRequestedAttributes):
             self._on_cancel_requested()
-        elif self._apply_child_event(event):
+        elif self.children.apply(event):
             pass
         elif event.event_type in _CLOSING_EVENTS:
             pass  # closed by the server; no later task will run this code
@@ -228,12 +232,26 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
         # The object exists before any signal is applied, so its handlers can receive them.
         try:
             self._args = self.converter.from_payloads(list(a.input), self.defn.arg_types)
-            self._obj = self.defn.cls(*self._args) if self.defn.init_takes_args else self.defn.cls()
+            self.workflow_object = (self.defn.cls(*self._args) if self.defn.init_takes_args
+                                    else self.defn.cls())
         except Exception as exc:
             self.task_failure = exc
             return
-        self._bind_handlers(self._obj)
+        self.interactions.bind_handlers(self.workflow_object)
         self._start_main = True
+
+    def _on_cancel_requested(self) -> None:
+        """Cancel the run method's task; workflow code decides how the run then ends."""
+        self.cancel_requested = True
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
+    def _outcome_after_cancel(self, exc: BaseException) -> bool:
+        """If the run ended by cancellation after a cancel request, add the Cancel command."""
+        if self.cancel_requested and exceptions.is_cancelled_exception(exc):
+            self.add_command(wire.CancelWorkflowExecutionCommand())
+            return True
+        return False
 
     def _decode_map(self, encoded: dict[str, bytes]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -247,7 +265,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
     def upsert_search_attributes(self, attributes: dict[str, Any]) -> None:
         """``workflow.upsert_search_attributes``: an UpsertWorkflowSearchAttributes command."""
         encoded = encode_search_attributes(attributes)
-        self._add(wire.UpsertWorkflowSearchAttributesCommand(search_attributes=encoded))
+        self.add_command(wire.UpsertWorkflowSearchAttributesCommand(search_attributes=encoded))
         assert self.info is not None
         for key, value in attributes.items():
             if value is None:
@@ -313,13 +331,11 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
         if act.cancel_sent or act.cancellation_type == 2:  # ABANDON: the server is not told
             return False
         act.cancel_sent = True
-        for i, produced in enumerate(self.commands):
-            if produced.seq == act.seq and isinstance(produced.command, wire.ScheduleActivityTaskCommand):
-                # Scheduled and cancelled in one task: the server never hears of it.
-                del self.commands[i]
-                self._activities.pop(act.seq, None)
-                return True
-        self._add(wire.RequestCancelActivityTaskCommand(scheduled_event_id=act.scheduled_event_id), act.seq)
+        if self.drop_unsent(act.seq, wire.ScheduleActivityTaskCommand):
+            # Scheduled and cancelled in one task: the server never hears of it.
+            self._activities.pop(act.seq, None)
+            return True
+        self.add_command(wire.RequestCancelActivityTaskCommand(scheduled_event_id=act.scheduled_event_id), act.seq)
         return False
 
     # --- the main coroutine ------------------------------------------------------------
@@ -327,10 +343,10 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
     async def _run_main(self) -> None:
         """Run the workflow's run method and turn its outcome into a close command."""
         try:
-            result = await self.defn.run_fn(self._obj, *self._args)
+            result = await self.defn.run_fn(self.workflow_object, *self._args)
             payloads = self.converter.to_payloads([result])
         except ContinueAsNewError as can:
-            self._add(can.command)
+            self.add_command(can.command)
             return
         except asyncio.CancelledError as exc:
             if self.disposed or self._outcome_after_cancel(exc):
@@ -340,17 +356,17 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             self.task_failure.__cause__ = exc
             return
         except Exception as exc:
-            self._settle_failure(exc)
+            self.settle_failure(exc)
             return
-        self._add(wire.CompleteWorkflowExecutionCommand(result=payloads))
+        self.add_command(wire.CompleteWorkflowExecutionCommand(result=payloads))
 
-    def _settle_failure(self, exc: Exception) -> None:
+    def settle_failure(self, exc: Exception) -> None:
         """An exception escaped workflow code: fail the workflow, or only the task."""
         if self._outcome_after_cancel(exc):
             return
         if isinstance(exc, (exceptions.FailureError, *self.defn.failure_exception_types)):
             failure = exceptions.error_to_failure(exc, self.converter)
-            self._add(wire.FailWorkflowExecutionCommand(failure=failure))
+            self.add_command(wire.FailWorkflowExecutionCommand(failure=failure))
         else:
             # A bug (or a non-failure exception): fail the workflow task so the server
             # retries it, perhaps on a fixed deployment, as temporalio does.
@@ -358,25 +374,36 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
 
     # --- commands ----------------------------------------------------------------------
 
-    def _next_seq(self) -> int:
+    def next_seq(self) -> int:
+        """The next command sequence number (activities, timers, children, externals)."""
         self._seq += 1
         return self._seq
 
-    def _add(self, command: wire.Command, seq: int = 0) -> None:
+    def add_command(self, command: wire.Command, seq: int = 0) -> None:
+        """Append ``command`` to this task's; dropped once a close command exists."""
         if self.closed:
             return  # Temporal ignores commands after the run's close command too
         self.commands.append(ProducedCommand(command, seq))
         if isinstance(command, TERMINAL_COMMANDS):
             self.closed = True
 
+    def drop_unsent(self, seq: int, kind: type) -> bool:
+        """Remove this task's command ``seq`` of type ``kind``: it was created and
+        cancelled within one task. False if no such command is waiting to be sent."""
+        for i, produced in enumerate(self.commands):
+            if produced.seq == seq and isinstance(produced.command, kind):
+                del self.commands[i]
+                return True
+        return False
+
     # --- timers (the loop's TimerSink) ---------------------------------------------------
 
     def start_timer(self, handle: DurableTimerHandle, delay_s: float) -> None:
         """``call_later`` in workflow code: a StartTimer command."""
-        seq = self._next_seq()
+        seq = self.next_seq()
         handle.timer_id = str(seq)
         self._timers[handle.timer_id] = handle
-        self._add(wire.StartTimerCommand(timer_id=handle.timer_id,
+        self.add_command(wire.StartTimerCommand(timer_id=handle.timer_id,
                                          start_to_fire_timeout_s=delay_s), seq)
 
     def cancel_timer(self, handle: DurableTimerHandle) -> None:
@@ -389,7 +416,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
                 # Started and cancelled within one task: the server never hears of it.
                 del self.commands[i]
                 return
-        self._add(wire.CancelTimerCommand(timer_id=handle.timer_id), int(handle.timer_id))
+        self.add_command(wire.CancelTimerCommand(timer_id=handle.timer_id), int(handle.timer_id))
 
     # --- the workflow API (called from shoal.sdk.workflow) ------------------------------
 
@@ -402,7 +429,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
         cancellation_type: int = 0,
     ) -> ActivityHandle[Any]:
         """Schedule an activity now (the command goes out with this task)."""
-        seq = self._next_seq()
+        seq = self.next_seq()
         act = _PendingActivity(seq=seq, future=self.loop.create_future(),
                                activity_id=activity_id or str(seq),
                                activity_type=activity_type, result_type=result_type,
@@ -418,7 +445,7 @@ class WorkflowRuntime(InteractionsMixin, ChildrenMixin):
             retry_policy=None if retry_policy is None else retry_policy.to_wire(),
         )
         self._activities[seq] = act
-        self._add(command, seq)
+        self.add_command(command, seq)
         return ActivityHandle(self._activity_result(act), loop=self.loop,
                               name=f"activity:{act.activity_id}")
 

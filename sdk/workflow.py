@@ -4,8 +4,12 @@ Owns: the decorators (re-exported from ``_definition``), ``execute_activity`` /
 ``start_activity``, ``info``, ``now``/``time``, deterministic ``uuid4``/``random``,
 ``wait_condition``, ``sleep``, the replay-silent ``logger`` and ``unsafe``. Each call finds
 the run it belongs to through asyncio's running loop, which is a ``WorkflowLoop`` only
-while a workflow task executes. Must not: keep module-level mutable state (several runs
-share this module), read the wall clock, or do I/O.
+while a workflow task executes; calls about signals, updates, patches and continue-as-new
+go to the run's ``interactions`` part, those about children and other workflows to its
+``children`` part. ``Info``, ``ActivityHandle`` and ``ActivityCancellationType`` live in
+``_workflow_types`` (so the runtime needs nothing from here) and are re-exported. Must
+not: keep module-level mutable state (several runs share this module), read the wall
+clock, do I/O, or be imported by the runtime or its parts (that would close a circle).
 """
 
 from __future__ import annotations
@@ -15,11 +19,9 @@ import contextlib
 import logging
 import random as _random
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import IntEnum
 from typing import (TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping,
-                    MutableMapping, NoReturn, Optional, Sequence, TypeVar, Union)
+                    MutableMapping, NoReturn, Optional, Sequence, Union)
 
 from shoal.sdk._commands import NondeterminismError
 from shoal.sdk._children import ChildWorkflowCancellationType, ParentClosePolicy
@@ -27,6 +29,8 @@ from shoal.sdk._interactions import ContinueAsNewError
 from shoal.sdk._definition import (HandlerDefinition, WorkflowDefinition, defn, init, query,
                                    run, signal, update)
 from shoal.sdk._loop import WorkflowLoop
+from shoal.sdk._workflow_types import (ActivityCancellationType, ActivityHandle, Info, ReturnType,
+                                       running_runtime)
 from shoal.sdk.common import RetryPolicy
 
 if TYPE_CHECKING:
@@ -47,8 +51,6 @@ __all__ = [
     "ExternalWorkflowHandle",
 ]
 
-ReturnType = TypeVar("ReturnType")
-
 
 class _NoArg:
     def __repr__(self) -> str:
@@ -58,72 +60,8 @@ class _NoArg:
 _NO_ARG: Any = _NoArg()
 
 
-@dataclass(frozen=True)
-class Info:
-    """Information about the running workflow (``workflow.info()``), as temporalio's ``Info``."""
-
-    attempt: int
-    namespace: str
-    run_id: str
-    workflow_id: str
-    workflow_type: str
-    task_queue: str
-    start_time: datetime
-    execution_timeout: Optional[timedelta] = None
-    run_timeout: Optional[timedelta] = None
-    task_timeout: Optional[timedelta] = None
-    first_execution_run_id: str = ""
-    continued_run_id: Optional[str] = None
-    retry_policy: Optional[RetryPolicy] = None
-    cron_schedule: Optional[str] = None
-    parent: None = None
-    headers: Mapping[str, bytes] = field(default_factory=dict)
-    # Decoded; ``upsert_search_attributes`` updates it in place.
-    search_attributes: MutableMapping[str, Any] = field(default_factory=dict)
-    memo: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def workflow_start_time(self) -> datetime:
-        """When the run started (same as ``start_time`` until continue-as-new exists)."""
-        return self.start_time
-
-    def get_current_history_length(self) -> int:
-        """Events in history up to the current workflow task's start."""
-        return _runtime().history_length
-
-    def is_continued_as_new_suggested(self) -> bool:
-        """Always False for now: shoal does not suggest continue-as-new yet."""
-        return False
-
-
-class ActivityCancellationType(IntEnum):
-    """What cancelling an activity handle does (as temporalio).
-
-    TRY_CANCEL: ask the server to cancel the activity and raise at once.
-    WAIT_CANCELLATION_COMPLETED: ask, and raise only once the activity has ended (a
-    heartbeating activity acknowledges; one that completes meanwhile returns its result).
-    ABANDON: do not tell the server; raise at once and ignore the eventual outcome.
-    In each case the awaiting code sees ``ActivityError`` caused by ``CancelledError``.
-    """
-
-    TRY_CANCEL = 0
-    WAIT_CANCELLATION_COMPLETED = 1
-    ABANDON = 2
-
-
-class ActivityHandle(asyncio.Task, Generic[ReturnType]):  # type: ignore[type-arg]
-    """A started activity: an ``asyncio.Task`` that resolves to the activity's result.
-
-    Raises (when awaited):
-        shoal.exceptions.ActivityError: The activity failed or timed out; ``.cause`` says why.
-    """
-
-
 def _runtime() -> WorkflowRuntime:
-    loop = asyncio.events._get_running_loop()
-    if not isinstance(loop, WorkflowLoop) or loop.shoal_runtime is None:
-        raise RuntimeError("Not in workflow event loop")
-    return loop.shoal_runtime
+    return running_runtime()
 
 
 def in_workflow() -> bool:
@@ -297,22 +235,22 @@ def set_signal_handler(name: str, handler: Optional[Callable[..., Any]]) -> None
 
     Signals that arrived before any handler covered them are delivered to it now, in order.
     """
-    _runtime().set_signal_handler(name, handler)
+    _runtime().interactions.set_signal_handler(name, handler)
 
 
 def get_signal_handler(name: str) -> Optional[Callable[..., Any]]:
     """The handler currently set for signal ``name`` (decorated or set at run time)."""
-    return _runtime().get_signal_handler(name)
+    return _runtime().interactions.get_signal_handler(name)
 
 
 def set_dynamic_signal_handler(handler: Optional[Callable[..., Any]]) -> None:
     """Handle every signal without a handler of its own: called as ``handler(name, args)``."""
-    _runtime().set_signal_handler(None, handler)
+    _runtime().interactions.set_signal_handler(None, handler)
 
 
 def get_dynamic_signal_handler() -> Optional[Callable[..., Any]]:
     """The catch-all signal handler, if any."""
-    return _runtime().get_signal_handler(None)
+    return _runtime().interactions.get_signal_handler(None)
 
 
 def continue_as_new(
@@ -333,7 +271,7 @@ def continue_as_new(
         args = [arg]
     name = None if workflow is None else _resolve_workflow_ref(workflow)[0]
     rt = _runtime()
-    raise ContinueAsNewError(rt.continue_as_new_command(
+    raise ContinueAsNewError(rt.interactions.continue_as_new_command(
         args=args, workflow=name, task_queue=task_queue, run_timeout=run_timeout,
         task_timeout=task_timeout, retry_policy=retry_policy, memo=memo,
         search_attributes=search_attributes))
@@ -356,12 +294,12 @@ def patched(id: str) -> bool:
     True in new runs and in replays of runs that took it; False in replays of runs that
     started before the patch existed. Once a run answered, the answer never changes.
     """
-    return _runtime().patched(id)
+    return _runtime().interactions.patched(id)
 
 
 def deprecate_patch(id: str) -> None:
     """Mark patch ``id`` as the only branch left: runs from before the patch have finished."""
-    _runtime().patched(id, deprecated=True)
+    _runtime().interactions.patched(id, deprecated=True)
 
 
 # --- child workflows and other workflows ------------------------------------------------
@@ -396,7 +334,7 @@ class ExternalWorkflowHandle:
         """Ask it to cancel. Raises ``ApplicationError`` if it does not exist or is closed."""
         from shoal import wire
 
-        await _runtime().external_command(wire.RequestCancelExternalWorkflowExecutionCommand(
+        await _runtime().children.external_command(wire.RequestCancelExternalWorkflowExecutionCommand(
             workflow_id=self.id, run_id=self.run_id or ""), f"cancel workflow {self.id!r}")
 
 
@@ -413,7 +351,7 @@ async def _signal_external(workflow_id: str, run_id: str, signal: Any, arg: Any,
     name = signal if isinstance(signal, str) else getattr(signal, "__shoal_signal_definition__").name
     values = list(args) if arg is _NO_ARG else [arg]
     rt = _runtime()
-    await rt.external_command(wire.SignalExternalWorkflowExecutionCommand(
+    await rt.children.external_command(wire.SignalExternalWorkflowExecutionCommand(
         workflow_id=workflow_id, run_id=run_id, signal_name=name,
         input=rt.converter.to_payloads(values), child_workflow_only=child_only,
     ), f"signal workflow {workflow_id!r}")
@@ -442,7 +380,7 @@ async def start_child_workflow(
         args = [arg]
     name, ret_type = _resolve_workflow_ref(workflow)
     rt = _runtime()
-    child = await rt.start_child(
+    child = await rt.children.start_child(
         workflow_type=name, args=list(args), workflow_id=id or str(uuid4()), task_queue=task_queue,
         result_type=result_type or ret_type, execution_timeout=execution_timeout,
         run_timeout=run_timeout, task_timeout=task_timeout, id_reuse_policy=int(id_reuse_policy),
@@ -451,7 +389,7 @@ async def start_child_workflow(
         memo=dict(memo) if memo else None,
         search_attributes=dict(search_attributes) if search_attributes else None)
     handle: ChildWorkflowHandle[Any] = ChildWorkflowHandle(
-        rt.child_result(child), loop=rt.loop, name=f"child:{child.workflow_id}")
+        rt.children.child_result(child), loop=rt.loop, name=f"child:{child.workflow_id}")
     handle.id, handle.first_execution_run_id = child.workflow_id, child.run_id
     return handle
 

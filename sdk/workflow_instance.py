@@ -28,7 +28,8 @@ from shoal.sdk._commands import (COMMAND_EVENT_TYPES, NondeterminismError, Produ
                                  describe_command, describe_event, matches)
 from shoal.sdk._definition import WorkflowDefinition
 from shoal.sdk._interactions import QueryError, patch_id_of
-from shoal.sdk._runtime import HistoryMismatch, WorkflowRuntime
+from shoal.sdk._runtime import WorkflowRuntime
+from shoal.sdk._workflow_types import HistoryMismatch
 from shoal.sdk.converter import DataConverter
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class _Replay:
                 break
             patch_id = patch_id_of(event, self.runtime.converter)
             if patch_id is not None:
-                self.runtime.recorded_patches.add(patch_id)
+                self.runtime.interactions.recorded_patches.add(patch_id)
 
     def _match(self, event: wire.HistoryEvent) -> None:
         assert self.expect is not None
@@ -272,7 +273,7 @@ class WorkflowInstance:
         activation = replay.feed(self._history)
         if activation.failure is not None:
             raise QueryError(f"replaying the history failed: {activation.failure.message}")
-        return replay.runtime.run_query(name, args)
+        return replay.runtime.interactions.run_query(name, args)
 
     def close(self) -> None:
         """Tear the run down (cancel its tasks); call when evicting it from the cache."""

@@ -1,8 +1,8 @@
 """One whole simulated node of ``sim/cluster_sim.py``: gossip, steward, shard replicas, disk.
 
 Owns: a node's SWIM core (its alive-members view feeds the steward), its
-:class:`~shoal.node.steward.ShardSteward` and the replicas the steward decides to host,
-campaign, reconfigure and release (the same steps as ``node/cluster_replicas.py``'s
+:class:`~shoal.node.replication.steward.ShardSteward` and the replicas the steward decides to host,
+campaign, reconfigure and release (the same steps as ``node/replication/hosting.py``'s
 ``step()`` and ``_do()``, including the fallback rank from the ring's order), the per-shard
 durable state (:class:`~shoal.sim.replication_node.SimDisk`, one per shard, kept across
 crashes and releases as the real store keeps a shard's key range; its ``applied_state``
@@ -29,7 +29,7 @@ from shoal.gossip.config import SwimConfig
 from shoal.gossip.events import Output as GossipOutput
 from shoal.gossip.swim import Swim
 from shoal.node.replication import Output, PersistedState, Replica, ReplicaConfig, RoleChanged
-from shoal.node.steward import Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward
+from shoal.node.replication.steward import Campaign, Host, Reconfigure, Release, ReplicaView, ShardSteward
 from shoal.sim.cluster_history import ShardState
 from shoal.sim.network import Network
 from shoal.sim.replication_node import SimDisk

@@ -6,7 +6,7 @@ completed updates (a retried request gets the same answer), and scheduling the s
 workflow task that carries updates to a worker when none is pending. As Temporal: a
 rejected update records nothing, and a speculative task that only rejected updates is
 dropped. Must not: hold the requests that wait for a worker (soft state on the node, see
-``node/updates.py``) or do I/O.
+``node/shard/updates.py``) or do I/O.
 """
 
 from __future__ import annotations

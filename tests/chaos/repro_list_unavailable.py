@@ -16,7 +16,7 @@ outcome. Exit status 1 when any node's list failed.
 What it shows: with 16 shards and R = 3 a node should hold about 10 replicas, yet some
 hold 14-16 (replicas they were removed from while the cluster formed are never released),
 run a "shard fallback campaign" for some of them every ~2 s for ever, and answer the list
-with UNAVAILABLE: the scan (``node/service.py`` ``_matching_runs``) asks
+with UNAVAILABLE: the scan (``node/api/service.py`` ``_matching_runs``) asks
 ``view.leader(shard)``, which for such a stale replica names the leader it last followed,
 and a ``SCAN_VISIBILITY`` to a node that no longer leads returns the shard as missing with
 no hint, so all ``SCAN_ATTEMPTS`` go to the same wrong node.

@@ -35,7 +35,7 @@ import trio
 
 from shoal import wire
 from shoal.client import Client
-from shoal.node.routing import shard_for
+from shoal.node.cluster.routing import shard_for
 from shoal.ring.placement import partition_owner
 from shoal.worker import Worker
 

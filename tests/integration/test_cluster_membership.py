@@ -23,7 +23,7 @@ from helpers.node_cluster import (
 )
 from helpers.node_proc import NodeProcess, free_port, wait_until
 from shoal import wire
-from shoal.node.membership import read_cluster_key
+from shoal.node.cluster.membership import read_cluster_key
 from shoal.sdk.connection import RPCError, ServiceConnection
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,7 +20,7 @@ import trio
 
 from shoal import wire, workflow
 from shoal.client import Client
-from shoal.node.routing import shard_for
+from shoal.node.cluster.routing import shard_for
 from shoal.sdk.connection import ConnectionLost, RPCError, ServiceConnection
 from shoal.sdk.converter import DataConverter
 from shoal.worker import Worker

@@ -13,7 +13,7 @@ import trio
 
 from shoal import activity, wire, workflow
 from shoal.client import Client
-from shoal.node.routing import shard_for
+from shoal.node.cluster.routing import shard_for
 from shoal.worker import Worker
 
 from helpers.drill import (DRILL_ACTIVITIES, ActivityGate, DrillChain, Driven, await_results,

@@ -1,4 +1,4 @@
-"""wire.py gossip section: framing, HMAC, shape checks, fuzzing."""
+"""wire/gossip.py: framing, HMAC, shape checks, fuzzing."""
 
 from __future__ import annotations
 

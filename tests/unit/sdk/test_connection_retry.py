@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from shoal import wire
-from shoal.node.server import Dispatcher, NodeIdentity, serve
+from shoal.node.api.server import Dispatcher, NodeIdentity, serve
 from shoal.sdk.connection import ServiceConnection
 
 

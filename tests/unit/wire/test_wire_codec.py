@@ -1,4 +1,4 @@
-"""wire.py: round trips, type checks, limits, and hypothesis fuzzing of the decoders."""
+"""wire/ (codec, frames, limits): round trips, type checks, limits, and hypothesis fuzzing of the decoders."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from shoal import wire
 from shoal.store import tables
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
+from shoal.node.replication.storage import ReplicaStorage
 
 SHARD = 5
 E = wire.Epoch(1, "a")

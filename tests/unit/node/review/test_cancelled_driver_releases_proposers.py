@@ -21,11 +21,11 @@ import pytest
 import trio
 
 from shoal import wire
-from shoal.node.replica_driver import InProcessTransport, ReplicaDriver, ReplicatedShardLog
+from shoal.node.replication.driver import InProcessTransport, ReplicaDriver, ReplicatedShardLog
 from shoal.node.replication import Replica, ReplicaConfig
 from shoal.store import tables
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
+from shoal.node.replication.storage import ReplicaStorage
 from shoal.store.writer import GroupCommitWriter
 
 pytestmark = pytest.mark.timeout(30)

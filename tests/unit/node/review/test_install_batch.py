@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from shoal import wire
-from shoal.node.replica_driver import InProcessTransport, ReplicaDriver
+from shoal.node.replication.driver import InProcessTransport, ReplicaDriver
 from shoal.node.replication import Replica, ReplicaConfig
 from shoal.node.replication.types import Output, SnapshotInstall, SnapshotMeta
 from shoal.store import tables
 from shoal.store.env import Store
-from shoal.store.replica_store import ReplicaStorage
+from shoal.node.replication.storage import ReplicaStorage
 from shoal.store.writer import GroupCommitWriter
 
 pytestmark = pytest.mark.timeout(30)
