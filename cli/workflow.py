@@ -3,7 +3,9 @@
 Owns: the options a Temporal CLI user reaches for (``--workflow-id``, ``--type``,
 ``--task-queue``, ``--input`` as JSON, ``--query``), talking to a node through the SDK
 client, and showing answers as rich tables or, with ``--json``, as JSON on stdout.
-Must not: import ``shoal.node`` (a client command stays light and runs anywhere).
+Must not: import ``shoal.node`` (a client command stays light and runs anywhere), build
+wire requests (it calls typed ``Client`` / ``WorkflowHandle`` methods), or lay out output
+(``render.py`` does).
 
 Every error is one line on stderr naming what to fix, with exit code 1 (2 for bad options,
 as typer does); a workflow that closed without a result also exits 1.
@@ -13,10 +15,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from shoal import wire
 from shoal.cli import render
@@ -24,6 +26,9 @@ from shoal.cli.remote import ADDRESS, JSON_OUT
 from shoal.cli.remote import call as _call
 from shoal.cli.remote import fail as _fail
 from shoal.cli.remote import out as _out
+
+if TYPE_CHECKING:  # the SDK is imported when a command runs: `shoal --help` stays quick
+    from shoal.sdk.client import Client, WorkflowHandle
 
 app = typer.Typer(help="Start, inspect and steer workflows.", no_args_is_help=True)
 
@@ -63,8 +68,8 @@ def _pairs(option: str, values: list[str] | None) -> dict[str, Any]:
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def _duration(option: str, text: str | None) -> float | None:
-    """``90``, ``1.5s``, ``500ms``, ``10m``, ``2h``, ``1d`` -> seconds."""
+def _duration(option: str, text: str | None) -> timedelta | None:
+    """``90``, ``1.5s``, ``500ms``, ``10m``, ``2h``, ``1d`` -> a timedelta."""
     if text is None:
         return None
     num, unit = text.rstrip("smhd"), text[len(text.rstrip("smhd")):]
@@ -75,52 +80,50 @@ def _duration(option: str, text: str | None) -> float | None:
     except (ValueError, KeyError):
         raise typer.BadParameter(f"{text!r} is not a duration like 30s, 500ms, 10m or 2h",
                                  param_hint=option) from None
-    if seconds <= 0:
+    # Below a microsecond a timedelta is zero: refuse it as zero rather than send no timeout.
+    if timedelta(seconds=seconds) <= timedelta(0):
         raise typer.BadParameter("must be more than zero", param_hint=option)
-    return seconds
+    return timedelta(seconds=seconds)
 
 
-def _handle(client: Any, workflow_id: str, run_id: str) -> Any:
+def _handle(client: Client, workflow_id: str, run_id: str) -> WorkflowHandle:
     return client.get_workflow_handle(workflow_id, run_id=run_id or None)
-
-
-def _execution(workflow_id: str, run_id: str) -> wire.WorkflowExecution:
-    return wire.WorkflowExecution(workflow_id=workflow_id, run_id=run_id)
 
 
 # --- start / execute / result -----------------------------------------------------------
 
+# Temporal CLI's names -> ``WorkflowIDReusePolicy`` members.
 _REUSE = {
-    "AllowDuplicate": wire.IdReusePolicy.ALLOW_DUPLICATE,
-    "AllowDuplicateFailedOnly": wire.IdReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-    "RejectDuplicate": wire.IdReusePolicy.REJECT_DUPLICATE,
-    "TerminateIfRunning": wire.IdReusePolicy.TERMINATE_IF_RUNNING,
+    "AllowDuplicate": "ALLOW_DUPLICATE",
+    "AllowDuplicateFailedOnly": "ALLOW_DUPLICATE_FAILED_ONLY",
+    "RejectDuplicate": "REJECT_DUPLICATE",
+    "TerminateIfRunning": "TERMINATE_IF_RUNNING",
 }
 
 
-def _start_request(
+def _start_options(
     workflow_type: str, task_queue: str, workflow_id: str | None, inputs: list[str] | None,
     execution_timeout: str | None, run_timeout: str | None, task_timeout: str | None,
     id_reuse_policy: str, search_attributes: list[str] | None, memo: list[str] | None,
-) -> wire.StartWorkflowRequest:
-    from shoal.sdk.converter import DataConverter, encode_search_attributes
+) -> dict[str, Any]:
+    """The options as ``Client.start_workflow`` keywords, checked before any connection."""
+    from shoal.sdk.common import WorkflowIDReusePolicy
+    from shoal.sdk.converter import encode_search_attributes
 
     if id_reuse_policy not in _REUSE:
         raise typer.BadParameter(f"one of {', '.join(_REUSE)}", param_hint="--id-reuse-policy")
-    conv = DataConverter.default
+    attrs = _pairs("--search-attribute", search_attributes)
     try:
-        attrs = encode_search_attributes(_pairs("--search-attribute", search_attributes))
+        encode_search_attributes(attrs)  # the client encodes them; refuse bad ones as an option
     except TypeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--search-attribute") from None
-    return wire.StartWorkflowRequest(
-        workflow_id=workflow_id or str(uuid.uuid4()), workflow_type=workflow_type,
-        task_queue=task_queue, request_id=str(uuid.uuid4()),
-        input=conv.to_payloads(_inputs(inputs)), id_reuse_policy=_REUSE[id_reuse_policy],
-        workflow_execution_timeout_s=_duration("--execution-timeout", execution_timeout),
-        workflow_run_timeout_s=_duration("--run-timeout", run_timeout),
-        workflow_task_timeout_s=_duration("--task-timeout", task_timeout),
-        memo={k: conv.to_payload(v) for k, v in _pairs("--memo", memo).items()},
-        search_attributes=attrs, identity="shoal-cli",
+    return dict(
+        workflow=workflow_type, args=_inputs(inputs), id=workflow_id or str(uuid.uuid4()),
+        task_queue=task_queue, id_reuse_policy=WorkflowIDReusePolicy[_REUSE[id_reuse_policy]],
+        execution_timeout=_duration("--execution-timeout", execution_timeout),
+        run_timeout=_duration("--run-timeout", run_timeout),
+        task_timeout=_duration("--task-timeout", task_timeout),
+        memo=_pairs("--memo", memo), search_attributes=attrs,
     )
 
 
@@ -148,18 +151,17 @@ def start(
     address: str = ADDRESS, namespace: str = NAMESPACE, as_json: bool = JSON_OUT,
 ) -> None:
     """Start a workflow and print its id and run id."""
-    req = _start_request(workflow_type, task_queue, workflow_id, input, execution_timeout,
-                         run_timeout, task_timeout, id_reuse_policy, search_attribute, memo)
-    resp = _call(address, namespace,
-                 lambda c: c.service.call(wire.Op.START_WORKFLOW, req))
-    _print_started(req.workflow_id, resp.run_id, as_json)
+    opts = _start_options(workflow_type, task_queue, workflow_id, input, execution_timeout,
+                          run_timeout, task_timeout, id_reuse_policy, search_attribute, memo)
+    handle = _call(address, namespace, lambda c: c.start_workflow(**opts))
+    _print_started(handle.id, handle.result_run_id or "", as_json)
 
 
 def _print_started(workflow_id: str, run_id: str, as_json: bool) -> None:
     if as_json:
-        print(render.to_json({"workflow_id": workflow_id, "run_id": run_id}))
+        print(render.to_json(render.started_json(workflow_id, run_id)))
     else:
-        _out().print(f"[green]Started[/green] workflow [bold]{workflow_id}[/bold] run {run_id}")
+        _out().print(render.started_line(workflow_id, run_id))
 
 
 @app.command("execute")
@@ -172,48 +174,24 @@ def execute(
     address: str = ADDRESS, namespace: str = NAMESPACE, as_json: bool = JSON_OUT,
 ) -> None:
     """Start a workflow, wait for it to close, and print its result (exit 1 if it failed)."""
-    req = _start_request(workflow_type, task_queue, workflow_id, input, execution_timeout,
-                         run_timeout, task_timeout, id_reuse_policy, search_attribute, memo)
+    opts = _start_options(workflow_type, task_queue, workflow_id, input, execution_timeout,
+                          run_timeout, task_timeout, id_reuse_policy, search_attribute, memo)
 
-    async def go(client: Any) -> tuple[str, wire.GetResultResponse]:
-        started = await client.service.call(wire.Op.START_WORKFLOW, req)
+    async def go(client: Client) -> wire.GetResultResponse:
+        handle = await client.start_workflow(**opts)
         if not as_json:
-            _print_started(req.workflow_id, started.run_id, False)
-        return started.run_id, await _wait_result(client, req.workflow_id, started.run_id)
+            _print_started(handle.id, handle.result_run_id or "", False)
+        return await handle.outcome(follow_runs=True)
 
-    run_id, resp = _call(address, namespace, go)
-    _print_result(req.workflow_id, resp, as_json)
-
-
-async def _wait_result(client: Any, workflow_id: str, run_id: str) -> wire.GetResultResponse:
-    """Long-poll until the chain that ``run_id`` starts closes (following continue-as-new)."""
-    while True:
-        resp = await client.service.call(wire.Op.GET_RESULT, wire.GetResultRequest(
-            execution=_execution(workflow_id, run_id), wait_s=30.0, follow_runs=True))
-        if resp.status != wire.WorkflowExecutionStatus.RUNNING:
-            return resp
+    _print_result(opts["id"], _call(address, namespace, go), as_json)
 
 
 def _print_result(workflow_id: str, resp: wire.GetResultResponse, as_json: bool) -> None:
-    ok = resp.status == wire.WorkflowExecutionStatus.COMPLETED
-    result = [render.decode_payload(p) for p in resp.result or []]
-    value = result[0] if len(result) == 1 else (result or None)
     if as_json:
-        out: dict[str, Any] = {"workflow_id": workflow_id, "run_id": resp.run_id,
-                               "status": render.status_name(resp.status)}
-        if ok:
-            out["result"] = value
-        if resp.failure is not None:
-            out["failure"] = render.plain(resp.failure)
-        print(render.to_json(out))
+        print(render.to_json(render.result_json(workflow_id, resp)))
     else:
-        con = _out()
-        con.print(render.status_text(resp.status).append(f"  run {resp.run_id}", style="default"))
-        if ok:
-            con.print(render.to_json(value), markup=False)
-        elif resp.failure is not None:
-            con.print(f"[red]{render.failure_line(resp.failure)}[/red]", markup=True)
-    if not ok:
+        _out().print(render.result_view(resp))
+    if resp.status != wire.WorkflowExecutionStatus.COMPLETED:
         raise typer.Exit(1)
 
 
@@ -223,7 +201,8 @@ def result(
     address: str = ADDRESS, namespace: str = NAMESPACE, as_json: bool = JSON_OUT,
 ) -> None:
     """Wait for a workflow to close and print its result (exit 1 if it did not complete)."""
-    resp = _call(address, namespace, lambda c: _wait_result(c, workflow_id, run_id))
+    resp = _call(address, namespace,
+                 lambda c: _handle(c, workflow_id, run_id).outcome(follow_runs=True))
     _print_result(workflow_id, resp, as_json)
 
 
@@ -240,7 +219,7 @@ def list_(
 ) -> None:
     """List runs, newest first (or as the query's ORDER BY says)."""
 
-    async def go(client: Any) -> list[wire.WorkflowExecutionInfo]:
+    async def go(client: Client) -> list[wire.WorkflowExecutionInfo]:
         found: list[wire.WorkflowExecutionInfo] = []
         async for run in client.list_workflows(query, page_size=min(limit, 1000)):
             found.append(run.raw_info)
@@ -250,26 +229,9 @@ def list_(
 
     runs = _call(address, namespace, go)
     if as_json:
-        print(render.to_json([_info_plain(i) for i in runs]))
-        return
-    table = Table(box=None, header_style="bold")
-    for col in ("Status", "Workflow ID", "Type", "Task queue", "Start", "Close"):
-        table.add_column(col)
-    for info in runs:
-        table.add_row(render.status_text(info.status), info.workflow_id, info.workflow_type,
-                      info.task_queue, render.when(info.start_time), render.when(info.close_time))
-    con = _out()
-    con.print(table) if runs else con.print("[dim]no workflows match[/dim]")
-
-
-def _info_plain(info: wire.WorkflowExecutionInfo) -> dict[str, Any]:
-    out = render.plain(info)
-    out["status"] = render.status_name(info.status)
-    for key in ("start_time", "close_time", "execution_time"):
-        value = getattr(info, key)
-        if value is not None:
-            out[key] = render.when(value)
-    return out
+        print(render.to_json([render.info_json(i) for i in runs]))
+    else:
+        _out().print(render.runs_view(runs))
 
 
 @app.command("count")
@@ -279,16 +241,12 @@ def count(
     address: str = ADDRESS, namespace: str = NAMESPACE, as_json: bool = JSON_OUT,
 ) -> None:
     """Count the runs a list filter accepts."""
-    resp = _call(address, namespace, lambda c: c.service.call(
-        wire.Op.COUNT_WORKFLOWS, wire.CountWorkflowsRequest(query=query)))
-    groups = [{"status": render.status_name(g.status), "count": g.count} for g in resp.groups]
+    counted = _call(address, namespace, lambda c: c.count_workflows(query))
+    groups = [(int(status), n) for status, n in counted.groups]
     if as_json:
-        print(render.to_json({"count": resp.count, **({"groups": groups} if groups else {})}))
-        return
-    con = _out()
-    con.print(f"Total: [bold]{resp.count}[/bold]")
-    for g in resp.groups:
-        con.print(render.status_text(g.status).append(f"  {g.count}", style="default"))
+        print(render.to_json(render.count_json(counted.count, groups)))
+    else:
+        _out().print(render.count_view(counted.count, groups))
 
 
 @app.command("describe")
@@ -297,49 +255,17 @@ def describe(
     address: str = ADDRESS, namespace: str = NAMESPACE, as_json: bool = JSON_OUT,
 ) -> None:
     """Show a run: status, times, search attributes, memo, pending work, last task failure."""
-    resp: wire.DescribeWorkflowResponse = _call(address, namespace, lambda c: c.service.call(
-        wire.Op.DESCRIBE_WORKFLOW,
-        wire.DescribeWorkflowRequest(execution=_execution(workflow_id, run_id))))
-    info = resp.info
+
+    async def go(client: Client) -> wire.DescribeWorkflowResponse:
+        described = await _handle(client, workflow_id, run_id).describe()
+        assert described.raw_description is not None  # describe() always keeps the answer
+        return described.raw_description
+
+    resp = _call(address, namespace, go)
     if as_json:
-        out = render.plain(resp)
-        out["info"] = _info_plain(info)
-        print(render.to_json(out))
-        return
-    con = _out()
-    summary = Table.grid(padding=(0, 2))
-    summary.add_column(style="bold")
-    summary.add_column()
-    for label, value in [
-        ("Workflow ID", info.workflow_id), ("Run ID", info.run_id),
-        ("Type", info.workflow_type), ("Task queue", info.task_queue),
-        ("Status", render.status_text(info.status)), ("Start", render.when(info.start_time)),
-        ("Close", render.when(info.close_time)), ("History length", str(info.history_length)),
-    ]:
-        if value:
-            summary.add_row(label, value)
-    con.print(summary)
-    for title, values in (("Search attributes", info.search_attributes), ("Memo", info.memo)):
-        if values:
-            con.print(f"\n[bold]{title}[/bold]")
-            for key, raw in sorted(values.items()):
-                con.print(f"  {key} = {render.compact(render.decode_payload(raw))}", markup=False)
-    if resp.pending_activities:
-        table = Table(title="Pending activities", title_justify="left", box=None,
-                      header_style="bold")
-        for col in ("Activity ID", "Type", "State", "Attempt", "Last failure"):
-            table.add_column(col)
-        for a in resp.pending_activities:
-            table.add_row(a.activity_id, a.activity_type, a.state, str(a.attempt),
-                          render.failure_line(a.last_failure) if a.last_failure else "")
-        con.print()
-        con.print(table)
-    if resp.pending_workflow_task is not None:
-        wt = resp.pending_workflow_task
-        con.print(f"\n[bold]Pending workflow task[/bold]  {wt.state}, attempt {wt.attempt}")
-    if resp.last_workflow_task_failure is not None:
-        con.print(f"\n[bold red]Last workflow task failure[/bold red]  "
-                  f"{render.failure_line(resp.last_workflow_task_failure)}", markup=True)
+        print(render.to_json(render.describe_json(resp)))
+    else:
+        _out().print(render.describe_view(resp))
 
 
 @app.command("history")
@@ -349,30 +275,14 @@ def history(
 ) -> None:
     """Show a run's history: one coloured line per event (all attributes with --json)."""
 
-    async def go(client: Any) -> list[wire.HistoryEvent]:
+    async def go(client: Client) -> list[wire.HistoryEvent]:
         return [e.raw async for e in _handle(client, workflow_id, run_id).fetch_history_events()]
 
     events = _call(address, namespace, go)
     if as_json:
-        print(render.to_json([
-            {"event_id": e.event_id, "event_time": render.when(e.event_time),
-             "event_type": render.event_type_name(e.event_type),
-             "attributes": render.plain(e.attributes)} for e in events]))
-        return
-    table = Table(box=None, header_style="bold")
-    table.add_column("ID", justify="right")
-    table.add_column("Time", no_wrap=True)
-    table.add_column("Type", no_wrap=True)
-    table.add_column("Details", overflow="fold")
-    for e in events:
-        name = render.event_type_name(e.event_type)
-        table.add_row(str(e.event_id), render.time_of_day(e.event_time),
-                      f"[{render.event_style(name)}]{name}[/]", render.event_summary(e))
-    con = _out()
-    if events:
-        con.print(f"[dim]{workflow_id} run {run_id or 'current'}, from "
-                  f"{render.when(events[0].event_time)}[/dim]")
-    con.print(table)
+        print(render.to_json(render.history_json(events)))
+    else:
+        _out().print(render.history_view(workflow_id, run_id, events))
 
 
 # --- signal / query / update / cancel / terminate --------------------------------------
@@ -402,7 +312,7 @@ def query(
     """Run a query handler on the run's current state and print its answer."""
     args = _inputs(input)
 
-    async def go(client: Any) -> Any:
+    async def go(client: Client) -> Any:
         from shoal.sdk.client import WorkflowQueryFailedError
 
         try:
@@ -424,7 +334,7 @@ def update(
     """Run an update handler in the running workflow and print its result."""
     args = _inputs(input)
 
-    async def go(client: Any) -> Any:
+    async def go(client: Client) -> Any:
         from shoal.sdk.client import WorkflowUpdateFailedError
 
         try:
@@ -461,6 +371,6 @@ def terminate(
 
 def _done(as_json: bool, what: str, workflow_id: str) -> None:
     if as_json:
-        print(render.to_json({"ok": True, "workflow_id": workflow_id}))
+        print(render.to_json(render.done_json(workflow_id)))
     else:
-        _out().print(f"[green]{what}[/green]: {workflow_id}")
+        _out().print(render.done_line(what, workflow_id))

@@ -117,6 +117,7 @@ async def test_a_workflow_driven_from_the_shell(node, client: Client) -> None:
         again = await shoal(node, "start", "--type", "Greeter", "-t", tq, "-w", wf,
                             "--id-reuse-policy", "RejectDuplicate")
         assert again.code == 1 and "WORKFLOW_ALREADY_STARTED" in again.err
+        assert f"is already running (run {run_id})" in again.err  # the node's own reason
         assert again.err.count("\n") == 1  # one line
 
         assert (await shoal(node, "signal", "-w", wf, "--name", "greet", "-i", '"bob"',
@@ -192,3 +193,26 @@ async def test_errors_are_one_actionable_line(node) -> None:
     assert not_json.code == 2 and "is not JSON" in not_json.err
     for out in (missing, bad_query, unreachable):
         assert out.err.count("\n") == 1 and "Traceback" not in out.err
+
+
+async def test_ids_and_payloads_with_brackets_are_shown_not_parsed(node, client: Client) -> None:
+    tq, wf = f"cli-{uuid.uuid4()}", f"order[/{uuid.uuid4()}] [bold]"
+    async with Worker(client, task_queue=tq, workflows=[Greeter]):
+        started = await shoal(node, "start", "--type", "Greeter", "-t", tq, "-w", wf,
+                              "-i", '"[/ann]"')
+        assert started.code == 0, started.err
+        assert f"Started workflow {wf} run" in started.out
+        assert (await shoal(node, "signal", "-w", wf, "--name", "greet", "-i", '"[/bob]"',
+                            "-i", "1")).code == 0
+        desc = await shoal(node, "describe", "-w", wf)
+        assert desc.code == 0 and wf in desc.out, desc.err
+        rows = await shoal(node, "list", "-q", f"TaskQueue = '{tq}'")
+        assert rows.code == 0 and wf in rows.out, rows.err
+        view = await shoal(node, "history", "-w", wf)
+        assert view.code == 0 and '"[/bob]"' in view.out and wf in view.out, view.err
+        await shoal(node, "signal", "-w", wf, "--name", "finish")
+        done = await shoal(node, "result", "-w", wf)
+        assert done.code == 0 and "Hello, [/bob]" in done.out, done.err
+    missing = await shoal(node, "describe", "-w", f"gone[/{uuid.uuid4()}]")
+    assert missing.code == 1 and "gone[/" in missing.err and "[NOT_FOUND]" in missing.err
+    assert missing.err.count("\n") == 1 and "Traceback" not in missing.err
