@@ -237,22 +237,36 @@ class ReplicaDriver:
             await self._carry_out(outs[split:])
             return
         self.stats.outputs += len(outs)
+        reported, alone = self._commit_alone(outs, self.clock())
+        await self._write(outs, alone)  # 1. everything durable and applied, in one write
         now = self.clock()
-        reported: wire.ReplEntry | None = None
-        alone: wire.ShardConfig | None = None
+        last_applied = self._after_write(outs, now)
         last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
-        if last_persisted is not None and self._commits_alone():
-            # A sole voter commits what it persists: tell the core now, so the entries are
-            # applied in the SAME transaction that persists them (one fsync, not two). Safe
-            # because that transaction is atomic, and a failed write stops this replica.
-            # (What the core appends in answer, e.g. a next config step, is reported below.)
-            outs.append(self.replica.on_persisted(last_persisted.epoch, last_persisted.index,
-                                                  now))
-            reported = last_persisted
-            config = self.replica.config
-            if not config.learners and not outs[-1].persist:
-                alone = config  # all of it applied in this write: no entry rows needed
-        # 1. Everything durable, and every applied entry, in one write.
+        if last_persisted is not None and last_persisted is not reported:
+            self.feed(self.replica.on_persisted(last_persisted.epoch, last_persisted.index, now))
+        if last_applied:
+            self.feed(self.replica.on_applied(last_applied, now))
+            if self.serving:
+                self.on_serving_changed()  # the owner may have waited for this apply
+
+    def _commit_alone(self, outs: list[Output], now: float
+                      ) -> tuple[wire.ReplEntry | None, wire.ShardConfig | None]:
+        """A sole voter commits what it persists: tell the core now, so the entries are
+        applied in the SAME transaction that persists them (one fsync, not two). Safe
+        because that transaction is atomic, and a failed write stops this replica. What the
+        core answers is appended to ``outs`` (e.g. a next config step, reported later).
+
+        Returns the entry reported persisted (None: nothing was) and the config when all
+        of it is applied in this write (no entry rows needed)."""
+        last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
+        if last_persisted is None or not self._commits_alone():
+            return None, None
+        outs.append(self.replica.on_persisted(last_persisted.epoch, last_persisted.index, now))
+        config = self.replica.config
+        alone = config if not config.learners and not outs[-1].persist else None
+        return last_persisted, alone
+
+    async def _write(self, outs: list[Output], alone: wire.ShardConfig | None) -> None:
         mutations: list[tables.Mutation] = []
         for out in outs:
             mutations.extend(self.storage.durable_mutations(
@@ -265,7 +279,9 @@ class ReplicaDriver:
         if mutations:
             self.stats.writes += 1
             await self.writer.commit(mutations)
-        now = self.clock()
+
+    def _after_write(self, outs: list[Output], now: float) -> int:
+        """Steps 2-4 once the write is durable; returns the last index applied (0: none)."""
         last_applied = 0
         if any(o.events or o.install or any(e.kind == wire.EntryKind.CONFIG for e in o.persist)
                for o in outs):
@@ -292,13 +308,7 @@ class ReplicaDriver:
             # 4. Snapshots of the (now durable) applied state.
             for peer in out.snapshot_to:
                 self._send_snapshot(peer, now)
-        last_persisted = next((o.persist[-1] for o in reversed(outs) if o.persist), None)
-        if last_persisted is not None and last_persisted is not reported:
-            self.feed(self.replica.on_persisted(last_persisted.epoch, last_persisted.index, now))
-        if last_applied:
-            self.feed(self.replica.on_applied(last_applied, now))
-            if self.serving:
-                self.on_serving_changed()  # the owner may have waited for this apply
+        return last_applied
 
     # --- helpers ---------------------------------------------------------------------------
 

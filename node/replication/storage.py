@@ -74,11 +74,26 @@ class ReplicaStorage:
         Raises:
             ShoalError: an entry payload or snapshot is not valid mutations.
         """
-        sid = self.shard
         out: list[tables.Mutation] = []
         hard = self.hard
         if hard_state is not None:
             hard = replace(hard, promised=hard_state)
+        hard = self._log_mutations(out, hard, install, persist, compact, alone)
+        hard = self._apply_mutations(out, hard, apply, proposed, alone)
+        if hard != self.hard:
+            out.append(tables.put_replica_hard_state(self.shard, hard))
+            self.hard = hard
+        if apply:
+            out.append(tables.put_replica_applied(self.shard, self.applied))
+        return out
+
+    def _log_mutations(self, out: list[tables.Mutation], hard: tables.ReplicaHardState,
+                       install: SnapshotInstall | None, persist: list[wire.ReplEntry],
+                       compact: SnapshotMeta | None, alone: wire.ShardConfig | None
+                       ) -> tables.ReplicaHardState:
+        """The log's part of the write (install, stored entries, compaction) into ``out``;
+        returns the hard state it leaves."""
+        sid = self.shard
         if install is not None:
             out.extend(self._install_mutations(install))
             hard = replace(hard, base_index=install.meta.index, base_epoch=install.meta.epoch,
@@ -97,6 +112,14 @@ class ReplicaStorage:
             hard = replace(hard, base_index=compact.index, base_epoch=compact.epoch,
                            base_config=compact.config)
             self.last_stored = max(self.last_stored, compact.index)
+        return hard
+
+    def _apply_mutations(self, out: list[tables.Mutation], hard: tables.ReplicaHardState,
+                         apply: list[wire.ReplEntry],
+                         proposed: dict[int, tuple[wire.Epoch, list[tables.Mutation]]] | None,
+                         alone: wire.ShardConfig | None) -> tables.ReplicaHardState:
+        """The applied entries' own mutations into ``out`` (and, alone, the log base moved
+        past them); returns the hard state it leaves."""
         applied_entry: wire.ReplEntry | None = None
         for e in apply:
             mine = proposed.pop(e.index, None) if proposed else None
@@ -112,16 +135,11 @@ class ReplicaStorage:
             # write's last output applies the rest, and the driver checks that it did.)
             # Rows stored before this replica was alone (ahead of a restart, say) go too;
             # for the entries of this write the deletes find nothing, cheaply.
-            out.extend(tables.delete_repl_entry(sid, i)
+            out.extend(tables.delete_repl_entry(self.shard, i)
                        for i in range(hard.base_index + 1, self.applied + 1))
             hard = replace(hard, base_index=self.applied, base_epoch=applied_entry.epoch,
                            base_config=alone)
-        if hard != self.hard:
-            out.append(tables.put_replica_hard_state(sid, hard))
-            self.hard = hard
-        if apply:
-            out.append(tables.put_replica_applied(sid, self.applied))
-        return out
+        return hard
 
     def _install_mutations(self, install: SnapshotInstall) -> list[tables.Mutation]:
         """Replace the shard's state machine with the snapshot's rows and drop its log."""
