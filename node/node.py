@@ -43,8 +43,9 @@ from shoal.node.shard.shard import NotServingLog, Shard, TaskSink
 from shoal.node.shard.shards import ShardSet
 from shoal.node.shard.timers import TimerProcessor, timer_firer
 from shoal.node.shard.transfers import TransferProcessor
-from shoal.store import records, tables
+from shoal.store import tables
 from shoal.store.env import Store
+from shoal.store.meta import ClusterMeta
 from shoal.store.shardlog import LocalShardLog
 from shoal.store.writer import GroupCommitWriter
 
@@ -133,7 +134,7 @@ def gossip_config(cfg: NodeConfig) -> SwimConfig:
     return preset(cluster_key=cfg.cluster_key)
 
 
-def open_identity(store: Store, cfg: NodeConfig, now: float) -> records.ClusterMeta:
+def open_identity(store: Store, cfg: NodeConfig, now: float) -> ClusterMeta:
     """Read the data dir's cluster identity, creating it on first start.
 
     Raises:
@@ -142,7 +143,7 @@ def open_identity(store: Store, cfg: NodeConfig, now: float) -> records.ClusterM
     with store.read() as txn:
         meta = tables.get_cluster_meta(txn)
     if meta is None:
-        meta = records.ClusterMeta(
+        meta = ClusterMeta(
             cluster_name=cfg.cluster_name, num_shards=cfg.num_shards or DEFAULT_NUM_SHARDS,
             node_id=str(uuid.uuid4()), created_at=now,
         )
@@ -222,7 +223,7 @@ class Node:
             log.info("node stopped data_dir=%s", cfg.data_dir)
 
     async def _serve(self, nursery: trio.Nursery, store: Store, writer: GroupCommitWriter,
-                     meta: records.ClusterMeta, *, found: bool,
+                     meta: ClusterMeta, *, found: bool,
                      task_status: trio.TaskStatus[int]) -> None:
         cfg = self.cfg
         clustered = cfg.shard_log == "replicated"
@@ -244,11 +245,9 @@ class Node:
             view, tasks = SoloView(meta.node_id), matching
         shards = [
             Shard(sid, store=store, engine=engine, matching=tasks, timers=timers,
-                  clock=self.clock, transfers=transfers,
-                  shard_log=LocalShardLog(sid, store, writer, write_entries=False)
-                  if not clustered else NotServingLog(sid))
-            for sid in range(meta.num_shards)
-        ]
+                  clock=self.clock, transfers=transfers, shard_log=NotServingLog(sid)
+                  if clustered else LocalShardLog(sid, store, writer, write_entries=False))
+            for sid in range(meta.num_shards)]
         shard_set = ShardSet(store, shards, view)
         fire = timer_firer(shard_set, engine)
         handlers = self.handlers = Handlers(shard_set, engine, matching, tasks)
@@ -267,30 +266,15 @@ class Node:
                 shard.load()
         await nursery.start(timers.run)
         await nursery.start(transfers.run)
-        identity = NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards)
-        dispatcher = Dispatcher(handlers.table(), identity)
+        dispatcher = Dispatcher(handlers.table(),
+                                NodeIdentity(meta.node_id, meta.cluster_name, meta.num_shards))
         dispatcher.peer_key = cfg.cluster_key
         dispatcher.peer_cut_off = self.faults.refuses_peer
         router = self.router = Router(view, meta.num_shards, peers, dispatcher.serve_local)
         dispatcher.router = shard_set.router = router
-        port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
-        self.port = port
-        if replicas is not None:
-            assert isinstance(tasks, TaskRouter) and isinstance(view, RingView)
-            dispatcher.add_handler(wire.Op.REPL_MESSAGES, self._replica_host.on_repl_messages)
-            dispatcher.add_handler(wire.Op.ADD_TASKS, tasks.on_add_tasks)
-            await nursery.start(tasks.run)
-        await self._start_membership(nursery, dispatcher, meta, port)
-        if replicas is not None:
-            assert isinstance(view, RingView)
-            self._watch_members(nursery, view, replicas, shards)
-            await nursery.start(functools.partial(replicas.run, found=found))
-            if found:
-                # A new cluster's founder serves every shard before it says it is up.
-                started = time.monotonic()
-                await replicas.wait_serving(range(meta.num_shards))
-                log.info("shards serving shards=%d took_s=%.2f", meta.num_shards,
-                         time.monotonic() - started)
+        port = self.port = await nursery.start(serve, dispatcher, cfg.host, cfg.port)
+        await self._join(nursery, dispatcher, meta, port, tasks, view, replicas, shards,
+                         found=found)
         log.info(
             "node serving listen=%s:%d data_dir=%s shards=%d node_id=%s shard_log=%s",
             cfg.host, port, cfg.data_dir, meta.num_shards, meta.node_id, cfg.shard_log,
@@ -298,8 +282,30 @@ class Node:
         gc.freeze()  # start-up's objects live for good: keep them out of collections
         task_status.started(port)
 
+    async def _join(self, nursery: trio.Nursery, dispatcher: Dispatcher, meta: ClusterMeta,
+                    port: int, tasks: TaskSink, view: ClusterView,
+                    replicas: ClusterReplicas | None, shards: list[Shard], *, found: bool) -> None:
+        """Start gossip and, in a cluster, the peer ops, the task router and the replicas;
+        a new cluster's founder waits until it serves every shard."""
+        if replicas is not None:
+            assert isinstance(tasks, TaskRouter) and isinstance(view, RingView)
+            dispatcher.add_handler(wire.Op.REPL_MESSAGES, self._replica_host.on_repl_messages)
+            dispatcher.add_handler(wire.Op.ADD_TASKS, tasks.on_add_tasks)
+            await nursery.start(tasks.run)
+        await self._start_membership(nursery, dispatcher, meta, port)
+        if replicas is None:
+            return
+        assert isinstance(view, RingView)
+        self._watch_members(nursery, view, replicas, shards)
+        await nursery.start(functools.partial(replicas.run, found=found))
+        if found:
+            started = time.monotonic()
+            await replicas.wait_serving(range(meta.num_shards))
+            log.info("shards serving shards=%d took_s=%.2f", meta.num_shards,
+                     time.monotonic() - started)
+
     def _cluster_replicas(self, nursery: trio.Nursery, store: Store, writer: GroupCommitWriter,
-                          meta: records.ClusterMeta, on_serving: Callable[[int, bool], None]
+                          meta: ClusterMeta, on_serving: Callable[[int, bool], None]
                           ) -> ClusterReplicas:
         """This node's part of every shard's replica group, talking to peers over their API."""
         self._replica_host = ReplicaHost()
@@ -401,7 +407,7 @@ class Node:
         nursery.start_soon(redispatch)
 
     async def _start_membership(self, nursery: trio.Nursery, dispatcher: Dispatcher,
-                                meta: records.ClusterMeta, port: int) -> None:
+                                meta: ClusterMeta, port: int) -> None:
         """Gossip on UDP at the listen host and the same port number as the WebSocket API
         (DESIGN §1); the member name is the data dir's node id."""
         cfg = self.cfg

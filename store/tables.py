@@ -32,9 +32,30 @@ from typing import Protocol, TypeVar
 import cbor2
 
 from shoal import wire
-from shoal.store import records
+from shoal.store.meta import ClusterMeta, ShardMeta
 
 T = TypeVar("T")
+
+
+class RunRecord(Protocol):
+    """What the store reads of a run's state to key it (the model is ``node/history``'s)."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+
+
+class OutboxTask(Protocol):
+    """What the store reads of a transfer task to key it."""
+
+    task_id: int
+
+
+class TimedTask(Protocol):
+    """What the store reads of a timer task to key it: fires in (fire time, id) order."""
+
+    task_id: int
+    fire_time: float
 
 # Table names. Append, never rename: they are the names of LMDB sub-databases on disk.
 META = "meta"
@@ -194,27 +215,27 @@ def scan_shard(txn: ReadTxn, shard: int) -> Iterator[Mutation]:
 # --- node-wide meta -----------------------------------------------------------------------
 
 
-def put_cluster_meta(meta: records.ClusterMeta) -> Mutation:
+def put_cluster_meta(meta: ClusterMeta) -> Mutation:
     """Record the identity this data dir belongs to."""
     return Mutation(table=META, key=_CLUSTER_KEY, value=wire.dumps(meta))
 
 
-def get_cluster_meta(txn: ReadTxn) -> records.ClusterMeta | None:
+def get_cluster_meta(txn: ReadTxn) -> ClusterMeta | None:
     """The identity recorded by ``put_cluster_meta``, or None for a fresh data dir."""
-    return _get(txn, META, _CLUSTER_KEY, records.ClusterMeta)
+    return _get(txn, META, _CLUSTER_KEY, ClusterMeta)
 
 
 # --- per-shard rows -----------------------------------------------------------------------
 
 
-def put_shard_meta(shard: int, meta: records.ShardMeta) -> Mutation:
+def put_shard_meta(shard: int, meta: ShardMeta) -> Mutation:
     """Write a shard's bookkeeping row."""
     return Mutation(table=SHARD_META, key=enc_shard(shard), value=wire.dumps(meta))
 
 
-def get_shard_meta(txn: ReadTxn, shard: int) -> records.ShardMeta | None:
+def get_shard_meta(txn: ReadTxn, shard: int) -> ShardMeta | None:
     """A shard's bookkeeping row, if written."""
-    return _get(txn, SHARD_META, enc_shard(shard), records.ShardMeta)
+    return _get(txn, SHARD_META, enc_shard(shard), ShardMeta)
 
 
 def execution_key(shard: int, ns: str, wf: str, run: str) -> bytes:
@@ -222,7 +243,7 @@ def execution_key(shard: int, ns: str, wf: str, run: str) -> bytes:
     return run_key(shard, ns, wf, run)
 
 
-def put_execution(shard: int, state: records.ExecutionState) -> Mutation:
+def put_execution(shard: int, state: RunRecord) -> Mutation:
     """Write a run's mutable state (keyed by its own namespace / ids)."""
     key = execution_key(shard, state.namespace, state.workflow_id, state.run_id)
     return Mutation(table=EXECUTIONS, key=key, value=wire.dumps(state))
@@ -233,9 +254,9 @@ def delete_execution(shard: int, ns: str, wf: str, run: str) -> Mutation:
     return Mutation(table=EXECUTIONS, key=execution_key(shard, ns, wf, run))
 
 
-def get_execution(txn: ReadTxn, shard: int, ns: str, wf: str, run: str) -> records.ExecutionState | None:
-    """A run's mutable state, if the run exists."""
-    return _get(txn, EXECUTIONS, execution_key(shard, ns, wf, run), records.ExecutionState)
+def get_execution(txn: ReadTxn, cls: type[T], shard: int, ns: str, wf: str, run: str) -> T | None:
+    """A run's mutable state (decoded as ``cls``), if the run exists."""
+    return _get(txn, EXECUTIONS, execution_key(shard, ns, wf, run), cls)
 
 
 def current_run_key(shard: int, ns: str, wf: str) -> bytes:
@@ -243,7 +264,7 @@ def current_run_key(shard: int, ns: str, wf: str) -> bytes:
     return enc_shard(shard) + enc_str(ns) + enc_str(wf)
 
 
-def put_current_run(shard: int, ns: str, wf: str, cur: records.CurrentRun) -> Mutation:
+def put_current_run(shard: int, ns: str, wf: str, cur: object) -> Mutation:
     """Point workflow id ``wf`` at ``cur``."""
     return Mutation(table=CURRENT_RUNS, key=current_run_key(shard, ns, wf), value=wire.dumps(cur))
 
@@ -253,9 +274,9 @@ def delete_current_run(shard: int, ns: str, wf: str) -> Mutation:
     return Mutation(table=CURRENT_RUNS, key=current_run_key(shard, ns, wf))
 
 
-def get_current_run(txn: ReadTxn, shard: int, ns: str, wf: str) -> records.CurrentRun | None:
-    """The run workflow id ``wf`` currently names, if any."""
-    return _get(txn, CURRENT_RUNS, current_run_key(shard, ns, wf), records.CurrentRun)
+def get_current_run(txn: ReadTxn, cls: type[T], shard: int, ns: str, wf: str) -> T | None:
+    """The run workflow id ``wf`` currently names (decoded as ``cls``), if any."""
+    return _get(txn, CURRENT_RUNS, current_run_key(shard, ns, wf), cls)
 
 
 # History: one row per log entry's batch of events, keyed by its first event id, so a
@@ -320,7 +341,7 @@ def last_history_event_id(txn: ReadTxn, shard: int, ns: str, wf: str, run: str) 
 # Outbox: transfer tasks by id, timer tasks by (fire time in µs, id).
 
 
-def put_transfer_task(shard: int, task: records.TransferTask) -> Mutation:
+def put_transfer_task(shard: int, task: OutboxTask) -> Mutation:
     """Write a transfer task (its ``task_id`` must be assigned)."""
     assert task.task_id > 0, task
     key = enc_shard(shard) + enc_u64(task.task_id)
@@ -332,39 +353,41 @@ def delete_transfer_task(shard: int, task_id: int) -> Mutation:
     return Mutation(table=TRANSFER_TASKS, key=enc_shard(shard) + enc_u64(task_id))
 
 
-def scan_transfer_tasks(txn: ReadTxn, shard: int, *, after_task_id: int = 0) -> Iterator[records.TransferTask]:
-    """A shard's transfer tasks with id > ``after_task_id``, in id order."""
+def scan_transfer_tasks(txn: ReadTxn, cls: type[T], shard: int, *,
+                        after_task_id: int = 0) -> Iterator[T]:
+    """A shard's transfer tasks (decoded as ``cls``) with id > ``after_task_id``, in id order."""
     prefix = enc_shard(shard)
     for _, raw in txn.scan(TRANSFER_TASKS, prefix, prefix + enc_u64(after_task_id + 1)):
-        yield decode(records.TransferTask, raw)
+        yield decode(cls, raw)
 
 
-def timer_key(shard: int, task: records.TimerTask) -> bytes:
+def timer_key(shard: int, task: TimedTask) -> bytes:
     """Key of a timer task: fires in (fire time, task id) order."""
     return enc_shard(shard) + enc_u64(micros(task.fire_time)) + enc_u64(task.task_id)
 
 
-def put_timer_task(shard: int, task: records.TimerTask) -> Mutation:
+def put_timer_task(shard: int, task: TimedTask) -> Mutation:
     """Write a timer task (its ``task_id`` must be assigned)."""
     assert task.task_id > 0, task
     return Mutation(table=TIMER_TASKS, key=timer_key(shard, task), value=wire.dumps(task))
 
 
-def delete_timer_task(shard: int, task: records.TimerTask) -> Mutation:
+def delete_timer_task(shard: int, task: TimedTask) -> Mutation:
     """Remove a timer task (fired, or fenced off as stale)."""
     return Mutation(table=TIMER_TASKS, key=timer_key(shard, task))
 
 
 def scan_timer_tasks(
-    txn: ReadTxn, shard: int, *, due_before: float | None = None
-) -> Iterator[records.TimerTask]:
-    """A shard's timer tasks in fire order; with ``due_before``, only those firing before it."""
+    txn: ReadTxn, cls: type[T], shard: int, *, due_before: float | None = None
+) -> Iterator[T]:
+    """A shard's timer tasks (decoded as ``cls``) in fire order; with ``due_before``, only
+    those firing before it."""
     prefix = enc_shard(shard)
     end = None if due_before is None else prefix + enc_u64(micros(due_before))
     for key, raw in txn.scan(TIMER_TASKS, prefix):
         if end is not None and key >= end:
             return
-        yield decode(records.TimerTask, raw)
+        yield decode(cls, raw)
 
 
 def put_visibility(shard: int, info: wire.WorkflowExecutionInfo, ns: str) -> Mutation:

@@ -24,8 +24,8 @@ from shoal.node.shard.queries import Queries
 from shoal.node.shard.shard import Batch
 from shoal.node.shard.shards import ShardSet
 from shoal.node.shard.updates import Updates
-from shoal.store import records
-from shoal.store.records import TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TransferKind
 
 EAGER_ACTIVITIES_MAX = 3  # activities started inside one workflow-task completion
 _STALE = frozenset({wire.Code.TASK_NOT_FOUND, wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})

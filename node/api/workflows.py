@@ -16,7 +16,8 @@ from shoal.node.api.checks import POLL_WAIT_MAX_S, check_id, check_page_size, ch
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.shard.shard import Batch, execution_info
 from shoal.node.shard.shards import ShardSet
-from shoal.store import records, tables
+from shoal.node.history import records
+from shoal.store import tables
 
 _CLOSED = frozenset(s for s in wire.WorkflowExecutionStatus if s != wire.WorkflowExecutionStatus.RUNNING)
 

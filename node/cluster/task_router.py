@@ -18,7 +18,7 @@ from shoal import wire
 from shoal.node.cluster.peer_link import PeerLink, PeerUnavailable
 from shoal.node.cluster.views import ClusterView
 from shoal.node.matching.matching import DispatchTask, Matching
-from shoal.store.records import TransferKind
+from shoal.node.history.records import TransferKind
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 from shoal import wire
 from shoal.node.history import retry, workflow_task
 from shoal.node.history.transition import BUFFERED_STARTED_ID, Txn
-from shoal.store import records
-from shoal.store.records import TimerKind, TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind, TransferKind
 
 
 def schedule(txn: Txn, cmd: wire.ScheduleActivityTaskCommand, completed_event_id: int) -> None:

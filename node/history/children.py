@@ -19,8 +19,8 @@ from shoal import wire
 from shoal.node.history import start, workflow_task
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import BUFFERED_STARTED_ID, Transition, Txn
-from shoal.store import records
-from shoal.store.records import TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TransferKind
 
 Status = wire.WorkflowExecutionStatus
 

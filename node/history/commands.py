@@ -18,8 +18,8 @@ from shoal import wire
 from shoal.node.history import activities, children, interactions, retry, updates
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Txn
-from shoal.store import records
-from shoal.store.records import TimerKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind
 
 Cause = wire.WorkflowTaskFailedCause
 

@@ -21,7 +21,7 @@ from shoal.node.history import commands as command_rules
 from shoal.node.history.children import CrossWorkflowEvents
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Transition, Txn
-from shoal.store import records
+from shoal.node.history import records
 
 __all__ = ["HistoryConfig", "HistoryEngine", "StartResult", "Transition"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from shoal import wire
 from shoal.node.history import start, workflow_task
 from shoal.node.history.config import HistoryConfig
-from shoal.node.history.transition import Transition, Txn
-from shoal.store import records
+from shoal.node.history.transition import Txn
+from shoal.node.history import records
 
 MARKER_NAME_CHARS_MAX = 1000
 

@@ -16,8 +16,8 @@ from shoal import wire
 from shoal.node.history import workflow_task
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Transition, Txn
-from shoal.store import records
-from shoal.store.records import TimerKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind
 
 Status = wire.WorkflowExecutionStatus
 Policy = wire.IdReusePolicy

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from shoal import wire
 from shoal.node.history import activities, workflow_task
 from shoal.node.history.transition import Txn
-from shoal.store import records
-from shoal.store.records import TimerKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind
 
 
 def on_user_timer(txn: Txn, task: records.TimerTask) -> None:

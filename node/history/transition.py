@@ -16,8 +16,8 @@ from typing import Any
 
 from shoal import wire
 from shoal.node.history.config import HistoryConfig
-from shoal.store import records
-from shoal.store.records import TimerKind, TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind, TransferKind
 
 # A buffered activity-close event refers to its ActivityTaskStarted event, which is buffered
 # too and has no id yet; this placeholder is replaced with that id on flush (Temporal's

@@ -17,7 +17,7 @@ from shoal import wire
 from shoal.node.history import workflow_task
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Txn
-from shoal.store import records
+from shoal.node.history import records
 
 UPDATE_COMMANDS = (wire.AcceptUpdateCommand, wire.RejectUpdateCommand, wire.CompleteUpdateCommand)
 

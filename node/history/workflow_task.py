@@ -22,8 +22,8 @@ from typing import Any
 from shoal import wire
 from shoal.node.history.config import HistoryConfig
 from shoal.node.history.transition import Txn, event_type_of
-from shoal.store import records
-from shoal.store.records import TimerKind, TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind, TransferKind
 
 
 def dispatch_backoff_s(cfg: HistoryConfig, attempt: int) -> float:

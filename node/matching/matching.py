@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from shoal.store.records import TransferKind
+from shoal.node.history.records import TransferKind
 
 log = logging.getLogger(__name__)
 

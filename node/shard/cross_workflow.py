@@ -21,8 +21,8 @@ from shoal.node.history.engine import HistoryEngine
 from shoal.node.history.start import ParentRef
 from shoal.node.shard.shard import Batch, Shard
 from shoal.node.shard.shards import ShardSet
-from shoal.store import records
-from shoal.store.records import TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TransferKind
 
 _RUNNING = wire.WorkflowExecutionStatus.RUNNING
 _GONE = frozenset({wire.Code.NOT_FOUND, wire.Code.WORKFLOW_NOT_RUNNING})

@@ -22,7 +22,7 @@ from shoal.node.matching.matching import DispatchTask
 
 if TYPE_CHECKING:
     from shoal.node.shard.shard import TaskSink
-from shoal.store.records import TransferKind
+from shoal.node.history.records import TransferKind
 
 
 @dataclass(eq=False, slots=True)

@@ -31,8 +31,10 @@ import trio
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine, Transition
 from shoal.node.matching.matching import DispatchTask
-from shoal.store import records, tables
+from shoal.node.history import records
+from shoal.store import tables
 from shoal.store.env import Store
+from shoal.store.meta import ShardMeta
 from shoal.store.shardlog import ShardLog
 
 log = logging.getLogger(__name__)
@@ -268,7 +270,7 @@ class Shard:
         in matching or at record-started. Returns how many went."""
         now = time.monotonic()
         with self.store.read() as txn:
-            tasks = [t for t in tables.scan_transfer_tasks(txn, self.shard_id)
+            tasks = [t for t in tables.scan_transfer_tasks(txn, records.TransferTask, self.shard_id)
                      if t.kind in records.MATCHED_TRANSFER_KINDS]
         outstanding = {t.task_id for t in tasks}
         for task_id in [i for i in self._dispatched_at if i not in outstanding]:
@@ -287,8 +289,8 @@ class Shard:
             # Skip the whole last leased block: ids below the ceiling may have been used.
             self._task_id_ceiling = meta.task_id_ceiling if meta else 0
             self._next_task_id = self._task_id_ceiling
-            transfers = list(tables.scan_transfer_tasks(txn, self.shard_id))
-            timers = list(tables.scan_timer_tasks(txn, self.shard_id))
+            transfers = list(tables.scan_transfer_tasks(txn, records.TransferTask, self.shard_id))
+            timers = list(tables.scan_timer_tasks(txn, records.TimerTask, self.shard_id))
         for t in transfers:
             self._hand_off(t)
         for tt in timers:
@@ -407,7 +409,7 @@ class Shard:
             return None
         self._task_id_ceiling = self._next_task_id + n + TASK_ID_BLOCK
         return tables.put_shard_meta(
-            self.shard_id, records.ShardMeta(task_id_ceiling=self._task_id_ceiling)
+            self.shard_id, ShardMeta(task_id_ceiling=self._task_id_ceiling)
         )
 
     def _take_task_id(self) -> int:
@@ -484,7 +486,7 @@ class Shard:
         if key in self._currents:
             return self._currents[key]
         with self.store.read() as txn:
-            cur = tables.get_current_run(txn, self.shard_id, namespace, workflow_id)
+            cur = tables.get_current_run(txn, records.CurrentRun, self.shard_id, namespace, workflow_id)
         if len(self._currents) >= STATE_CACHE_MAX:
             self._currents.pop(next(iter(self._currents)))
         self._currents[key] = cur
@@ -497,7 +499,7 @@ class Shard:
             self._states.move_to_end(key)
             return st
         with self.store.read() as txn:
-            st = tables.get_execution(txn, self.shard_id, namespace, workflow_id, run_id)
+            st = tables.get_execution(txn, records.ExecutionState, self.shard_id, namespace, workflow_id, run_id)
         if st is not None:
             self._put_cache(st)
         return st

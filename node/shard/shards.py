@@ -15,7 +15,8 @@ from shoal import wire
 from shoal.node.cluster.routing import shard_for
 from shoal.node.cluster.views import ClusterView, not_leader
 from shoal.node.shard.shard import Shard
-from shoal.store import records, tables
+from shoal.node.history import records
+from shoal.store import tables
 from shoal.store.env import Store
 
 if TYPE_CHECKING:
@@ -67,13 +68,13 @@ class ShardSet:
         """
         with self.store.read() as txn:
             if not run_id:
-                cur = tables.get_current_run(txn, shard.shard_id, ns, wf_id)
+                cur = tables.get_current_run(txn, records.CurrentRun, shard.shard_id, ns, wf_id)
                 if cur is None:
                     raise wire.ShoalError(
                         wire.Code.NOT_FOUND, f"workflow {wf_id!r} does not exist"
                     )
                 run_id = cur.run_id
-            st = tables.get_execution(txn, shard.shard_id, ns, wf_id, run_id)
+            st = tables.get_execution(txn, records.ExecutionState, shard.shard_id, ns, wf_id, run_id)
         if st is None:
             raise wire.ShoalError(
                 wire.Code.NOT_FOUND, f"workflow {wf_id!r} run {run_id!r} does not exist"

@@ -24,7 +24,7 @@ from shoal import wire
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.shard.shard import Batch
 from shoal.node.shard.shards import ShardSet
-from shoal.store.records import TimerTask
+from shoal.node.history.records import TimerTask
 
 log = logging.getLogger(__name__)
 

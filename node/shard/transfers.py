@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from shoal import wire
-from shoal.store.records import TransferTask
+from shoal.node.history.records import TransferTask
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from shoal import wire
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.history.invariants import check_history
 from shoal.node.history.transition import Transition
-from shoal.store import records
-from shoal.store.records import TimerKind, TransferKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind, TransferKind
 
 E = wire.EventType
 NS = "default"

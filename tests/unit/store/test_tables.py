@@ -7,8 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shoal import wire
-from shoal.store import records, tables
+from shoal.node.history import records
+from shoal.store import tables
 from shoal.store.env import Store
+from shoal.store.meta import ClusterMeta, ShardMeta
 
 # Strings short enough to be written inline (exact order); NUL and non-ASCII included.
 short_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
@@ -87,7 +89,7 @@ def _events(first: int, n: int) -> list[wire.HistoryEvent]:
 
 
 def test_every_table_helper_round_trips(store: Store) -> None:
-    cluster = records.ClusterMeta(cluster_name="c", num_shards=8, node_id="n1", created_at=3.0)
+    cluster = ClusterMeta(cluster_name="c", num_shards=8, node_id="n1", created_at=3.0)
     state = records.ExecutionState(
         namespace="ns", workflow_id="wf", run_id="r1", workflow_type="T", task_queue="q",
         start_time=1.0, next_event_id=7,
@@ -105,7 +107,7 @@ def test_every_table_helper_round_trips(store: Store) -> None:
                                                          tables.delete_transfer_task(3, 1)])
     store.write_sync([
         tables.put_cluster_meta(cluster),
-        tables.put_shard_meta(3, records.ShardMeta(task_id_ceiling=1000)),
+        tables.put_shard_meta(3, ShardMeta(task_id_ceiling=1000)),
         tables.put_execution(3, state),
         tables.put_current_run(3, "ns", "wf", cur),
         tables.put_transfer_task(3, xfer),
@@ -117,14 +119,14 @@ def test_every_table_helper_round_trips(store: Store) -> None:
     ])
     with store.read() as txn:
         assert tables.get_cluster_meta(txn) == cluster
-        assert tables.get_shard_meta(txn, 3) == records.ShardMeta(task_id_ceiling=1000)
+        assert tables.get_shard_meta(txn, 3) == ShardMeta(task_id_ceiling=1000)
         assert tables.get_shard_meta(txn, 4) is None
-        assert tables.get_execution(txn, 3, "ns", "wf", "r1") == state
-        assert tables.get_execution(txn, 3, "ns", "wf", "r2") is None
-        assert tables.get_current_run(txn, 3, "ns", "wf") == cur
-        assert list(tables.scan_transfer_tasks(txn, 3)) == [xfer]
-        assert list(tables.scan_transfer_tasks(txn, 3, after_task_id=5)) == []
-        assert list(tables.scan_timer_tasks(txn, 3)) == [_timer(10.0, 6)]
+        assert tables.get_execution(txn, records.ExecutionState, 3, "ns", "wf", "r1") == state
+        assert tables.get_execution(txn, records.ExecutionState, 3, "ns", "wf", "r2") is None
+        assert tables.get_current_run(txn, records.CurrentRun, 3, "ns", "wf") == cur
+        assert list(tables.scan_transfer_tasks(txn, records.TransferTask, 3)) == [xfer]
+        assert list(tables.scan_transfer_tasks(txn, records.TransferTask, 3, after_task_id=5)) == []
+        assert list(tables.scan_timer_tasks(txn, records.TimerTask, 3)) == [_timer(10.0, 6)]
         assert list(tables.scan_visibility(txn, 3, "ns")) == [info]
         assert list(tables.scan_visibility(txn, 3, "other")) == []
         assert tables.read_history(txn, 3, "ns", "wf", "r1") == _events(1, 3)
@@ -170,13 +172,13 @@ def test_timer_scan_returns_only_due_tasks_in_fire_order(store: Store) -> None:
     store.write_sync([tables.put_timer_task(2, t) for t in timers] +
                      [tables.put_timer_task(3, _timer(1.0, 77))])
     with store.read() as txn:
-        due = [(t.fire_time, t.task_id) for t in tables.scan_timer_tasks(txn, 2, due_before=50.0)]
-        everything = [t.task_id for t in tables.scan_timer_tasks(txn, 2)]
+        due = [(t.fire_time, t.task_id) for t in tables.scan_timer_tasks(txn, records.TimerTask, 2, due_before=50.0)]
+        everything = [t.task_id for t in tables.scan_timer_tasks(txn, records.TimerTask, 2)]
     assert due == [(10.0, 2), (10.0, 3), (30.0, 4)]
     assert everything == [2, 3, 4, 1, 5]
     store.write_sync([tables.delete_timer_task(2, timers[1])])
     with store.read() as txn:
-        assert [t.task_id for t in tables.scan_timer_tasks(txn, 2, due_before=10.000001)] == [3]
+        assert [t.task_id for t in tables.scan_timer_tasks(txn, records.TimerTask, 2, due_before=10.000001)] == [3]
 
 
 @pytest.mark.parametrize("bad", [

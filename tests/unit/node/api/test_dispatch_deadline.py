@@ -6,7 +6,7 @@ from __future__ import annotations
 from helpers.inproc import inproc_node
 from shoal import wire
 from shoal.node.matching.matching import Matching
-from shoal.store.records import TransferKind
+from shoal.node.history.records import TransferKind
 
 
 async def test_a_lost_task_goes_out_again_after_its_deadline_and_a_started_one_does_not(tmp_path) -> None:

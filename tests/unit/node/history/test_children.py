@@ -8,7 +8,7 @@ from helpers.history_driver import E, Run, complete
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
 from shoal.node.history.start import ParentRef
-from shoal.store.records import TransferKind
+from shoal.node.history.records import TransferKind
 
 Cause = wire.WorkflowTaskFailedCause
 Status = wire.WorkflowExecutionStatus

@@ -8,7 +8,7 @@ from shoal import wire
 from shoal.node.history import retry
 from shoal.node.history.engine import HistoryConfig, HistoryEngine
 from shoal.node.history.invariants import check_history
-from shoal.store.records import TimerKind
+from shoal.node.history.records import TimerKind
 
 E = wire.EventType
 Cause = wire.WorkflowTaskFailedCause

@@ -5,7 +5,7 @@ from helpers.history_driver import Run, activity, app_failure, complete
 
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine
-from shoal.store.records import TimerKind
+from shoal.node.history.records import TimerKind
 
 
 def test_design_greeting_sleep_then_flaky_activity_then_result(engine: HistoryEngine) -> None:

@@ -6,8 +6,8 @@ from helpers.history_driver import NS, Run, complete, start_request
 from shoal import wire
 from shoal.node.history.engine import HistoryEngine, Transition
 from shoal.node.history.invariants import check_history
-from shoal.store import records
-from shoal.store.records import TimerKind
+from shoal.node.history import records
+from shoal.node.history.records import TimerKind
 
 Status = wire.WorkflowExecutionStatus
 Policy = wire.IdReusePolicy

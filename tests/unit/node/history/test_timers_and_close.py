@@ -4,7 +4,7 @@ import pytest
 from helpers.history_driver import Run, activity, app_failure, complete
 
 from shoal import wire
-from shoal.store.records import TimerKind
+from shoal.node.history.records import TimerKind
 
 E = wire.EventType
 Cause = wire.WorkflowTaskFailedCause

@@ -4,7 +4,7 @@ import pytest
 from helpers.history_driver import Run, activity, complete, token_of
 
 from shoal import wire
-from shoal.store.records import TimerKind, TransferKind
+from shoal.node.history.records import TimerKind, TransferKind
 
 E = wire.EventType
 

@@ -3,7 +3,7 @@
 import trio
 
 from shoal.node.matching.matching import DispatchTask, Matching, TaskQueue
-from shoal.store.records import TransferKind
+from shoal.node.history.records import TransferKind
 
 
 def _task(task_id: int, queue: str = "q") -> DispatchTask:

@@ -1,10 +1,12 @@
-"""Persisted records of the history engine: an execution's mutable state and its outbox tasks.
+"""The workflow model the history engine owns: an execution's mutable state and its outbox
+tasks.
 
 Owns: the plain-data shape of what ``store/tables.py`` keeps for each execution (its
 mutable state, the transfer and timer tasks of the transactional outbox). These are data
-only; the history engine (``node/history``) owns the logic that changes them. Encoded with
-``wire``'s codec by ``store/tables.py``. Must not: do I/O or hold behaviour beyond small
-helpers. Adding a field with a default is compatible; renaming one is not.
+only; the engine (this package) owns the logic that changes them. Encoded with ``wire``'s
+codec; ``store/tables.py`` stores them without knowing their types beyond a few fields.
+Must not: do I/O or hold behaviour beyond small helpers. Adding a field with a default is
+compatible; renaming one is not.
 """
 
 from __future__ import annotations
@@ -235,25 +237,3 @@ class CurrentRun:
     run_id: str
     status: wire.WorkflowExecutionStatus
     start_request_id: str = ""
-
-
-@dataclass(slots=True, kw_only=True)
-class ShardMeta:
-    """Per-shard bookkeeping kept in the shard's own key range.
-
-    ``task_id_ceiling``: task ids are handed out from memory below this persisted ceiling,
-    which is raised in blocks, so ids stay unique and increasing across restarts and
-    takeovers without a write per id (Temporal's range id plays the same part).
-    """
-
-    task_id_ceiling: int = 0
-
-
-@dataclass(slots=True, kw_only=True)
-class ClusterMeta:
-    """The identity a data dir was created with; checked at every start (DESIGN §3.1)."""
-
-    cluster_name: str
-    num_shards: int
-    node_id: str
-    created_at: float
