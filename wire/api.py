@@ -13,7 +13,6 @@ from shoal.wire.history import (
     HistoryEvent,
     UpdateOutcome,
     UpdateRequest,
-    WorkflowExecution,
     WorkflowTaskFailedCause,
 )
 from shoal.wire.values import (
@@ -21,6 +20,7 @@ from shoal.wire.values import (
     IdReusePolicy,
     Payloads,
     RetryPolicy,
+    WorkflowExecution,
     WorkflowExecutionStatus,
 )
 

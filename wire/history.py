@@ -29,13 +29,10 @@ from shoal.wire.children import (
 from shoal.wire.values import (
     EventType,
     Failure,
-    IdReusePolicy,
-    ParentClosePolicy,
     Payloads,
     RetryPolicy,
     RetryState,
     TimeoutType,
-    WorkflowExecution,
 )
 
 # --- history events (Temporal's history.v1) --------------------------------------------

@@ -14,8 +14,7 @@ from shoal.wire.api import (
     WorkflowExecutionInfo,
     WorkflowTask,
 )
-from shoal.wire.history import WorkflowExecution
-from shoal.wire.values import Failure, Payloads, WorkflowExecutionStatus
+from shoal.wire.values import Failure, Payloads, WorkflowExecution, WorkflowExecutionStatus
 
 # --- cluster membership (issue 5) ---
 

@@ -91,21 +91,3 @@ def test_node_start_refuses_a_short_cluster_key_file(tmp_path) -> None:
 def _unboxed(output: str) -> str:
     """typer's error box as one line of words (it wraps at the terminal width)."""
     return " ".join(output.replace("│", " ").split())
-
-
-def test_only_node_and_sim_commands_import_node_or_sim() -> None:
-    import ast
-    import pathlib
-
-    import shoal.cli
-
-    allowed = {"shoal", "shoal.wire", "shoal.sdk", "shoal.cli"}
-    for path in sorted(pathlib.Path(shoal.cli.__file__).parent.glob("*.py")):
-        if path.name in ("node.py", "sim.py"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            for name in names:
-                if name.startswith("shoal"):
-                    assert ".".join(name.split(".")[:2]) in allowed, (path.name, name)
