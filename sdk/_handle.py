@@ -22,6 +22,7 @@ from shoal.sdk._execution import (
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
 )
+from shoal.sdk.common import QueryRejectCondition
 from shoal.sdk.connection import RPCError
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
 
@@ -43,6 +44,19 @@ class WorkflowFailureError(_exc.FailureError):
 
 class WorkflowQueryFailedError(_exc.TemporalError):
     """The query handler raised, or the workflow has no handler of that name."""
+
+
+class WorkflowQueryRejectedError(_exc.TemporalError):
+    """The query's ``reject_condition`` refused it: the run is closed (see ``status``)."""
+
+    def __init__(self, status: WorkflowExecutionStatus) -> None:
+        super().__init__(f"Query rejected, status: {status.name}")
+        self._status = status
+
+    @property
+    def status(self) -> WorkflowExecutionStatus:
+        """The status of the run the query was refused on."""
+        return self._status
 
 
 class WorkflowUpdateFailedError(_exc.TemporalError):
@@ -167,15 +181,23 @@ class WorkflowHandle:
     async def query(
         self, query: str | Callable[..., Any], arg: Any = _NO_ARG, *, args: Sequence[Any] = (),
         result_type: type | None = None, timeout: timedelta = timedelta(seconds=10),
+        reject_condition: QueryRejectCondition | None = None,
     ) -> Any:
         """Run a ``@workflow.query`` handler on the run's current state (open or closed).
 
-        Nothing is recorded. A run no worker has cached is replayed by one first.
+        Nothing is recorded. The answer sees every event in the run's history when the
+        query arrived, as on Temporal: a query sent right after start, or right after a
+        signal was acknowledged, waits for the workflow task that delivers those events.
+
+        Args:
+            reject_condition: refuse (rather than answer) a query of a closed run.
 
         Raises:
             WorkflowQueryFailedError: the handler raised, or the workflow has no such query.
+            WorkflowQueryRejectedError: ``reject_condition`` refused it.
             RPCError: DEADLINE_EXCEEDED if no worker answered within ``timeout``;
-                NOT_FOUND if the workflow does not exist.
+                NOT_FOUND if the workflow does not exist; WORKFLOW_NOT_READY while its
+                workflow task keeps failing.
         """
         name, ret_type = _handler_name_and_result(query, _QUERY_ATTR)
         values = list(args) if arg is _NO_ARG else [arg]
@@ -185,11 +207,14 @@ class WorkflowHandle:
                 execution=self._execution(self.run_id),
                 query=wire.WorkflowQuery(query_type=name, query_args=conv.to_payloads(values)),
                 timeout_s=timeout.total_seconds(),
+                reject_condition=(reject_condition or QueryRejectCondition.NONE).to_wire(),
             ))
         except RPCError as exc:
             if exc.code == wire.Code.QUERY_FAILED:
                 raise WorkflowQueryFailedError(exc.message) from None
             raise
+        if resp.rejected_status is not None:
+            raise WorkflowQueryRejectedError(WorkflowExecutionStatus(int(resp.rejected_status)))
         hint = result_type or ret_type
         values = conv.from_payloads(resp.result, [hint] if hint is not None else None)
         return values[0] if values else None

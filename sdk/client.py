@@ -34,6 +34,7 @@ from shoal.sdk._handle import (
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy

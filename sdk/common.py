@@ -20,6 +20,7 @@ from shoal.sdk.history import EventType  # Temporal's EVENT_TYPE_* names, for hi
 
 __all__ = [
     "EventType",
+    "QueryRejectCondition",
     "RetryPolicy",
     "WorkflowIDReusePolicy",
     "WorkflowIDConflictPolicy",
@@ -114,6 +115,20 @@ class WorkflowIDConflictPolicy(IntEnum):
     FAIL = 1
     USE_EXISTING = 2
     TERMINATE_EXISTING = 3
+
+
+class QueryRejectCondition(IntEnum):
+    """When a query of a closed workflow is refused instead of answered (numbers as
+    Temporal's): ``NOT_OPEN`` refuses any closed run, ``NOT_COMPLETED_CLEANLY`` one that
+    closed other than completed. A refused query raises ``WorkflowQueryRejectedError``."""
+
+    NONE = int(wire.QueryRejectCondition.NONE)
+    NOT_OPEN = int(wire.QueryRejectCondition.NOT_OPEN)
+    NOT_COMPLETED_CLEANLY = int(wire.QueryRejectCondition.NOT_COMPLETED_CLEANLY)
+
+    def to_wire(self) -> wire.QueryRejectCondition:
+        """The condition as the wire enum."""
+        return wire.QueryRejectCondition(int(self))
 
 
 def type_hints_from_func(func: Callable[..., Any]) -> tuple[Optional[list[Any]], Any]:

@@ -206,18 +206,7 @@ class Worker:
                                 f"workflow type {task.workflow_type!r} is not registered on this "
                                 f"worker (registered: {sorted(self._workflows)})")
             return
-        cached = self._cache.pop(task.run_id, None)
-        if cached is not None and cached.last_started_event_id == task.previous_started_event_id:
-            events = [e for e in task.history if e.event_id > cached.last_started_event_id]
-        else:
-            if cached is not None:
-                cached.instance.close()
-            cached = _CachedRun(WorkflowInstance(
-                defn, namespace=self.client.namespace, task_queue=self.task_queue,
-                workflow_id=task.workflow_id, run_id=task.run_id,
-                converter=self.client.data_converter,
-            ))
-            events = task.history
+        cached, events = self._instance_for(task, defn)
         try:
             activation = cached.instance.activate(events, task.updates)
         except Exception as exc:  # the instance's own bug: fail the task, keep serving
@@ -233,6 +222,7 @@ class Worker:
                 failure=activation.failure, identity=self.identity,
             ))
             return
+        answers = cached.instance.answer_queries(task.queries) if task.queries else {}
         commands, reserved = self._mark_eager(activation.commands)
         closes = any(isinstance(c, TERMINAL_COMMANDS) for c in activation.commands)
         keep = self._max_cached > 0 and not closes
@@ -248,6 +238,7 @@ class Worker:
                 task_token=task.task_token, commands=commands, identity=self.identity,
                 sticky_task_queue=self._sticky_queue if keep else "",
                 sticky_schedule_to_start_timeout_s=self._sticky_timeout_s,
+                query_results=answers,
             ))
         except BaseException:
             self._run_eager([], reserved)
@@ -255,6 +246,21 @@ class Worker:
         self._run_eager(resp.activity_tasks if resp is not None else [], reserved)
         if not keep:
             cached.instance.close()
+
+    def _instance_for(self, task: wire.WorkflowTask, defn: Any) -> tuple[_CachedRun, list[wire.HistoryEvent]]:
+        """The run's cached instance and the events it has not seen, or a new instance and
+        the whole history (no cache entry, or one out of step with the task)."""
+        cached = self._cache.pop(task.run_id, None)
+        if cached is not None and cached.last_started_event_id == task.previous_started_event_id:
+            return cached, [e for e in task.history if e.event_id > cached.last_started_event_id]
+        if cached is not None:
+            cached.instance.close()
+        fresh = _CachedRun(WorkflowInstance(
+            defn, namespace=self.client.namespace, task_queue=self.task_queue,
+            workflow_id=task.workflow_id, run_id=task.run_id,
+            converter=self.client.data_converter,
+        ))
+        return fresh, task.history
 
     async def _answer_query(self, task: wire.WorkflowTask, query: wire.WorkflowQuery) -> None:
         """Replay the run on a fresh instance (the cache is left alone) and run the handler."""

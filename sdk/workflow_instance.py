@@ -275,6 +275,23 @@ class WorkflowInstance:
             raise QueryError(f"replaying the history failed: {activation.failure.message}")
         return replay.runtime.interactions.run_query(name, args)
 
+    def answer_queries(self, queries: dict[str, wire.WorkflowQuery]) -> dict[str, wire.QueryAnswer]:
+        """Answer a workflow task's queries on the state its activation left (Temporal's
+        consistent queries: they see every event the task delivered). A handler's failure
+        is that query's answer, not the task's."""
+        answers: dict[str, wire.QueryAnswer] = {}
+        replay = self._replay
+        for query_id, query in queries.items():
+            try:
+                if replay is None:
+                    raise QueryError("the workflow has no state to query")
+                result = replay.runtime.interactions.run_query(query.query_type,
+                                                               list(query.query_args))
+                answers[query_id] = wire.QueryAnswer(result=result)
+            except QueryError as exc:
+                answers[query_id] = wire.QueryAnswer(error=str(exc))
+        return answers
+
     def close(self) -> None:
         """Tear the run down (cancel its tasks); call when evicting it from the cache."""
         self._drop_run()

@@ -19,6 +19,7 @@ from shoal.wire.values import (
     Failure,
     IdReusePolicy,
     Payloads,
+    QueryRejectCondition,
     RetryPolicy,
     WorkflowExecution,
     WorkflowExecutionStatus,
@@ -216,11 +217,23 @@ class WorkflowTask:
     # Taken from the worker's sticky queue: ``history`` holds only the events after
     # ``previous_started_event_id`` (the worker has the rest cached).
     sticky: bool = False
+    # Queries that arrived while this run had events no worker had seen yet (Temporal's
+    # consistent queries): answer each, by id, on the state after this task's activation,
+    # in the completion's ``query_results``.
+    queries: dict[str, WorkflowQuery] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PollWorkflowTaskResponse:
     task: WorkflowTask | None = None  # None: the long poll ended with no task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryAnswer:
+    """A worker's answer to one query: ``result``, or ``error`` (a message) if it failed."""
+
+    result: Payloads = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,6 +245,8 @@ class CompleteWorkflowTaskRequest:
     # queue with only new events, falling back to the normal queue after the timeout.
     sticky_task_queue: str = ""
     sticky_schedule_to_start_timeout_s: float = 5.0
+    # Answers to the task's ``queries``, by query id.
+    query_results: dict[str, QueryAnswer] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -367,11 +382,15 @@ class QueryWorkflowRequest:
     execution: WorkflowExecution
     query: WorkflowQuery
     timeout_s: float = 10.0  # how long to wait for a worker's answer
+    # Refuse to query a closed run: NOT_OPEN (any closed run) or NOT_COMPLETED_CLEANLY
+    # (closed other than COMPLETED). The answer then says ``rejected_status`` instead.
+    reject_condition: QueryRejectCondition = QueryRejectCondition.NONE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryWorkflowResponse:
     result: Payloads = field(default_factory=list)
+    rejected_status: WorkflowExecutionStatus | None = None  # set: rejected, no result
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,6 +47,7 @@ class Code(StrEnum):
     NON_DETERMINISTIC = "NON_DETERMINISTIC"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"  # no worker answered (a query) in time
     UNAUTHENTICATED = "UNAUTHENTICATED"  # a peer op without (valid) peer credentials
+    WORKFLOW_NOT_READY = "WORKFLOW_NOT_READY"  # a query its workflow cannot answer yet
 
 
 class ShoalError(Exception):

@@ -25,6 +25,15 @@ class WorkflowExecutionStatus(IntEnum):
     TIMED_OUT = 7
 
 
+class QueryRejectCondition(IntEnum):
+    """Numbers as Temporal's ``enums.v1.QueryRejectCondition``: when a query of a closed run
+    is refused rather than answered."""
+
+    NONE = 1
+    NOT_OPEN = 2
+    NOT_COMPLETED_CLEANLY = 3
+
+
 class ParentClosePolicy(IntEnum):
     """Numbers as Temporal's: what happens to a running child when its parent closes."""
 

@@ -15,8 +15,9 @@ import trio
 from shoal import wire
 from shoal.node.api.checks import POLL_WAIT_MAX_S, check_id, check_payloads
 from shoal.node.history.engine import HistoryEngine
-from shoal.node.shard.queries import Queries
-from shoal.node.shard.shard import Batch
+from shoal.node.history import records
+from shoal.node.shard.queries import Queries, TaskKey
+from shoal.node.shard.shard import Batch, Shard
 from shoal.node.shard.shards import ShardSet
 from shoal.node.shard.updates import Updates
 
@@ -105,16 +106,22 @@ class InteractionOps:
     async def query_workflow(
         self, ns: str, req: wire.QueryWorkflowRequest
     ) -> wire.QueryWorkflowResponse:
-        """Run a query handler on a worker against the run's committed state (open or closed).
+        """Run a query handler on a worker against a state that holds every event in the
+        run's history when the query arrived (Temporal's consistent query).
 
         A read that must be current (DESIGN §4): a quorum confirms this node still leads
         the shard first, so a leader cut off and replaced cannot answer from its stale
-        copy. The worker's task is built later from this node's tables, which by then hold
-        at least everything committed when the quorum confirmed.
+        copy. Then, as Temporal decides it: while a workflow task is scheduled or running
+        (events no worker has seen, or the first task not yet done) the query is buffered
+        and answered with the next workflow task a worker starts; otherwise, and for a
+        closed run, it goes to a worker directly as a query task (the worker replays the
+        committed history).
 
         Raises:
             ShoalError: NOT_LEADER / UNAVAILABLE when leadership is not confirmed (the
-                router sends the query to the new leader); see also ``Queries.ask``.
+                router sends the query to the new leader); WORKFLOW_NOT_READY while the
+                run's workflow task keeps failing; QUERY_FAILED, DEADLINE_EXCEEDED as
+                ``Queries.ask`` says.
         """
         wf_id = req.execution.workflow_id
         check_id("workflow_id", wf_id)
@@ -125,11 +132,52 @@ class InteractionOps:
         shard = self.shards.for_workflow(ns, wf_id)
         await shard.confirm_leader()
         st = self.shards.read_state(shard, ns, wf_id, req.execution.run_id)
+        if _rejects(req.reject_condition, st.status):
+            return wire.QueryWorkflowResponse(rejected_status=st.status)
+        _check_answerable(st)
+        deadline = trio.current_time() + req.timeout_s
+        if _must_buffer(st):
+            answer = await self._buffered_query(shard, ns, st, req.query, deadline)
+            if answer is not None:
+                return wire.QueryWorkflowResponse(result=answer)
+            st = self.shards.read_state(shard, ns, wf_id, st.run_id)
         result = await self.queries.ask(
             shard=shard.shard_id, namespace=ns, workflow_id=wf_id, run_id=st.run_id,
-            task_queue=st.task_queue, query=req.query, timeout_s=req.timeout_s,
+            task_queue=st.task_queue, query=req.query,
+            timeout_s=max(deadline - trio.current_time(), 0.001),
         )
         return wire.QueryWorkflowResponse(result=result)
+
+    async def _buffered_query(self, shard: Shard, ns: str, st: records.ExecutionState,
+                              query: wire.WorkflowQuery, deadline: float) -> wire.Payloads | None:
+        """Hold the query for the run's next workflow task; its answer, or None once the
+        query may go to a worker directly (no workflow task is waiting any more)."""
+        key = (ns, st.workflow_id, st.run_id)
+        query_id, pending = self.queries.buffer(key, query)
+        try:
+            while not pending.done.is_set():
+                committed = shard.committed_event(ns, st.workflow_id)
+                with trio.move_on_at(deadline):
+                    await _first_of(pending.done, committed)
+                if pending.done.is_set():
+                    break
+                if trio.current_time() >= deadline:
+                    raise wire.ShoalError(
+                        wire.Code.DEADLINE_EXCEEDED,
+                        f"no worker answered query {query.query_type!r} of workflow "
+                        f"{st.workflow_id!r} in time: is a worker polling task queue "
+                        f"{st.task_queue!r}?")
+                self.shards.served(shard.shard_id)  # moved away: the router goes on
+                st = self.shards.read_state(shard, ns, st.workflow_id, st.run_id)
+                self.queries.detach_unless(key, started_task(st.workflow_task))
+                if pending.attached_to is None and not _must_buffer(st):
+                    return None
+                _check_answerable(st)
+        finally:
+            self.queries.unbuffer(key, query_id)
+        if pending.error is not None:
+            raise wire.ShoalError(wire.Code.QUERY_FAILED, pending.error)
+        return pending.result or []
 
     async def respond_query_task(self, ns: str, req: wire.RespondQueryTaskRequest) -> wire.Empty:
         check_payloads("result", req.result)
@@ -182,12 +230,7 @@ class InteractionOps:
                         wire.Code.WORKFLOW_NOT_RUNNING,
                         f"workflow {wf_id!r} run {run_id} closed ({st.status.name}) before update "
                         f"{pending.request.update_id!r} completed")
-                async with trio.open_nursery() as nursery:
-                    async def first(ev) -> None:
-                        await ev.wait()
-                        nursery.cancel_scope.cancel()
-                    nursery.start_soon(first, pending.done)
-                    nursery.start_soon(first, changed)
+                await _first_of(pending.done, changed)
         if pending.outcome is None:
             self.updates.forget((ns, wf_id, run_id), pending)
             raise wire.ShoalError(
@@ -195,3 +238,51 @@ class InteractionOps:
                 f"update {pending.request.update_id!r} of workflow {wf_id!r} did not complete within "
                 f"{wait_s:g}s{'' if pending.accepted else ': no worker accepted it (is one polling?)'}")
         return wire.UpdateWorkflowResponse(run_id=run_id, outcome=pending.outcome)
+
+
+# Temporal fails queries fast while the workflow task keeps failing: it will not answer.
+QUERY_FAILING_TASK_ATTEMPTS = 3
+
+
+def started_task(wt: records.WorkflowTaskInfo | None) -> TaskKey | None:
+    """Which started workflow task a buffered query rides on (None: none is running)."""
+    return (wt.started_event_id, wt.attempt) if wt is not None and wt.started_event_id else None
+
+
+def _must_buffer(st: records.ExecutionState) -> bool:
+    """Events wait for a worker (a workflow task is scheduled or running, or the first one
+    has not completed): a direct query could miss them."""
+    return st.status == _RUNNING and (st.workflow_task is not None or not st.last_started_event_id)
+
+
+def _rejects(condition: wire.QueryRejectCondition, status: wire.WorkflowExecutionStatus) -> bool:
+    if status == _RUNNING or condition == wire.QueryRejectCondition.NONE:
+        return False
+    return (condition == wire.QueryRejectCondition.NOT_OPEN
+            or status != wire.WorkflowExecutionStatus.COMPLETED)
+
+
+def _check_answerable(st: records.ExecutionState) -> None:
+    """Refuse a query no worker could answer, with what to do about it."""
+    wt = st.workflow_task
+    if st.status != _RUNNING and not st.last_started_event_id:
+        raise wire.ShoalError(wire.Code.QUERY_FAILED,
+                              f"workflow {st.workflow_id!r} closed ({st.status.name}) before any "
+                              f"workflow task ran: there is no state to query")
+    if st.status == _RUNNING and wt is None and not st.last_started_event_id:
+        raise wire.ShoalError(wire.Code.WORKFLOW_NOT_READY,
+                              f"workflow {st.workflow_id!r} has no workflow task scheduled yet")
+    if wt is not None and wt.attempt >= QUERY_FAILING_TASK_ATTEMPTS:
+        raise wire.ShoalError(wire.Code.WORKFLOW_NOT_READY,
+                              f"workflow {st.workflow_id!r}'s workflow task is failing (attempt "
+                              f"{wt.attempt}); queries fail until it succeeds: see describe")
+
+
+async def _first_of(*events: trio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    async with trio.open_nursery() as nursery:
+        async def wait(ev: trio.Event) -> None:
+            await ev.wait()
+            nursery.cancel_scope.cancel()
+        for ev in events:
+            nursery.start_soon(wait, ev)

@@ -94,9 +94,11 @@ class TaskOps:
         # The engine's task carries only the transient events (a retried task's
         # Scheduled/Started, not stored); the stored history comes first.
         full = history + list(wt.history)
+        run = (ns, task.workflow_id, task.run_id)
         return wire.StartTaskResponse(workflow_task=dataclasses.replace(
             wt, history=[e for e in full if e.event_id <= wt.started_event_id],
-            updates=self.updates.unaccepted((ns, task.workflow_id, task.run_id)),
+            updates=self.updates.unaccepted(run),
+            queries=self.queries.attach(run, (wt.started_event_id, wt.attempt)),
         ))
 
     async def _record_started(self, task: DispatchTask, identity: str, request_id: str):
@@ -137,6 +139,8 @@ class TaskOps:
     ) -> wire.CompleteWorkflowTaskResponse:
         token = decode_token(req.task_token)
         check_id("sticky_task_queue", req.sticky_task_queue, required=False)
+        for answer in req.query_results.values():
+            check_payloads("query result", answer.result)
         if not 0 < req.sticky_schedule_to_start_timeout_s <= POLL_WAIT_MAX_S:
             raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
                                   f"sticky_schedule_to_start_timeout_s must be in (0, {POLL_WAIT_MAX_S:g}]")
@@ -160,6 +164,9 @@ class TaskOps:
             )
             eager = self._take_eager(st, tr, eager_ids)
             b.record(st, tr)
+            # The token was valid: the task's answers to the queries it carried are taken
+            # now, before the commit wakes their askers (who would otherwise re-send them).
+            self.queries.settle(key, (token.started_event_id, token.attempt), req.query_results)
             settled[:] = [tr.accepted_updates, tr.update_outcomes]
             waiting = {u.update_id for u in self.updates.unaccepted(key)}
             if waiting - set(tr.accepted_updates) - set(tr.update_outcomes):

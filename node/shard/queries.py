@@ -1,11 +1,14 @@
 """Queries: ask a worker to run a query handler on a run's state; nothing is recorded.
 
-Owns: the queries waiting for an answer on this node, each with the dispatch that offers it
-to the workflow's task queue, and matching answers to askers. A query task travels through
-matching like a workflow task (any poller of the run's queue takes it) but is soft state
-only: if no worker answers within the asker's timeout the query fails with
-DEADLINE_EXCEEDED, and a lost node simply loses its in-flight queries (the client asks
-again). Must not: write to the store or the history engine (queries change nothing).
+Owns: the queries waiting for an answer on this node, in one of two ways, as Temporal
+dispatches them. A *direct* query travels through matching as a query task (any poller of
+the run's queue takes it and replays the run's history) when no event is waiting for a
+worker. A *buffered* query waits on its run while events are (a workflow task is scheduled
+or running): it is attached to the next workflow task a worker starts and answered in that
+task's completion, on the state after those events, so a query always sees every event
+that was in history when it arrived. Both are soft state: if no worker answers within the
+asker's timeout the query fails with DEADLINE_EXCEEDED, and a lost node simply loses its
+queries (the client asks again). Must not: write to the store or the history engine.
 """
 
 from __future__ import annotations
@@ -25,15 +28,21 @@ if TYPE_CHECKING:
 from shoal.node.history.records import TransferKind
 
 
+RunKey = tuple[str, str, str]  # (namespace, workflow id, run id)
+TaskKey = tuple[int, int]  # (started event id, attempt) of one workflow task
+
+
 @dataclass(eq=False, slots=True)
 class PendingQuery:
-    """A query waiting for its answer; ``dispatch`` says which run it asks."""
+    """A query waiting for its answer; ``dispatch`` says which run a direct one asks;
+    ``attached_to`` which started workflow task carries a buffered one (None: none yet)."""
 
-    dispatch: DispatchTask
+    dispatch: DispatchTask | None
     query: wire.WorkflowQuery
     done: trio.Event = field(default_factory=trio.Event)
     result: wire.Payloads | None = None
     error: str | None = None
+    attached_to: TaskKey | None = None
 
 
 class Queries:
@@ -44,6 +53,7 @@ class Queries:
         (a worker's answer is routed by it to the node that waits)."""
         self.matching, self.me = matching, me
         self._pending: dict[str, PendingQuery] = {}
+        self._buffered: dict[RunKey, dict[str, PendingQuery]] = {}
         # Query dispatches take negative task ids, so they never collide with a shard's.
         self._ids = itertools.count(-1, -1)
 
@@ -91,3 +101,49 @@ class Queries:
             return
         pending.result, pending.error = list(req.result), req.error
         pending.done.set()
+
+    # --- buffered queries (answered with a workflow task) --------------------------------
+
+    def buffer(self, key: RunKey, query: wire.WorkflowQuery) -> tuple[str, PendingQuery]:
+        """Hold ``query`` for the next workflow task of run ``key``."""
+        query_id = new_query_id(self.me)
+        pending = PendingQuery(dispatch=None, query=query)
+        self._buffered.setdefault(key, {})[query_id] = pending
+        return query_id, pending
+
+    def unbuffer(self, key: RunKey, query_id: str) -> None:
+        """The asker is done (answered, gave up, or goes direct)."""
+        run = self._buffered.get(key)
+        if run is not None:
+            run.pop(query_id, None)
+            if not run:
+                del self._buffered[key]
+
+    def attach(self, key: RunKey, task: TaskKey) -> dict[str, wire.WorkflowQuery]:
+        """The buffered queries a workflow task of run ``key`` that just started carries."""
+        carried: dict[str, wire.WorkflowQuery] = {}
+        for query_id, pending in self._buffered.get(key, {}).items():
+            if pending.attached_to is None and not pending.done.is_set():
+                pending.attached_to = task
+                carried[query_id] = pending.query
+        return carried
+
+    def settle(self, key: RunKey, task: TaskKey, answers: dict[str, wire.QueryAnswer]) -> None:
+        """Workflow task ``task`` completed with ``answers``; a query it carried but did
+        not answer waits for the next task (or goes direct)."""
+        for query_id, pending in self._buffered.get(key, {}).items():
+            if pending.attached_to != task:
+                continue
+            answer = answers.get(query_id)
+            if answer is None:
+                pending.attached_to = None
+                continue
+            pending.result, pending.error = list(answer.result), answer.error
+            pending.done.set()
+
+    def detach_unless(self, key: RunKey, current: TaskKey | None) -> None:
+        """Queries carried by a workflow task that is no longer the run's started one (it
+        failed or timed out) wait for the next."""
+        for pending in self._buffered.get(key, {}).values():
+            if pending.attached_to is not None and pending.attached_to != current:
+                pending.attached_to = None

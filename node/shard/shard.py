@@ -214,6 +214,7 @@ class Shard:
         )
         self._currents: dict[tuple[str, str], records.CurrentRun | None] = {}
         self._changed: dict[tuple[str, str], trio.Event] = {}
+        self._committed: dict[tuple[str, str], trio.Event] = {}  # any commit (buffered queries)
         self._next_task_id = 0
         self._task_id_ceiling = 0
         self._deferred: list[tables.Mutation] = []  # stale timer rows to delete (see Batch)
@@ -247,7 +248,8 @@ class Shard:
         self._deferred.clear()
         self._dispatched_at.clear()
         changed, self._changed = self._changed, {}
-        for ev in changed.values():
+        committed, self._committed = self._committed, {}
+        for ev in [*changed.values(), *committed.values()]:
             ev.set()  # long polls re-read, and go to the new leader when they retry
 
     async def confirm_leader(self) -> None:
@@ -447,6 +449,10 @@ class Shard:
         # Long polls wait for results, so only a close (or a new current run) wakes them.
         if batch.closed_runs or batch.current_changed:
             self._notify((batch.namespace, batch.workflow_id))
+        if self._committed:
+            ev = self._committed.pop((batch.namespace, batch.workflow_id), None)
+            if ev is not None:
+                ev.set()
 
     def _hand_off(self, t: records.TransferTask) -> None:
         """Workflow and activity tasks go to matching; cross-workflow ones to the processor."""
@@ -472,6 +478,15 @@ class Shard:
         ev = self._changed.get(key)
         if ev is None:
             ev = self._changed[key] = trio.Event()
+        return ev
+
+    def committed_event(self, namespace: str, workflow_id: str) -> trio.Event:
+        """An event set at the next commit of any change to this workflow id (a buffered
+        query re-reads the run's workflow task then)."""
+        key = (namespace, workflow_id)
+        ev = self._committed.get(key)
+        if ev is None:
+            ev = self._committed[key] = trio.Event()
         return ev
 
     def _notify(self, key: tuple[str, str]) -> None:
