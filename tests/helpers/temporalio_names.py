@@ -23,6 +23,7 @@ import importlib.metadata
 import inspect
 import json
 import sys
+import textwrap
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -75,9 +76,26 @@ def module_names(module: ModuleType) -> list[str]:
     return sorted(set(public))
 
 
+def _self_attributes(cls: type) -> set[str]:
+    """Attributes a class's methods set on ``self`` (``self.id = id`` in ``__init__``)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):  # a builtin or generated class: no source to read
+        return set()
+    return {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.ctx, ast.Store)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+    }
+
+
 def class_members(cls: type) -> list[str]:
-    """The public members of a class: methods, properties, class attributes and (dataclass
-    or annotated) fields, its own and those inherited from classes other than builtins.
+    """The public members of a class: methods, properties, class attributes, (dataclass
+    or annotated) fields and attributes set on ``self``, its own and those inherited from
+    classes other than builtins. The parity test applies the same rules to shoal's classes.
 
     Args:
         cls: the class.
@@ -91,6 +109,7 @@ def class_members(cls: type) -> list[str]:
             continue
         names.update(vars(klass))
         names.update(getattr(klass, "__annotations__", {}))
+        names.update(_self_attributes(klass))
     if dataclasses.is_dataclass(cls):
         names.update(f.name for f in dataclasses.fields(cls))
     return sorted(n for n in names if not n.startswith("_"))
