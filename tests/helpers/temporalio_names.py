@@ -9,7 +9,8 @@ Regenerate after upgrading temporalio (``pip install temporalio`` first)::
 
 Rules: a module's names are its ``__all__`` when it defines one, else the names its own source
 binds at top level (``class``, ``def``, assignments), so stdlib/typing re-exports and
-submodules drop out. Names with a leading underscore and ``TypeVar`` s are never public API.
+submodules drop out. Names with a leading underscore, ``TypeVar`` s and ``ParamSpec`` s are
+never public API.
 For a few key classes the public members (methods, properties, dataclass fields) are listed
 too.
 """
@@ -25,7 +26,7 @@ import json
 import sys
 import textwrap
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 MODULES = ("workflow", "activity", "client", "worker", "common", "exceptions", "testing")
 CLASSES = {
@@ -61,8 +62,8 @@ def module_names(module: ModuleType) -> list[str]:
         module: an imported module.
 
     Returns:
-        Its ``__all__`` (or its own top-level bindings), without private names, submodules
-        and ``TypeVar`` s.
+        Its ``__all__`` (or its own top-level bindings), without private names, submodules,
+        ``TypeVar`` s and ``ParamSpec`` s.
     """
     declared = getattr(module, "__all__", None)
     if declared is None:
@@ -70,7 +71,7 @@ def module_names(module: ModuleType) -> list[str]:
     public = []
     for name in declared:
         value = getattr(module, name, None)
-        if name.startswith("_") or isinstance(value, (ModuleType, TypeVar)):
+        if name.startswith("_") or isinstance(value, (ModuleType, TypeVar, ParamSpec)):
             continue
         public.append(name)
     return sorted(set(public))
