@@ -275,7 +275,9 @@ class WorkflowHandle:
             wire.Op.DESCRIBE_WORKFLOW,
             wire.DescribeWorkflowRequest(execution=self._execution(self.run_id)),
         )
-        base = WorkflowExecution._from_info(resp.info, self._client.data_converter)
+        base = WorkflowExecution._from_info(
+            resp.info, self._client.namespace, self._client.data_converter
+        )
         return WorkflowExecutionDescription(
             **{f: getattr(base, f) for f in base.__dataclass_fields__}, raw_description=resp
         )

@@ -227,7 +227,7 @@ class Client:
                 query=query or "", page_size=page_size, next_page_token=token,
             ))
             for info in resp.executions:
-                yield WorkflowExecution._from_info(info, self.data_converter)
+                yield WorkflowExecution._from_info(info, self.namespace, self.data_converter)
             token = resp.next_page_token
             if not token:
                 return

@@ -99,6 +99,14 @@ class WorkflowExecutionInfo:
     history_length: int = 0
     memo: dict[str, bytes] = field(default_factory=dict)
     search_attributes: dict[str, bytes] = field(default_factory=dict)
+    # Temporal's WorkflowExecutionInfo fields added for issue 17 (defaults keep old rows
+    # and peers readable): the namespace, the parent that started this run as a child,
+    # the top of its parent chain (a run with no parent is its own root), and the bytes of
+    # its stored history batches (Temporal's ``history_size_bytes``).
+    namespace: str = ""
+    parent_execution: WorkflowExecution | None = None
+    root_execution: WorkflowExecution | None = None
+    history_size_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

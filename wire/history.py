@@ -87,6 +87,10 @@ class WorkflowExecutionStartedAttributes:
     parent_workflow_id: str | None = None
     parent_run_id: str | None = None
     parent_initiated_event_id: int | None = None
+    # The top of the parent chain (Temporal's root_workflow_execution); the run itself when
+    # it has no parent; None when unknown.
+    root_workflow_id: str | None = None
+    root_run_id: str | None = None
     last_completion_result: Payloads | None = None
     continued_failure: Failure | None = None
 

@@ -159,6 +159,9 @@ class StartChildRunRequest:
     parent: WorkflowExecution
     initiated_event_id: int
     run_id: str  # the child's run id if this call starts it
+    # The top of the parent's chain, which the child inherits (None from an older peer:
+    # the child's root is then unknown and reported as such).
+    root: WorkflowExecution | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -189,6 +189,8 @@ class ExecutionState:
     execution_expiration_time: float | None = None
     next_event_id: int = 1
     last_started_event_id: int = 0  # previous_started_event_id for the next workflow task
+    # Bytes of this run's stored history batches (Temporal's history size): the shard adds
+    # each batch's encoded size when it writes it, as Temporal sums its event blobs.
     history_size_bytes: int = 0
     workflow_task: WorkflowTaskInfo | None = None
     activities: dict[int, ActivityInfo] = field(default_factory=dict)
@@ -216,6 +218,10 @@ class ExecutionState:
     parent: wire.WorkflowExecution | None = None
     parent_namespace: str = ""
     parent_initiated_event_id: int = 0
+    # The top of the parent chain (Temporal's root execution): this run itself when it has
+    # no parent, else inherited from the parent. None: unknown (a state written before
+    # roots were kept, or a child started by a peer that did not send its root).
+    root: wire.WorkflowExecution | None = None
     # Sticky execution: the queue of the worker that caches this run ('' = none).
     sticky_task_queue: str = ""
     sticky_schedule_to_start_timeout_s: float = 5.0
@@ -224,6 +230,16 @@ class ExecutionState:
     # Outcomes of completed updates, so a retried request gets the same answer (bounded: the
     # oldest are forgotten past UPDATES_COMPLETED_MAX).
     completed_updates: dict[str, wire.UpdateOutcome] = field(default_factory=dict)
+
+
+def root_of(st: ExecutionState) -> wire.WorkflowExecution | None:
+    """The top of ``st``'s parent chain: its recorded root, else itself if it has no parent
+    (Temporal: a run without a parent is its own root), else unknown (None)."""
+    if st.root is not None:
+        return st.root
+    if st.parent is None:
+        return wire.WorkflowExecution(workflow_id=st.workflow_id, run_id=st.run_id)
+    return None
 
 
 SIGNAL_REQUEST_IDS_MAX = 1000

@@ -105,11 +105,13 @@ def check_reuse(
 
 
 class ParentRef(NamedTuple):
-    """The run that started a child, and the event that initiated it."""
+    """The run that started a child, the event that initiated it, and the parent's root
+    (the top of its chain, which the child inherits; None when the parent's is unknown)."""
 
     namespace: str
     execution: wire.WorkflowExecution
     initiated_event_id: int
+    root: wire.WorkflowExecution | None = None
 
 
 class _RunTimeouts(NamedTuple):
@@ -164,6 +166,8 @@ def _started_attrs(req: wire.StartWorkflowRequest, state: records.ExecutionState
         parent_workflow_id=parent.execution.workflow_id if parent else None,
         parent_run_id=parent.execution.run_id if parent else None,
         parent_initiated_event_id=parent.initiated_event_id if parent else None,
+        root_workflow_id=state.root.workflow_id if state.root else None,
+        root_run_id=state.root.run_id if state.root else None,
     )
 
 
@@ -184,8 +188,10 @@ def new_run(
     its child.
     """
     if continued_from is not None and continued_from.parent is not None:
+        # A continued child stays its parent's child, so it keeps the chain's root too (as
+        # Temporal's continue-as-new copies the root only when there is a parent).
         parent = ParentRef(continued_from.parent_namespace, continued_from.parent,
-                           continued_from.parent_initiated_event_id)
+                           continued_from.parent_initiated_event_id, continued_from.root)
     t = _run_timeouts(req, now, cfg, continued_from)
     first_run_id, continued_run_id = run_id, None
     if continued_from is not None:
@@ -201,7 +207,10 @@ def new_run(
         memo=dict(req.memo), search_attributes=dict(req.search_attributes),
     )
     if parent is not None:
-        state.parent_namespace, state.parent, state.parent_initiated_event_id = parent
+        state.parent_namespace, state.parent = parent.namespace, parent.execution
+        state.parent_initiated_event_id, state.root = parent.initiated_event_id, parent.root
+    else:
+        state.root = wire.WorkflowExecution(workflow_id=req.workflow_id, run_id=run_id)
     txn = Txn(state, now, cfg)
     txn.append(_started_attrs(req, state, t, continued_run_id, parent))
     workflow_task.schedule(txn, attempt=1)

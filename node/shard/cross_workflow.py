@@ -99,7 +99,7 @@ class CrossWorkflow:
             resp = await self.shards.call(ns, wire.Op.START_CHILD_RUN, wire.StartChildRunRequest(
                 request=req, parent_namespace=ns, parent=wire.WorkflowExecution(
                     workflow_id=task.workflow_id, run_id=task.run_id),
-                initiated_event_id=eid, run_id=run_id))
+                initiated_event_id=eid, run_id=run_id, root=records.root_of(parent)))
         except wire.ShoalError as exc:
             if exc.code != wire.Code.WORKFLOW_ALREADY_STARTED:
                 raise
@@ -114,7 +114,7 @@ class CrossWorkflow:
                               ) -> wire.StartWorkflowResponse:
         """``START_CHILD_RUN`` (on the child's shard leader): start a parent's child."""
         start = req.request
-        ref = ParentRef(req.parent_namespace, req.parent, req.initiated_event_id)
+        ref = ParentRef(req.parent_namespace, req.parent, req.initiated_event_id, req.root)
         engine = self.engine
         return await self.shards.for_workflow(ns, start.workflow_id).run_op(
             ns, start.workflow_id,

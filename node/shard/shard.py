@@ -385,11 +385,14 @@ class Shard:
         for run_id, ch in batch.runs.items():
             st = ch.state
             if ch.events:
-                muts.append(
-                    tables.put_history_batch(
-                        sid, st.namespace, st.workflow_id, run_id, ch.first_event_id, ch.events
-                    )
+                put = tables.put_history_batch(
+                    sid, st.namespace, st.workflow_id, run_id, ch.first_event_id, ch.events
                 )
+                # Temporal's history size is the sum of its stored event blobs: count this
+                # batch's bytes as written. A failed commit forgets the state, count included.
+                assert put.value is not None
+                st.history_size_bytes += len(put.value)
+                muts.append(put)
             muts.append(tables.put_execution(sid, st))
             # Visibility (list) changes only when a run starts, upserts search attributes or
             # closes; rewriting it on every entry cost an encode and a B-tree write per
@@ -544,7 +547,11 @@ def execution_info(st: records.ExecutionState) -> wire.WorkflowExecutionInfo:
     return wire.WorkflowExecutionInfo(
         workflow_id=st.workflow_id, run_id=st.run_id, workflow_type=st.workflow_type,
         task_queue=st.task_queue, status=st.status, start_time=st.start_time,
+        # No start delay exists yet (cron, start_delay, a retry's backoff), so the first
+        # workflow task is due at start: execution_time is the start time.
         close_time=st.close_time, execution_time=st.start_time,
         history_length=st.next_event_id - 1, memo=st.memo,
-        search_attributes=st.search_attributes,
+        search_attributes=st.search_attributes, namespace=st.namespace,
+        parent_execution=st.parent, root_execution=records.root_of(st),
+        history_size_bytes=st.history_size_bytes,
     )

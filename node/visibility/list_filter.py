@@ -17,7 +17,8 @@ The grammar is the subset of Temporal's SQL-like list filter that its users reac
     op         := = | != | <> | < | <= | > | >=
 
 Names are the system attributes (WorkflowId, RunId, WorkflowType, ExecutionStatus,
-TaskQueue, StartTime, CloseTime, ExecutionTime, HistoryLength) or custom search attributes
+TaskQueue, StartTime, CloseTime, ExecutionTime, HistoryLength, HistorySizeBytes,
+ParentWorkflowId, ParentRunId, RootWorkflowId, RootRunId) or custom search attributes
 given at start or upserted; a name may be `back-quoted`. Keywords are case-insensitive.
 Times compare as instants: a literal is an ISO-8601 string (``'2026-11-29T10:00:00Z'``).
 A custom attribute holding a list (a keyword list) matches ``=`` and ``IN`` when any item
@@ -64,6 +65,12 @@ _SYSTEM: dict[str, tuple[str, Callable[[wire.WorkflowExecutionInfo], Any]]] = {
     "closetime": ("time", lambda i: i.close_time),
     "executiontime": ("time", lambda i: i.execution_time if i.execution_time else i.start_time),
     "historylength": ("int", lambda i: i.history_length),
+    # Temporal's parent and root attributes; a run without a parent has NULL parent ids.
+    "parentworkflowid": ("str", lambda i: i.parent_execution.workflow_id if i.parent_execution else None),
+    "parentrunid": ("str", lambda i: i.parent_execution.run_id if i.parent_execution else None),
+    "rootworkflowid": ("str", lambda i: i.root_execution.workflow_id if i.root_execution else None),
+    "rootrunid": ("str", lambda i: i.root_execution.run_id if i.root_execution else None),
+    "historysizebytes": ("int", lambda i: i.history_size_bytes),
 }
 
 _ORDERABLE = {"starttime", "closetime", "executiontime", "workflowid", "workflowtype",

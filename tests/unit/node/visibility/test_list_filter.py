@@ -140,3 +140,25 @@ def test_any_text_parses_or_raises_a_named_error(query: str) -> None:
         return
     for run in RUNS:  # evaluating a parsed filter never raises
         f.matches(run)
+
+
+def test_parent_and_root_ids_filter_and_a_parentless_run_has_null_parent() -> None:
+    x = wire.WorkflowExecution
+    top = wire.WorkflowExecutionInfo(
+        workflow_id="top", run_id="t1", workflow_type="T", task_queue="q", status=S.RUNNING,
+        start_time=1.0, root_execution=x(workflow_id="top", run_id="t1"), history_size_bytes=90)
+    child = wire.WorkflowExecutionInfo(
+        workflow_id="kid", run_id="k1", workflow_type="T", task_queue="q", status=S.RUNNING,
+        start_time=2.0, parent_execution=x(workflow_id="top", run_id="t1"),
+        root_execution=x(workflow_id="top", run_id="t1"), history_size_bytes=400)
+
+    def ids(query: str) -> list[str]:
+        f = list_filter.parse(query)
+        return [r.workflow_id for r in (top, child) if f.matches(r)]
+
+    assert ids("RootWorkflowId = 'top'") == ["top", "kid"]
+    assert ids("RootRunId = 't1' AND ParentWorkflowId = 'top'") == ["kid"]
+    assert ids("ParentRunId = 't1'") == ["kid"]
+    assert ids("ParentWorkflowId IS NULL") == ["top"]
+    assert ids("ParentWorkflowId != 'top'") == []  # NULL matches no comparison
+    assert ids("HistorySizeBytes > 100") == ["kid"]
