@@ -71,6 +71,11 @@ class Interactions:
         self._buffered_signals: list[tuple[str, list[bytes]]] = []
         self._patches: dict[str, bool] = {}  # patch id -> what patched() answered (memo)
         self._updates_seen: set[str] = set()
+        # Handlers set at run time (workflow.set_query_handler ...); they win over the
+        # class's decorated ones of the same name. Update entries hold (handler, validator).
+        self._query_handlers: dict[Optional[str], _Handler] = {}
+        self._update_handlers: dict[Optional[str], tuple[_Handler, Optional[Callable[..., Any]]]] = {}
+        self._running_handlers = 0  # signal and update handler tasks not yet finished
         # Patch ids whose markers history holds up to the end of the task being replayed.
         self.recorded_patches: set[str] = set()
 
@@ -103,6 +108,7 @@ class Interactions:
         self._core.loop.create_task(self._run_handler(handler.fn, args), name=f"signal:{name}")
 
     async def _run_handler(self, fn: Callable[..., Any], args: list[Any]) -> None:
+        self._running_handlers += 1
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
@@ -113,6 +119,13 @@ class Interactions:
             pass  # the run is being torn down or cancelled; the run method decides
         except Exception as exc:
             self._core.settle_failure(exc)
+        finally:
+            self._running_handlers -= 1
+
+    def all_handlers_finished(self) -> bool:
+        """``workflow.all_handlers_finished``: no signal or update handler is still running
+        (wait for it before the run returns, so no handler's work is cut off)."""
+        return self._running_handlers == 0
 
     def set_signal_handler(self, name: Optional[str],
                            fn: Optional[Callable[..., Any]]) -> None:
@@ -168,21 +181,19 @@ class Interactions:
         if core.workflow_object is None:
             raise QueryError("the workflow has not completed its first workflow task yet; "
                              "query again shortly")
-        hd = core.defn.queries.get(name) or core.defn.queries.get(None)
-        if hd is None:
-            known = sorted(n for n in core.defn.queries if n is not None)
+        handler = _find(self._query_handlers, core.defn.queries, name, core.workflow_object)
+        if handler is None:
+            known = sorted({*core.defn.queries, *self._query_handlers} - {None})
             raise QueryError(f"workflow {core.defn.name!r} has no query handler {name!r} "
                              f"(known queries: {known})")
-        dynamic = hd.name is None
         try:
-            args = core.converter.from_payloads(payloads, None if dynamic else hd.arg_types)
+            args = core.converter.from_payloads(payloads, handler.arg_types)
         except Exception as exc:
             raise QueryError(f"the arguments of query {name!r} do not decode: {exc}") from exc
-        fn = hd.fn.__get__(core.workflow_object)
         commands_before = len(core.commands)
         try:
             with core.loop.entered():
-                result = fn(name, args) if dynamic else fn(*args)
+                result = handler.fn(name, args) if handler.dynamic else handler.fn(*args)
         except Exception as exc:
             raise QueryError(f"query handler {name!r} raised {type(exc).__name__}: {exc}") from exc
         finally:
@@ -209,25 +220,25 @@ class Interactions:
         if uid in self._updates_seen:
             return  # redelivered (the task was retried, or the request was re-sent)
         self._updates_seen.add(uid)
-        hd = core.defn.updates.get(request.name) or core.defn.updates.get(None)
+        found = self._find_update(request.name)
         problem: Optional[BaseException] = None
         args: list[Any] = []
         if core.workflow_object is None:
             problem = exceptions.ApplicationError("the workflow has not started yet", type="UpdateRejected")
-        elif hd is None:
-            known = sorted(n for n in core.defn.updates if n is not None)
+        elif found is None:
+            known = sorted({*core.defn.updates, *self._update_handlers} - {None})
             problem = exceptions.ApplicationError(
                 f"workflow {core.defn.name!r} has no update handler {request.name!r} (known updates: {known})",
                 type="UpdateNotFound")
         else:
+            handler, validator = found
             try:
-                args = core.converter.from_payloads(list(request.input), None if hd.name is None else hd.arg_types)
-                if hd.name is None:
+                args = core.converter.from_payloads(list(request.input), handler.arg_types)
+                if handler.dynamic:
                     args = [request.name, args]
-                validator = getattr(hd.fn, _VALIDATOR_ATTR, None)
                 if validator is not None and not core.replaying:
                     with core.loop.entered():
-                        validator(core.workflow_object, *args)
+                        validator(*args)
             except Exception as exc:
                 problem = exc
         if problem is not None:
@@ -236,11 +247,60 @@ class Interactions:
                     update_id=uid, failure=exceptions.error_to_failure(problem, core.converter)))
             return
         core.add_command(wire.AcceptUpdateCommand(request=request))
-        assert hd is not None
-        core.loop.create_task(self._run_update(uid, hd.fn.__get__(core.workflow_object), args),
+        assert found is not None
+        core.loop.create_task(self._run_update(uid, found[0].fn, args),
                               name=f"update:{request.name}")
 
+    def _find_update(self, name: str) -> Optional[tuple[_Handler, Optional[Callable[..., Any]]]]:
+        """The update handler for ``name`` and its validator, both bound."""
+        obj = self._core.workflow_object
+        if name in self._update_handlers:
+            return self._update_handlers[name]
+        hd = self._core.defn.updates.get(name)
+        if hd is None and None in self._update_handlers:
+            return self._update_handlers[None]
+        hd = hd or self._core.defn.updates.get(None)
+        if hd is None:
+            return None
+        validator = getattr(hd.fn, _VALIDATOR_ATTR, None)
+        return _bound(hd, obj), None if validator is None else validator.__get__(obj)
+
+    # --- handlers set at run time ---------------------------------------------------------
+
+    def set_query_handler(self, name: Optional[str], fn: Optional[Callable[..., Any]]) -> None:
+        """``workflow.set_query_handler`` (``name`` None: the dynamic one); None removes."""
+        if fn is None:
+            self._query_handlers.pop(name, None)
+        else:
+            self._query_handlers[name] = _plain(name, fn)
+
+    def get_query_handler(self, name: Optional[str]) -> Optional[Callable[..., Any]]:
+        handler = _find(self._query_handlers, self._core.defn.queries, name,
+                        self._core.workflow_object, fallback=False)
+        return None if handler is None else handler.fn
+
+    def set_update_handler(self, name: Optional[str], fn: Optional[Callable[..., Any]],
+                           validator: Optional[Callable[..., Any]] = None) -> None:
+        """``workflow.set_update_handler`` (``name`` None: the dynamic one); None removes."""
+        if fn is None:
+            self._update_handlers.pop(name, None)
+        else:
+            self._update_handlers[name] = (_plain(name, fn), validator)
+
+    def get_update_handler(self, name: Optional[str]) -> Optional[Callable[..., Any]]:
+        if name in self._update_handlers:
+            return self._update_handlers[name][0].fn
+        hd = self._core.defn.updates.get(name)
+        return None if hd is None else hd.fn.__get__(self._core.workflow_object)
+
     async def _run_update(self, uid: str, fn: Callable[..., Any], args: list[Any]) -> None:
+        self._running_handlers += 1
+        try:
+            await self._run_update_body(uid, fn, args)
+        finally:
+            self._running_handlers -= 1
+
+    async def _run_update_body(self, uid: str, fn: Callable[..., Any], args: list[Any]) -> None:
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
@@ -298,6 +358,28 @@ def patch_id_of(event: wire.HistoryEvent, converter: Any) -> Optional[str]:
 def _bound(hd: HandlerDefinition, obj: Any) -> _Handler:
     dynamic = hd.name is None  # called as fn(name, args): its arguments decode untyped
     return _Handler(fn=hd.fn.__get__(obj), arg_types=None if dynamic else hd.arg_types, dynamic=dynamic)
+
+
+def _plain(name: Optional[str], fn: Callable[..., Any]) -> _Handler:
+    """A handler set at run time: a plain callable (dynamic ones take ``(name, args)``)."""
+    return _Handler(fn=fn, arg_types=None if name is None else _arg_types(fn), dynamic=name is None)
+
+
+def _find(set_at_run_time: dict[Optional[str], _Handler], declared: dict[Optional[str], HandlerDefinition],
+          name: Optional[str], obj: Any, *, fallback: bool = True) -> Optional[_Handler]:
+    """The handler for ``name``: one set at run time, else the class's decorated one, else
+    (``fallback``) the dynamic one set at run time, else the class's dynamic one."""
+    if name in set_at_run_time:
+        return set_at_run_time[name]
+    hd = declared.get(name)
+    if hd is not None:
+        return _bound(hd, obj)
+    if not fallback:
+        return None
+    if None in set_at_run_time:
+        return set_at_run_time[None]
+    hd = declared.get(None)
+    return None if hd is None else _bound(hd, obj)
 
 
 def _arg_types(fn: Callable[..., Any]) -> Optional[list[Any]]:

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "defn", "run", "init", "signal", "query", "update",
+    "set_query_handler", "get_query_handler", "set_dynamic_query_handler",
+    "get_dynamic_query_handler", "set_update_handler", "get_update_handler",
+    "set_dynamic_update_handler", "get_dynamic_update_handler", "all_handlers_finished",
+    "new_random",
     "WorkflowDefinition", "HandlerDefinition", "Info", "ActivityHandle",
     "ActivityCancellationType", "NondeterminismError",
     "execute_activity", "start_activity", "execute_activity_method", "start_activity_method",
@@ -99,6 +103,12 @@ def time_ns() -> int:
 def random() -> _random.Random:
     """A ``random.Random`` seeded from the run id: the same sequence on every replay."""
     return _runtime().random
+
+
+def new_random() -> _random.Random:
+    """A new ``random.Random`` seeded from ``random()``: deterministic, and independent of
+    the workflow's own sequence once made."""
+    return _random.Random(_runtime().random.getrandbits(64))
 
 
 def uuid4() -> uuid.UUID:
@@ -251,6 +261,61 @@ def set_dynamic_signal_handler(handler: Optional[Callable[..., Any]]) -> None:
 def get_dynamic_signal_handler() -> Optional[Callable[..., Any]]:
     """The catch-all signal handler, if any."""
     return _runtime().interactions.get_signal_handler(None)
+
+
+def set_query_handler(name: Optional[str], handler: Optional[Callable[..., Any]]) -> None:
+    """Answer query ``name`` with ``handler`` (a plain function); None removes it. ``name``
+    None sets the dynamic handler, called as ``handler(name, args)``."""
+    _runtime().interactions.set_query_handler(name, handler)
+
+
+def get_query_handler(name: str) -> Optional[Callable[..., Any]]:
+    """The handler for query ``name`` (set at run time, else decorated), if any."""
+    return _runtime().interactions.get_query_handler(name)
+
+
+def set_dynamic_query_handler(handler: Optional[Callable[..., Any]]) -> None:
+    """Answer every query without a handler of its own: ``handler(name, args)``."""
+    _runtime().interactions.set_query_handler(None, handler)
+
+
+def get_dynamic_query_handler() -> Optional[Callable[..., Any]]:
+    """The catch-all query handler set at run time, if any."""
+    return _runtime().interactions.get_query_handler(None)
+
+
+def set_update_handler(name: Optional[str], handler: Optional[Callable[..., Any]], *,
+                       validator: Optional[Callable[..., None]] = None,
+                       description: Optional[str] = None) -> None:
+    """Handle update ``name`` with ``handler`` (sync or async), after ``validator`` (which
+    rejects an update by raising); None removes it. ``name`` None: the dynamic handler,
+    called as ``handler(name, args)``."""
+    del description
+    _runtime().interactions.set_update_handler(name, handler, validator)
+
+
+def get_update_handler(name: str) -> Optional[Callable[..., Any]]:
+    """The handler for update ``name`` (set at run time, else decorated), if any."""
+    return _runtime().interactions.get_update_handler(name)
+
+
+def set_dynamic_update_handler(handler: Optional[Callable[..., Any]], *,
+                               validator: Optional[Callable[..., None]] = None,
+                               description: Optional[str] = None) -> None:
+    """Handle every update without a handler of its own: ``handler(name, args)``."""
+    del description
+    _runtime().interactions.set_update_handler(None, handler, validator)
+
+
+def get_dynamic_update_handler() -> Optional[Callable[..., Any]]:
+    """The catch-all update handler set at run time, if any."""
+    return _runtime().interactions.get_update_handler(None)
+
+
+def all_handlers_finished() -> bool:
+    """No signal or update handler of this run is still running. Temporal's idiom, before
+    the run returns: ``await workflow.wait_condition(workflow.all_handlers_finished)``."""
+    return _runtime().interactions.all_handlers_finished()
 
 
 def continue_as_new(
