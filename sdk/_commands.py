@@ -29,6 +29,7 @@ COMMAND_EVENT_TYPES = frozenset({
     ET.SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
     ET.REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED,
     ET.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+    ET.WORKFLOW_PROPERTIES_MODIFIED,
     ET.WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
     ET.WORKFLOW_EXECUTION_UPDATE_COMPLETED,
 })
@@ -90,6 +91,8 @@ def matches(command: wire.Command, event: wire.HistoryEvent) -> bool:
                 and a.update_id == command.update_id)
     if isinstance(command, wire.UpsertWorkflowSearchAttributesCommand):
         return isinstance(a, wire.UpsertWorkflowSearchAttributesAttributes)
+    if isinstance(command, wire.ModifyWorkflowPropertiesCommand):
+        return isinstance(a, wire.WorkflowPropertiesModifiedAttributes)
     if isinstance(command, wire.CancelWorkflowExecutionCommand):
         return isinstance(a, wire.WorkflowExecutionCanceledAttributes)
     if isinstance(command, wire.ContinueAsNewWorkflowExecutionCommand):

@@ -273,6 +273,20 @@ class WorkflowRuntime:
             else:
                 self.info.search_attributes[key] = value
 
+    def upsert_memo(self, updates: dict[str, Any]) -> None:
+        """``workflow.upsert_memo``: a ModifyWorkflowProperties command (None removes a key)."""
+        encoded = {k: b"" if v is None else self.converter.to_payloads([v])[0]
+                   for k, v in updates.items()}
+        self.add_command(wire.ModifyWorkflowPropertiesCommand(upserted_memo=encoded))
+        assert self.info is not None
+        memo = self.info.memo  # Info is frozen; its memo dict is this run's own
+        assert isinstance(memo, dict)
+        for key, value in updates.items():
+            if value is None:
+                memo.pop(key, None)
+            else:
+                memo[key] = value
+
     def _activity_for(self, scheduled_event_id: int,
                       event: wire.HistoryEvent) -> Optional[_PendingActivity]:
         seq = self._scheduled.get(scheduled_event_id)

@@ -41,7 +41,7 @@ __all__ = [
     "set_query_handler", "get_query_handler", "set_dynamic_query_handler",
     "get_dynamic_query_handler", "set_update_handler", "get_update_handler",
     "set_dynamic_update_handler", "get_dynamic_update_handler", "all_handlers_finished",
-    "new_random",
+    "new_random", "upsert_memo", "memo_value",
     "WorkflowDefinition", "HandlerDefinition", "Info", "ActivityHandle",
     "ActivityCancellationType", "NondeterminismError",
     "execute_activity", "start_activity", "execute_activity_method", "start_activity_method",
@@ -349,8 +349,25 @@ def upsert_search_attributes(attributes: Mapping[str, Any]) -> None:
 
 
 def memo() -> Mapping[str, Any]:
-    """The memo the run was started with, decoded."""
+    """The run's memo, decoded: what it was started with, and ``upsert_memo``'s changes."""
     return info().memo
+
+
+def memo_value(key: str, default: Any = _NO_ARG, *, type_hint: Optional[type] = None) -> Any:
+    """One memo field (``KeyError`` if absent and no ``default``)."""
+    del type_hint
+    found = info().memo
+    if key in found:
+        return found[key]
+    if default is _NO_ARG:
+        raise KeyError(f"memo has no key {key!r}")
+    return default
+
+
+def upsert_memo(updates: Mapping[str, Any]) -> None:
+    """Add, change or (with ``None``) remove memo fields. Describe and list show the new
+    memo once this workflow task completes; ``memo()`` shows it at once."""
+    _runtime().upsert_memo(dict(updates))
 
 
 def patched(id: str) -> bool:

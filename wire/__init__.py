@@ -65,6 +65,7 @@ from shoal.wire.values import (  # noqa: F401
     WorkflowExecutionStatus,
 )
 from shoal.wire.history import (  # noqa: F401
+    WorkflowPropertiesModifiedAttributes,
     ActivityTaskCancelRequestedAttributes,
     ActivityTaskCanceledAttributes,
     ActivityTaskCompletedAttributes,
@@ -116,6 +117,7 @@ from shoal.wire.children import (  # noqa: F401
     StartChildWorkflowExecutionInitiatedAttributes,
 )
 from shoal.wire.commands import (  # noqa: F401
+    ModifyWorkflowPropertiesCommand,
     AcceptUpdateCommand,
     CancelTimerCommand,
     CancelWorkflowExecutionCommand,
@@ -260,6 +262,8 @@ from shoal.wire.replication import (  # noqa: F401
 )
 
 __all__ = [
+    "ModifyWorkflowPropertiesCommand",
+    "WorkflowPropertiesModifiedAttributes",
     "COLLECTION_ITEMS_MAX",
     "Code",
     "DEFAULT_NAMESPACE",

@@ -32,6 +32,7 @@ class CommandType(IntEnum):
     START_CHILD_WORKFLOW_EXECUTION = 11
     SIGNAL_EXTERNAL_WORKFLOW_EXECUTION = 12
     UPSERT_WORKFLOW_SEARCH_ATTRIBUTES = 13
+    MODIFY_WORKFLOW_PROPERTIES = 16
     # Temporal carries update answers as protocol messages beside the commands; shoal makes
     # them commands (numbers past Temporal's range).
     ACCEPT_UPDATE = 50
@@ -106,6 +107,14 @@ class SignalExternalWorkflowExecutionCommand:
 class UpsertWorkflowSearchAttributesCommand:
     KIND: ClassVar[int] = _COMMAND_TAG + CommandType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
     search_attributes: dict[str, bytes]  # an empty payload removes the attribute
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModifyWorkflowPropertiesCommand:
+    """``workflow.upsert_memo``: memo fields to set (an empty payload removes one)."""
+
+    KIND: ClassVar[int] = _COMMAND_TAG + CommandType.MODIFY_WORKFLOW_PROPERTIES
+    upserted_memo: dict[str, bytes]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,6 +214,7 @@ Command = Union[
     RejectUpdateCommand,
     CompleteUpdateCommand,
     UpsertWorkflowSearchAttributesCommand,
+    ModifyWorkflowPropertiesCommand,
 ]
 
 for _cls in get_args(Command):

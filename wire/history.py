@@ -39,7 +39,8 @@ from shoal.wire.values import (
 
 
 class WorkflowTaskFailedCause(IntEnum):
-    """Subset of Temporal's ``WorkflowTaskFailedCause`` numbers that shoal produces."""
+    """The ``WorkflowTaskFailedCause`` values shoal produces (Temporal's names; only some of
+    the numbers match Temporal's)."""
 
     UNHANDLED_COMMAND = 1
     BAD_SCHEDULE_ACTIVITY_ATTRIBUTES = 2
@@ -56,6 +57,9 @@ class WorkflowTaskFailedCause(IntEnum):
     BAD_SEARCH_ATTRIBUTES = 14
     BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES = 15
     BAD_UPDATE_ATTRIBUTES = 16
+    # Not Temporal's number (25, which BAD_BINARY took here): several of these differ from
+    # Temporal's and cannot be renumbered now that histories store them.
+    BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES = 17
     START_TIMER_DUPLICATE_ID = 9
     WORKFLOW_WORKER_UNHANDLED_FAILURE = 22
     NON_DETERMINISTIC_ERROR = 24
@@ -336,6 +340,13 @@ class UpsertWorkflowSearchAttributesAttributes:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowPropertiesModifiedAttributes:
+    KIND: ClassVar[int] = EventType.WORKFLOW_PROPERTIES_MODIFIED
+    workflow_task_completed_event_id: int
+    upserted_memo: dict[str, bytes] = field(default_factory=dict)  # b"": remove the key
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MarkerRecordedAttributes:
     KIND: ClassVar[int] = EventType.MARKER_RECORDED
     marker_name: str
@@ -397,6 +408,7 @@ EventAttributes = Union[
     WorkflowExecutionUpdateAcceptedAttributes,
     WorkflowExecutionUpdateCompletedAttributes,
     UpsertWorkflowSearchAttributesAttributes,
+    WorkflowPropertiesModifiedAttributes,
 ]
 
 for _cls in get_args(EventAttributes):

@@ -191,6 +191,11 @@ def _validate_interaction(check: _Check, cmd: wire.Command) -> wire.Command:
         if problem is not None:
             raise _Reject(Cause.BAD_SEARCH_ATTRIBUTES, problem)
         return cmd
+    if isinstance(cmd, wire.ModifyWorkflowPropertiesCommand):
+        problem = interactions.check_memo(check.state, cmd, check.cfg)
+        if problem is not None:
+            raise _Reject(Cause.BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES, problem)
+        return cmd
     if isinstance(cmd, wire.RecordMarkerCommand):
         problem = interactions.check_marker(cmd, check.cfg)
         if problem is not None:
@@ -309,6 +314,8 @@ def apply(
             updates.apply(txn, cmd)
         elif isinstance(cmd, wire.UpsertWorkflowSearchAttributesCommand):
             interactions.upsert_search_attributes(txn, cmd, completed_event_id)
+        elif isinstance(cmd, wire.ModifyWorkflowPropertiesCommand):
+            interactions.upsert_memo(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.RecordMarkerCommand):
             interactions.record_marker(txn, cmd, completed_event_id)
         elif isinstance(cmd, wire.CancelWorkflowExecutionCommand):

@@ -171,6 +171,39 @@ def check_upsert(state: records.ExecutionState, cmd: wire.UpsertWorkflowSearchAt
     return None
 
 
+MEMO_FIELDS_MAX = 100
+
+
+def check_memo(state: records.ExecutionState, cmd: wire.ModifyWorkflowPropertiesCommand,
+               cfg: HistoryConfig) -> str | None:
+    """Why a ModifyWorkflowProperties (``upsert_memo``) command is invalid, or None."""
+    if not cmd.upserted_memo:
+        return "upsert_memo names no memo fields"
+    if any(not name or len(name) > SEARCH_ATTRIBUTE_NAME_CHARS_MAX for name in cmd.upserted_memo):
+        return f"memo field names must be 1 to {SEARCH_ATTRIBUTE_NAME_CHARS_MAX} characters"
+    merged = {**state.memo, **cmd.upserted_memo}
+    count = sum(1 for v in merged.values() if v)
+    if count > MEMO_FIELDS_MAX:
+        return f"{count} memo fields; the limit is {MEMO_FIELDS_MAX}"
+    size = sum(len(v) for v in merged.values())
+    if size > cfg.payload_bytes_max:
+        return f"the memo would be {size} bytes; the limit is {cfg.payload_bytes_max} bytes"
+    return None
+
+
+def upsert_memo(txn: Txn, cmd: wire.ModifyWorkflowPropertiesCommand, completed_event_id: int) -> None:
+    """Record the memo change and apply it to the run's memo (describe and list show it)."""
+    txn.append(wire.WorkflowPropertiesModifiedAttributes(
+        workflow_task_completed_event_id=completed_event_id,
+        upserted_memo=dict(cmd.upserted_memo)))
+    memo = txn.state.memo
+    for name, value in cmd.upserted_memo.items():
+        if value:
+            memo[name] = value
+        else:
+            memo.pop(name, None)
+
+
 def upsert_search_attributes(txn: Txn, cmd: wire.UpsertWorkflowSearchAttributesCommand,
                              completed_event_id: int) -> None:
     """Record the upsert and apply it to the run's search attributes (visibility follows)."""

@@ -89,6 +89,11 @@ class _RunChanges:
     events: list[wire.HistoryEvent] = field(default_factory=list)
 
 
+# Events after which a run's list entry changes (besides its start and close).
+_VISIBLE_CHANGES = frozenset({wire.EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                              wire.EventType.WORKFLOW_PROPERTIES_MODIFIED})
+
+
 class Batch:
     """The in-memory view of one workflow id while a drain applies its pending ops.
 
@@ -398,8 +403,7 @@ class Shard:
             # closes; rewriting it on every entry cost an encode and a B-tree write per
             # request for nothing.
             if ch.first_event_id == 1 or run_id in batch.closed_runs or any(
-                e.event_type == wire.EventType.UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
-                for e in ch.events
+                e.event_type in _VISIBLE_CHANGES for e in ch.events
             ):
                 muts.append(tables.put_visibility(sid, execution_info(st), st.namespace))
         if batch.current_changed:

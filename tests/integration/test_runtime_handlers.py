@@ -129,3 +129,30 @@ async def test_new_random_gives_the_same_numbers_when_the_run_is_replayed(client
         rolls = await handle.result()
         assert len(rolls) == 2 and rolls[0] != rolls[1]
         assert await handle.query(Dice.seen) == rolls  # a closed run's query replays it
+
+
+@workflow.defn
+class Memos:
+    @workflow.run
+    async def run(self) -> dict:
+        workflow.upsert_memo({"stage": "two", "gone": None, "count": 2})
+        seen = dict(workflow.memo())
+        await workflow.sleep(timedelta(milliseconds=20))  # a second task: the upsert replays
+        workflow.upsert_memo({"count": 3})
+        return {"seen": seen, "count": workflow.memo_value("count"),
+                "missing": workflow.memo_value("nope", "default")}
+
+
+async def test_upsert_memo_changes_the_memo_describe_shows(client: Client) -> None:
+    tq = _id("tq")
+    async with Worker(client, task_queue=tq, workflows=[Memos], max_cached_workflows=0):
+        handle = await client.start_workflow(Memos.run, id=_id("memo"), task_queue=tq,
+                                             memo={"stage": "one", "gone": "soon"})
+        out = await handle.result()
+        assert out == {"seen": {"stage": "two", "count": 2}, "count": 3, "missing": "default"}
+        desc = await handle.describe()
+        assert await desc.memo() == {"stage": "two", "count": 3}
+        history = await handle.fetch_history()
+        modified = [e for e in history.events
+                    if e.raw.event_type.name == "WORKFLOW_PROPERTIES_MODIFIED"]
+        assert len(modified) == 2

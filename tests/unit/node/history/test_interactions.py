@@ -197,3 +197,21 @@ def test_cancel_reports_need_a_request_and_a_pending_activity(run: Run) -> None:
     run.signal("wake")
     run.run_wt([wire.RequestCancelActivityTaskCommand(scheduled_event_id=999)])
     assert run.last(E.WORKFLOW_TASK_FAILED).attributes.cause == Cause.BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES
+
+
+def test_upsert_memo_records_an_event_and_changes_the_memo(run: Run) -> None:
+    run.run_wt([wire.ModifyWorkflowPropertiesCommand(upserted_memo={"a": b"1", "b": b"2"})])
+    assert run.state.memo == {"a": b"1", "b": b"2"}
+    run.signal("go")
+    run.run_wt([wire.ModifyWorkflowPropertiesCommand(upserted_memo={"a": b"", "c": b"3"})])
+    assert run.state.memo == {"b": b"2", "c": b"3"}  # an empty payload removes a field
+    attrs = run.last(E.WORKFLOW_PROPERTIES_MODIFIED).attributes
+    assert attrs.upserted_memo == {"a": b"", "c": b"3"}
+    assert check_history(run.history) == []
+
+
+@pytest.mark.parametrize("memo", [{}, {"": b"1"}, {f"k{i}": b"v" for i in range(101)}])
+def test_a_bad_upsert_memo_fails_the_task_and_changes_nothing(run: Run, memo) -> None:
+    run.run_wt([wire.ModifyWorkflowPropertiesCommand(upserted_memo=memo)])
+    assert run.last(E.WORKFLOW_TASK_FAILED).attributes.cause == Cause.BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES
+    assert run.state.memo == {}
