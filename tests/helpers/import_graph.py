@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "sdk": {"wire"},
     "cli": {"sdk", "wire", "root"},
     "sim": {"node", "store", "ring", "gossip", "wire"},
+    "testing": {"sdk", "node", "store", "wire", "root"},  # embeds a node, like cli/node.py
     "bench": {"node", "store", "ring", "gossip", "wire", "sdk", "root", "sim"},
     "root": {"sdk", "wire"},
 }
