@@ -1,5 +1,5 @@
 """``shoal.worker``: run workflows and activities (mirrors ``temporalio.worker``)."""
 
-from shoal.sdk.worker import Worker
+from shoal.sdk.worker import Replayer, Worker, WorkflowReplayResult, WorkflowReplayResults
 
-__all__ = ["Worker"]
+__all__ = ["Replayer", "Worker", "WorkflowReplayResult", "WorkflowReplayResults"]

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shoal import wire
+from shoal.sdk.history import HistoryEvent, WorkflowHistory
 
 # Fields whose bytes are payloads (one CBOR value each): shown decoded, not as bytes.
 _PAYLOAD_LIST_FIELDS = {"input", "result", "details", "heartbeat_details", "last_completion_result",
@@ -289,6 +290,11 @@ def history_json(events: list[wire.HistoryEvent]) -> list[dict[str, Any]]:
     return [{"event_id": e.event_id, "event_time": when(e.event_time),
              "event_type": event_type_name(e.event_type),
              "attributes": plain(e.attributes)} for e in events]
+
+
+def temporal_history_json(workflow_id: str, events: list[wire.HistoryEvent]) -> str:
+    """The history as Temporal's JSON (``WorkflowHistory.to_json``)."""
+    return WorkflowHistory(workflow_id, [HistoryEvent(e) for e in events]).to_json()
 
 
 def history_view(workflow_id: str, run_id: str, events: list[wire.HistoryEvent]) -> Group:

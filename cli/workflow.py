@@ -272,14 +272,22 @@ def describe(
 def history(
     workflow_id: str = WORKFLOW_ID, run_id: str = RUN_ID,
     address: str = ADDRESS, namespace: str = NAMESPACE, as_json: bool = JSON_OUT,
+    output: str = typer.Option("text", "--output", "-o",
+                               help="text, or json: Temporal's history JSON (as `temporal "
+                                    "workflow show --output json`; WorkflowHistory.from_json "
+                                    "and Replayer read it)."),
 ) -> None:
     """Show a run's history: one coloured line per event (all attributes with --json)."""
+    if output not in ("text", "json"):
+        raise typer.BadParameter(f"{output!r}: use text or json", param_hint="--output")
 
     async def go(client: Client) -> list[wire.HistoryEvent]:
         return [e.raw async for e in _handle(client, workflow_id, run_id).fetch_history_events()]
 
     events = _call(address, namespace, go)
-    if as_json:
+    if output == "json":
+        print(render.temporal_history_json(workflow_id, events))
+    elif as_json:
         print(render.to_json(render.history_json(events)))
     else:
         _out().print(render.history_view(workflow_id, run_id, events))

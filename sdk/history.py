@@ -8,11 +8,13 @@ like ``ev.activity_task_scheduled_event_attributes.activity_type.name`` ports un
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shoal import wire
+from shoal.sdk import _history_json
 
 EventType = enum.IntEnum(  # type: ignore[misc]
     "EventType",
@@ -90,7 +92,52 @@ class HistoryEvent:
 
 @dataclass(frozen=True)
 class WorkflowHistory:
-    """A run's whole history, as ``handle.fetch_history()`` returns it."""
+    """A run's whole history, as ``handle.fetch_history()`` returns it.
+
+    ``to_json`` / ``from_json`` use Temporal's history JSON (what ``temporal workflow show
+    --output json`` prints), so a history moves between shoal and Temporal's tools.
+    """
 
     workflow_id: str
     events: list[HistoryEvent]
+
+    @property
+    def run_id(self) -> str:
+        """The run id, from the first event (WorkflowExecutionStarted), as temporalio.
+
+        Raises:
+            RuntimeError: No events, or the first is not WorkflowExecutionStarted.
+        """
+        if not self.events:
+            raise RuntimeError("No events")
+        attrs = self.events[0].raw.attributes
+        if not isinstance(attrs, wire.WorkflowExecutionStartedAttributes):
+            raise RuntimeError("First event is not workflow start")
+        return attrs.original_execution_run_id
+
+    @staticmethod
+    def from_json(workflow_id: str, history: str | dict[str, Any]) -> WorkflowHistory:
+        """Parse a history written by ``to_json`` or exported from Temporal (CLI or UI).
+
+        Args:
+            workflow_id: The workflow's id (the JSON does not carry it).
+            history: The JSON text, or the dict it parses to.
+
+        Returns:
+            The history.
+
+        Raises:
+            ValueError: Not a history, or a value shoal cannot represent (an event type,
+                payload encoding or failure kind it lacks); the message names the field.
+        """
+        parsed = json.loads(history) if isinstance(history, str) else history
+        events = _history_json.events_from_json(parsed)
+        return WorkflowHistory(workflow_id, [HistoryEvent(e) for e in events])
+
+    def to_json(self) -> str:
+        """The history as Temporal's JSON (``{"events": [...]}``, without the workflow id)."""
+        return json.dumps(self.to_json_dict(), indent=2, ensure_ascii=False)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The history as the dict ``to_json`` writes."""
+        return _history_json.events_to_json([e.raw for e in self.events])

@@ -30,6 +30,7 @@ from shoal.sdk._commands import TERMINAL_COMMANDS
 from shoal.sdk._heartbeat import Heartbeater
 from shoal.sdk._interactions import QueryError
 from shoal.sdk.workflow_instance import WorkflowInstance
+from shoal.sdk._replayer import Replayer, WorkflowReplayResult, WorkflowReplayResults  # noqa: F401  (shoal.worker re-exports)
 
 log = logging.getLogger(__name__)
 

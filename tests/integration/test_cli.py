@@ -14,7 +14,8 @@ import pytest
 import trio
 
 from shoal import workflow
-from shoal.client import Client
+from shoal.client import Client, WorkflowHistory
+from shoal.common import EventType
 from shoal.exceptions import ApplicationError
 from shoal.worker import Worker
 
@@ -162,6 +163,10 @@ async def test_a_workflow_driven_from_the_shell(node, client: Client) -> None:
     assert signaled["attributes"]["input"] == ["bob", 2]
     view = await shoal(node, "history", "-w", wf)
     assert view.code == 0 and "WorkflowExecutionCompleted" in view.out
+    temporal = await shoal(node, "history", "-w", wf, "--output", "json")
+    assert temporal.code == 0, temporal.err
+    parsed = WorkflowHistory.from_json(wf, temporal.out)  # Temporal's history JSON
+    assert parsed.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
     closed = await shoal(node, "signal", "-w", wf, "--name", "finish")
     assert closed.code == 1 and "WORKFLOW_NOT_RUNNING" in closed.err
 
