@@ -3,6 +3,7 @@
 from shoal.sdk.client import (
     AsyncActivityHandle,
     Client,
+    RPCTimeoutOrCancelledError,
     WorkflowContinuedAsNewError,
     WorkflowExecution,
     WorkflowExecutionDescription,
@@ -12,12 +13,16 @@ from shoal.sdk.client import (
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from shoal.sdk.history import WorkflowHistory
 
 __all__ = [
     "AsyncActivityHandle",
     "Client",
+    "RPCTimeoutOrCancelledError",
     "WorkflowContinuedAsNewError",
     "WorkflowExecution",
     "WorkflowExecutionDescription",
@@ -28,4 +33,7 @@ __all__ = [
     "WorkflowQueryFailedError",
     "WorkflowQueryRejectedError",
     "WorkflowUpdateFailedError",
+    "WorkflowUpdateHandle",
+    "WorkflowUpdateRPCTimeoutOrCancelledError",
+    "WorkflowUpdateStage",
 ]

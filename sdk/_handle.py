@@ -1,6 +1,7 @@
 """A workflow seen from a client: temporalio's ``WorkflowHandle`` and the errors it raises.
 
-Owns: waiting for a run's outcome, signals, queries, updates, cancel, terminate, describe and
+Owns: waiting for a run's outcome, signals, queries, updates (their handles are in
+``_update_handle.py``), cancel, terminate, describe and
 history reads for one workflow id (and run), turning values into payloads with the client's
 data converter and failures back into exceptions. Must not: start workflows (``client.py``
 does), run workflow code, or import ``shoal.node``. Re-exported by ``shoal.sdk.client``.
@@ -24,6 +25,12 @@ from shoal.sdk._execution import (
 )
 from shoal.sdk.common import QueryRejectCondition
 from shoal.sdk.connection import RPCError
+from shoal.sdk._update_handle import (
+    WorkflowUpdateFailedError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateStage,
+    start_update,
+)
 from shoal.sdk.history import HistoryEvent, WorkflowHistory
 
 _NO_ARG = object()
@@ -57,18 +64,6 @@ class WorkflowQueryRejectedError(_exc.TemporalError):
     def status(self) -> WorkflowExecutionStatus:
         """The status of the run the query was refused on."""
         return self._status
-
-
-class WorkflowUpdateFailedError(_exc.TemporalError):
-    """The update was rejected by its validator or its handler raised; see ``cause``."""
-
-    def __init__(self, *, cause: BaseException) -> None:
-        super().__init__("Workflow update failed")
-        self.__cause__ = cause
-
-    @property
-    def cause(self) -> BaseException:
-        return self.__cause__  # type: ignore[return-value]
 
 
 class WorkflowContinuedAsNewError(_exc.TemporalError):
@@ -235,19 +230,71 @@ class WorkflowHandle:
             RPCError: WORKFLOW_NOT_RUNNING; DEADLINE_EXCEEDED if it did not complete in time.
         """
         name, ret_type = _handler_name_and_result(update, _UPDATE_ATTR)
-        values = list(args) if arg is _NO_ARG else [arg]
-        conv = self._client.data_converter
+        request = self._update_request(name, arg, args, id)
         resp = await self._client.service.call(wire.Op.UPDATE_WORKFLOW, wire.UpdateWorkflowRequest(
-            execution=self._execution(self.run_id),
-            request=wire.UpdateRequest(update_id=id or str(uuid.uuid4()), name=name,
-                                       input=conv.to_payloads(values), identity=self._client.identity),
-            wait_s=timeout.total_seconds(),
+            execution=self._execution(self.run_id), request=request, wait_s=timeout.total_seconds(),
         ))
-        if resp.outcome.failure is not None:
-            raise WorkflowUpdateFailedError(cause=_exc.failure_to_error(resp.outcome.failure, conv))
-        hint = result_type or ret_type
-        values = conv.from_payloads(resp.outcome.result or [], [hint] if hint is not None else None)
-        return values[0] if values else None
+        assert resp.outcome is not None, "an update waited on to COMPLETED has its outcome"
+        handle: WorkflowUpdateHandle[Any] = WorkflowUpdateHandle(
+            self._client, request.update_id, self.id, workflow_run_id=resp.run_id,
+            result_type=result_type or ret_type, known_outcome=resp.outcome)
+        return await handle.result()
+
+    async def start_update(
+        self, update: str | Callable[..., Any], arg: Any = _NO_ARG, *,
+        wait_for_stage: WorkflowUpdateStage = WorkflowUpdateStage.ACCEPTED,
+        args: Sequence[Any] = (), id: str | None = None, result_type: type | None = None,
+        rpc_timeout: timedelta | None = None,
+    ) -> WorkflowUpdateHandle[Any]:
+        """Send an update and return its handle once a worker accepted it (its handler is
+        then running; ``result()`` waits for it), or once it completed.
+
+        A rejected update is complete at once: its handle's ``result()`` raises
+        ``WorkflowUpdateFailedError`` without another call, as temporalio's does.
+
+        Args:
+            wait_for_stage: ACCEPTED or COMPLETED (ADMITTED is refused, as by temporalio).
+            id: the update's id (a new uuid if None); the same id is the same update.
+            rpc_timeout: how long to wait for the stage; None waits until it is reached.
+
+        Raises:
+            ValueError: ``wait_for_stage`` is ADMITTED.
+            WorkflowUpdateRPCTimeoutOrCancelledError: ``rpc_timeout`` passed first.
+            RPCError: WORKFLOW_NOT_RUNNING; NOT_FOUND if the workflow does not exist.
+        """
+        name, ret_type = _handler_name_and_result(update, _UPDATE_ATTR)
+        return await start_update(
+            self._client, self._execution(self.run_id), self._update_request(name, arg, args, id),
+            wait_for_stage=wait_for_stage, result_type=result_type or ret_type,
+            rpc_timeout=rpc_timeout,
+        )
+
+    def get_update_handle(
+        self, id: str, *, workflow_run_id: str | None = None, result_type: type | None = None,
+    ) -> WorkflowUpdateHandle[Any]:
+        """A handle to an update sent earlier (by any client) with id ``id``; no call is made.
+
+        Args:
+            workflow_run_id: the run it was sent to (default: this handle's run id, or the
+                workflow's current run).
+            result_type: what to decode the result into.
+        """
+        return WorkflowUpdateHandle(self._client, id, self.id,
+                                    workflow_run_id=workflow_run_id or self.run_id,
+                                    result_type=result_type)
+
+    def get_update_handle_for(
+        self, update: Callable[..., Any], id: str, *, workflow_run_id: str | None = None,
+    ) -> WorkflowUpdateHandle[Any]:
+        """``get_update_handle`` typed by the ``@workflow.update`` method's return type."""
+        _, ret_type = _handler_name_and_result(update, _UPDATE_ATTR)
+        return self.get_update_handle(id, workflow_run_id=workflow_run_id, result_type=ret_type)
+
+    def _update_request(self, name: str, arg: Any, args: Sequence[Any], id: str | None) -> wire.UpdateRequest:
+        values = list(args) if arg is _NO_ARG else [arg]
+        return wire.UpdateRequest(update_id=id or str(uuid.uuid4()), name=name,
+                                  input=self._client.data_converter.to_payloads(values),
+                                  identity=self._client.identity)
 
     async def cancel(self) -> None:
         """Ask the run to cancel: the workflow sees ``asyncio.CancelledError`` and decides.

@@ -37,6 +37,12 @@ from shoal.sdk._handle import (
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
 )
+from shoal.sdk._update_handle import (
+    RPCTimeoutOrCancelledError,
+    WorkflowUpdateHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
+)
 from shoal.sdk.common import RetryPolicy, WorkflowIDReusePolicy
 from shoal.sdk.connection import RETRY_FOR_S, ConnectionLost, RPCError, ServiceConnection
 from shoal.sdk.converter import decode_search_attributes, encode_search_attributes

@@ -6,6 +6,7 @@ Part of ``shoal.wire``: imports nothing of shoal outside ``wire/``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 from shoal.wire.commands import Command
 from shoal.wire.errors import DEFAULT_NAMESPACE
@@ -410,17 +411,43 @@ class RespondQueryTaskRequest:
     error: str | None = None
 
 
+class UpdateStage(IntEnum):
+    """How far an update has got (Temporal's UpdateWorkflowExecutionLifecycleStage)."""
+
+    ADMITTED = 1  # the node holds it; no worker has accepted it yet
+    ACCEPTED = 2  # a worker's validator passed it and the Accepted event committed
+    COMPLETED = 3  # its outcome is known (rejected, failed or returned)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateWorkflowRequest:
     execution: WorkflowExecution
     request: UpdateRequest
-    wait_s: float = 60.0  # how long to wait for the outcome
+    wait_s: float = 60.0  # how long to wait for ``wait_for_stage``
+    # ACCEPTED: answer once the update is accepted (or settled); COMPLETED: once settled.
+    wait_for_stage: UpdateStage = UpdateStage.COMPLETED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateWorkflowResponse:
     run_id: str
-    outcome: UpdateOutcome
+    outcome: UpdateOutcome | None = None  # None: accepted, still running
+    stage: UpdateStage = UpdateStage.COMPLETED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollWorkflowUpdateRequest:
+    """Wait for the outcome of an update sent earlier (Temporal's PollWorkflowExecutionUpdate)."""
+
+    execution: WorkflowExecution
+    update_id: str
+    wait_s: float = 30.0  # a long poll: answered with no outcome when it passes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollWorkflowUpdateResponse:
+    run_id: str
+    outcome: UpdateOutcome | None = None  # None: still running when ``wait_s`` passed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

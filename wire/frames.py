@@ -55,6 +55,8 @@ class Op(StrEnum):
     RECORD_CHILD_CLOSED = "record_child_closed"  # child's shard -> parent's shard leader
     CHANGE_RUN = "change_run"  # signal / cancel / terminate another workflow for a workflow
     SCAN_VISIBILITY = "scan_visibility"  # list/count: the rows of the shards a node leads
+    # --- update handles (issue 17) ---
+    POLL_WORKFLOW_UPDATE = "poll_workflow_update"  # wait for an update's outcome by its id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

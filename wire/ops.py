@@ -32,6 +32,8 @@ from shoal.wire.api import (
     PollActivityTaskResponse,
     PollWorkflowTaskRequest,
     PollWorkflowTaskResponse,
+    PollWorkflowUpdateRequest,
+    PollWorkflowUpdateResponse,
     QueryWorkflowRequest,
     QueryWorkflowResponse,
     RecordActivityHeartbeatRequest,
@@ -123,6 +125,7 @@ OP_TYPES: dict[Op, tuple[type, type]] = {
     Op.RECORD_CHILD_CLOSED: (RecordChildClosedRequest, Empty),
     Op.CHANGE_RUN: (ChangeRunRequest, Empty),
     Op.SCAN_VISIBILITY: (ScanVisibilityRequest, ScanVisibilityResponse),
+    Op.POLL_WORKFLOW_UPDATE: (PollWorkflowUpdateRequest, PollWorkflowUpdateResponse),
 }
 
 

@@ -74,6 +74,7 @@ class Handlers:
             wire.Op.QUERY_WORKFLOW: i.query_workflow,
             wire.Op.RESPOND_QUERY_TASK: i.respond_query_task,
             wire.Op.UPDATE_WORKFLOW: i.update_workflow,
+            wire.Op.POLL_WORKFLOW_UPDATE: i.poll_workflow_update,
             # peer ops: another node (or this one's router) asks the shard's leader
             wire.Op.START_TASK: t.start_task,
             wire.Op.START_CHILD_RUN: x.start_child_run,

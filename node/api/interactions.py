@@ -185,7 +185,9 @@ class InteractionOps:
         return wire.Empty()
 
     async def update_workflow(self, ns: str, req: wire.UpdateWorkflowRequest) -> wire.UpdateWorkflowResponse:
-        """Deliver an update to the run's workflow and wait for its outcome.
+        """Deliver an update to the run's workflow and wait until it reaches
+        ``req.wait_for_stage``: ACCEPTED answers once a worker accepted it (no outcome yet,
+        unless it already settled), COMPLETED once its outcome is known.
 
         Rejected or failed updates are an outcome with a failure, not an error.
         """
@@ -194,8 +196,10 @@ class InteractionOps:
         check_id("update_id", request.update_id)
         check_id("update name", request.name)
         check_payloads("update input", request.input)
-        if not 0 < req.wait_s <= POLL_WAIT_MAX_S:
-            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"wait_s must be in (0, {POLL_WAIT_MAX_S:g}]")
+        _check_wait(req.wait_s)
+        if req.wait_for_stage == wire.UpdateStage.ADMITTED:
+            raise wire.ShoalError(wire.Code.INVALID_ARGUMENT,
+                                  "wait_for_stage ADMITTED is not supported: wait for ACCEPTED or COMPLETED")
         shard = self.shards.for_workflow(ns, wf_id)
         engine, updates = self.engine, self.updates
 
@@ -216,28 +220,101 @@ class InteractionOps:
         run_id, found = await shard.run_op(ns, wf_id, op)
         if isinstance(found, wire.UpdateOutcome):
             return wire.UpdateWorkflowResponse(run_id=run_id, outcome=found)
-        return await self._await_update(shard, ns, wf_id, run_id, found, req.wait_s)
+        target = found.done if req.wait_for_stage == wire.UpdateStage.COMPLETED else found.reached_accepted
+        await self._await_update(shard, ns, wf_id, run_id, found, target, req.wait_s)
+        if found.outcome is None:
+            return wire.UpdateWorkflowResponse(run_id=run_id, stage=wire.UpdateStage.ACCEPTED)
+        return wire.UpdateWorkflowResponse(run_id=run_id, outcome=found.outcome)
 
     async def _await_update(self, shard, ns: str, wf_id: str, run_id: str, pending,
-                            wait_s: float) -> wire.UpdateWorkflowResponse:
+                            target: trio.Event, wait_s: float) -> None:
+        """Wait for ``target`` (the update accepted, or settled); raise if the run closes
+        first or ``wait_s`` passes."""
         with trio.move_on_after(wait_s):
-            while not pending.done.is_set():
+            while not target.is_set():
                 changed = shard.changed_event(ns, wf_id)
                 st = self.shards.read_state(shard, ns, wf_id, run_id)
-                if st.status != _RUNNING and not pending.done.is_set():
+                if st.status != _RUNNING and not target.is_set():
                     self.updates.forget((ns, wf_id, run_id), pending)
                     raise wire.ShoalError(
                         wire.Code.WORKFLOW_NOT_RUNNING,
                         f"workflow {wf_id!r} run {run_id} closed ({st.status.name}) before update "
                         f"{pending.request.update_id!r} completed")
-                await _first_of(pending.done, changed)
-        if pending.outcome is None:
+                await _first_of(target, changed)
+        if not target.is_set():
             self.updates.forget((ns, wf_id, run_id), pending)
             raise wire.ShoalError(
                 wire.Code.DEADLINE_EXCEEDED,
-                f"update {pending.request.update_id!r} of workflow {wf_id!r} did not complete within "
-                f"{wait_s:g}s{'' if pending.accepted else ': no worker accepted it (is one polling?)'}")
-        return wire.UpdateWorkflowResponse(run_id=run_id, outcome=pending.outcome)
+                f"update {pending.request.update_id!r} of workflow {wf_id!r} did not "
+                f"{'complete' if target is pending.done else 'get accepted'} within {wait_s:g}s"
+                f"{'' if pending.accepted else ': no worker accepted it (is one polling?)'}")
+
+    async def poll_workflow_update(
+        self, ns: str, req: wire.PollWorkflowUpdateRequest
+    ) -> wire.PollWorkflowUpdateResponse:
+        """Wait up to ``req.wait_s`` for the outcome of update ``req.update_id`` (a long
+        poll, as Temporal's PollWorkflowExecutionUpdate): no outcome in the answer means it
+        is still running, ask again.
+
+        A completed update's outcome is kept in the run's state (``completed_updates``);
+        one accepted and running, or one this node holds for a worker, is waited for.
+
+        Raises:
+            ShoalError: NOT_FOUND for an update the run does not know (never sent, rejected,
+                or completed so long ago its outcome was forgotten); WORKFLOW_NOT_RUNNING
+                if the run closed before the update completed.
+        """
+        wf_id, uid = req.execution.workflow_id, req.update_id
+        check_id("workflow_id", wf_id)
+        check_id("run_id", req.execution.run_id, required=False)
+        check_id("update_id", uid)
+        _check_wait(req.wait_s)
+        shard = self.shards.for_workflow(ns, wf_id)
+        await shard.confirm_leader()  # NOT_FOUND from a stale copy would be a wrong answer
+        deadline = trio.current_time() + req.wait_s
+        run_id, pending = req.execution.run_id, None
+        while True:
+            self.shards.served(shard.shard_id)  # moved away while we waited: the router goes on
+            committed = shard.committed_event(ns, wf_id)
+            st = self.shards.read_state(shard, ns, wf_id, run_id)
+            run_id = st.run_id  # stay on the run the update was found in
+            # Keep the waiter seen before: settling removes it from ``updates``.
+            pending = self.updates.find((ns, wf_id, run_id), uid) or pending
+            outcome = _update_outcome(st, uid, pending)
+            if outcome is not None:
+                return wire.PollWorkflowUpdateResponse(run_id=run_id, outcome=outcome)
+            if trio.current_time() >= deadline:
+                return wire.PollWorkflowUpdateResponse(run_id=run_id)
+            with trio.move_on_at(deadline):
+                await _first_of(committed, *([pending.done] if pending is not None else []))
+
+
+def _update_outcome(st: records.ExecutionState, uid: str, pending) -> wire.UpdateOutcome | None:
+    """The outcome of update ``uid`` if known now; None while it runs (or waits for a worker).
+
+    Raises:
+        ShoalError: NOT_FOUND (the run does not know it), WORKFLOW_NOT_RUNNING (the run
+            closed before it completed).
+    """
+    done = st.completed_updates.get(uid)
+    if done is not None:
+        return done
+    if pending is not None and pending.done.is_set():
+        return pending.outcome  # settled: a rejection is answered only to those waiting
+    if pending is None and uid not in st.accepted_updates:
+        raise wire.ShoalError(wire.Code.NOT_FOUND,
+                              f"workflow {st.workflow_id!r} run {st.run_id} has no update {uid!r} "
+                              f"(never sent, rejected, or completed long ago)")
+    if st.status != _RUNNING:
+        raise wire.ShoalError(wire.Code.WORKFLOW_NOT_RUNNING,
+                              f"workflow {st.workflow_id!r} run {st.run_id} closed ({st.status.name}) "
+                              f"before update {uid!r} completed")
+    return None
+
+
+def _check_wait(wait_s: float) -> None:
+    if not 0 < wait_s <= POLL_WAIT_MAX_S:
+        raise wire.ShoalError(wire.Code.INVALID_ARGUMENT, f"wait_s must be in (0, {POLL_WAIT_MAX_S:g}]")
 
 
 # Temporal fails queries fast while the workflow task keeps failing: it will not answer.

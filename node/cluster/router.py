@@ -67,6 +67,7 @@ _ROUTES: dict[wire.Op, Callable[[Any], tuple[str, Any] | None]] = {
     wire.Op.TERMINATE_WORKFLOW: _by_workflow(lambda b: b.execution.workflow_id),
     wire.Op.QUERY_WORKFLOW: _by_workflow(lambda b: b.execution.workflow_id),
     wire.Op.UPDATE_WORKFLOW: _by_workflow(lambda b: b.execution.workflow_id),
+    wire.Op.POLL_WORKFLOW_UPDATE: _by_workflow(lambda b: b.execution.workflow_id),
     wire.Op.COMPLETE_WORKFLOW_TASK: _by_workflow(lambda b: _token_workflow(b.task_token)),
     wire.Op.FAIL_WORKFLOW_TASK: _by_workflow(lambda b: _token_workflow(b.task_token)),
     wire.Op.COMPLETE_ACTIVITY_TASK: _by_workflow(lambda b: _token_workflow(b.task_token)),

@@ -25,6 +25,12 @@ class PendingUpdate:
     accepted: bool = False
     done: trio.Event = field(default_factory=trio.Event)
     outcome: wire.UpdateOutcome | None = None
+    # Set once a worker accepted it (or it settled): a caller waiting for ACCEPTED wakes.
+    reached_accepted: trio.Event = field(default_factory=trio.Event)
+
+    def mark_accepted(self) -> None:
+        self.accepted = True
+        self.reached_accepted.set()
 
 
 class Updates:
@@ -38,8 +44,14 @@ class Updates:
         run = self._by_run.setdefault(key, {})
         pending = run.get(request.update_id)
         if pending is None:
-            pending = run[request.update_id] = PendingUpdate(request=request, accepted=accepted)
+            pending = run[request.update_id] = PendingUpdate(request=request)
+        if accepted:
+            pending.mark_accepted()
         return pending
+
+    def find(self, key: RunKey, update_id: str) -> PendingUpdate | None:
+        """The waiter of an update this node holds and has not settled, if any."""
+        return self._by_run.get(key, {}).get(update_id)
 
     def unaccepted(self, key: RunKey) -> list[wire.UpdateRequest]:
         """Requests a workflow task of this run must carry."""
@@ -52,12 +64,13 @@ class Updates:
             return
         for uid in accepted:
             if uid in run:
-                run[uid].accepted = True
+                run[uid].mark_accepted()
         for uid, outcome in outcomes.items():
             pending = run.pop(uid, None)
             if pending is not None:
                 pending.outcome = outcome
                 pending.done.set()
+                pending.reached_accepted.set()
         if not run:
             del self._by_run[key]
 
